@@ -1,0 +1,36 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv bench freeze clean
+
+$(STAMP): requirements.txt requirements-test.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements-test.txt
+	$(PIP) install -q --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Set up and run the whole pipeline offline on the sample (Airflow DAG run, then validation).
+demo: $(STAMP)
+	$(PY) -m bigearthnet_s1.demo
+
+## Install what the tests need (incl. a throwaway PostgreSQL) and run them.
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+## Benchmarks: each prints its figures and ratios.
+bench: $(STAMP)
+	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+freeze:
+	$(PIP) freeze --exclude-editable | grep -v '^-e' > requirements.txt.new && mv requirements.txt.new requirements.txt
+
+clean:
+	rm -rf $(VENV) demo-work .pytest_cache

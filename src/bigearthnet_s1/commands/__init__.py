@@ -1,0 +1,1 @@
+"""Sub-commands of the ``bigearthnet-s1`` CLI, one module each (see ``cli.COMMANDS``)."""
