@@ -77,9 +77,9 @@ def test_zero_doppler_reproduces_real_geolocation_grid(s1b_rome_safe: Path) -> N
     t, rng = orbit.zero_doppler(xyz)
     t_ref = orbit.seconds(g["azimuthTime"])
     rng_ref = g["slantRangeTime"] * SPEED_OF_LIGHT / 2
-    # Azimuth time interval of GRDH is ~1.5 ms (10 m); ESA's grid agrees to well under a pixel.
-    assert np.max(np.abs(t - t_ref)) < 2e-4
-    assert np.max(np.abs(rng - rng_ref)) < 1.0  # metres; a range pixel is ~6-10 m
+    # ESA computed the grid with the same orbit; agreement is far below a pixel (1.5 ms, 10 m).
+    assert np.max(np.abs(t - t_ref)) < 1e-5  # seconds; ~7 cm along track
+    assert np.max(np.abs(rng - rng_ref)) < 0.01  # metres
     assert t.shape == t_ref.shape and np.all(np.isfinite(t))
 
 
