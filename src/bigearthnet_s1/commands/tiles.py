@@ -1,0 +1,40 @@
+"""``bigearthnet-s1 tiles S2_ROOT_OR_TABLE [--tile 33UUP ...]``: one JSON object per line per
+S2 tile acquisition (tile id, EPSG, sensing time in ISO UTC, grid corner, patch count,
+footprints in WGS84 as GeoJSON)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "source",
+        nargs="?",
+        type=Path,
+        help="a BigEarthNet-S2 archive folder, or the patch-name table "
+        "(s1_s2_name_country_season.csv[.bz2]); default: the table bundled with bigearthnet-common",
+    )
+    parser.add_argument(
+        "--tile", action="append", metavar="MGRS", help="keep only this MGRS tile (repeatable), e.g. 33UUP"
+    )
+    parser.add_argument(
+        "--patches", action="store_true", help="include the full patch list (TileAcquisition.to_json())"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from bigearthnet_s1.tiles import read_patch_table, read_tiles
+
+    acqs = read_patch_table(tiles=args.tile) if args.source is None else read_tiles(args.source, tiles=args.tile)
+    out = sys.stdout
+    for acq in acqs:
+        record = acq.summary()
+        if args.patches:
+            record["patches"] = [p.to_json() for p in acq.patches]
+        out.write(json.dumps(record, separators=(",", ":")) + "\n")
+    out.flush()
+    return 0
