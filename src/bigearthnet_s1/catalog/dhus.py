@@ -1,0 +1,247 @@
+"""Data Hub Software (DHuS) backend through sentinelsat's ``SentinelAPI``.
+
+Works against any DHuS endpoint (the closed SciHub/ApiHub, national mirrors, collaborative
+ground segments): pass its API root, e.g. ``https://colhub.met.no/`` or
+``https://some.mirror/apihub/``. The OpenSearch search gives names, orbits, direction,
+times, footprints and a rounded size ("1.61 GB", not stored: ``size`` stays ``None``);
+:meth:`DhusCatalog.details` asks the OData API for the exact size, MD5 and online status.
+
+Status-level retries (429 honouring ``Retry-After``, 5xx, connection errors) are urllib3's
+``Retry`` mounted on sentinelsat's own session; sentinelsat's exceptions become
+:class:`~bigearthnet_s1.errors.CatalogError` / ``AuthenticationError`` with the hub named.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import requests
+import shapely.errors
+import shapely.wkt
+from shapely.geometry.base import BaseGeometry
+
+from bigearthnet_s1.catalog import ProductRecord, is_iw_grd, make_record, product_name
+from bigearthnet_s1.catalog._http import body_excerpt, looks_like_html, make_retry, mount_retries, redact_url
+from bigearthnet_s1.catalog.cdse import _search_polygon_wkt
+from bigearthnet_s1.errors import AuthenticationError, CatalogError, InputError
+
+__all__ = ["DhusCatalog"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _utc_naive(t: datetime, what: str) -> datetime:
+    if t.tzinfo is None:
+        raise InputError(f"{what} {t.isoformat()} is naive; pass tz-aware UTC datetimes")
+    return t.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _as_utc(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return None
+
+
+def _gml_to_polygon(gml: str) -> BaseGeometry:
+    # sentinelsat's parser turns "lat,lon lat,lon" GML coordinates into WKT (lon lat)
+    from sentinelsat.sentinel import _parse_gml_footprint
+
+    return shapely.wkt.loads(_parse_gml_footprint(gml))
+
+
+class _Transient(CatalogError):
+    """A body that broke off or did not parse; retried."""
+
+
+class DhusCatalog:
+    """Sentinel-1 IW GRD search on a DHuS endpoint (see module doc)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 5,
+        backoff: float = 1.0,
+        max_retry_after: float = 300.0,
+        page_size: int = 100,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        from sentinelsat import SentinelAPI
+
+        self.url = url if url.endswith("/") else url + "/"
+        self.api = SentinelAPI(user, password, api_url=self.url, show_progressbars=False, timeout=timeout)
+        self.api.page_size = int(page_size)
+        self.retries = int(retries)
+        self.backoff = float(backoff)
+        self._sleep = sleep
+        self._user = user
+        mount_retries(
+            self.api.session,
+            make_retry(retries=self.retries, backoff=self.backoff, max_retry_after=max_retry_after, sleep=sleep),
+        )
+        # sentinelsat stores the timeout on the session, where requests ignores it
+        self.api.session.request = _with_timeout(self.api.session.request, timeout)  # type: ignore[method-assign]
+
+    def __repr__(self) -> str:  # never show credentials
+        return f"DhusCatalog({redact_url(self.url)!r}, user={'set' if self._user else None})"
+
+    # -- error handling --------------------------------------------------------------------
+    def _call(self, fn: Callable[[], T], what: str) -> T:
+        from sentinelsat.exceptions import SentinelAPIError, UnauthorizedError
+
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except UnauthorizedError as exc:
+                code = getattr(getattr(exc, "response", None), "status_code", 401)
+                raise AuthenticationError(
+                    f"{what}: HTTP {code} from DHuS at {redact_url(self.url)}: the hub refused the "
+                    f"credentials ({exc.msg}); check BIGEARTHNET_S1_DHUS_USER/PASSWORD or the arguments"
+                ) from None
+            except SentinelAPIError as exc:
+                error = self._explain(exc, what)
+            except requests.exceptions.RetryError as exc:
+                raise CatalogError(f"{what}: DHuS at {redact_url(self.url)} kept failing after the retries ({exc})") from None
+            except requests.exceptions.ChunkedEncodingError as exc:
+                error = _Transient(f"{what}: the answer of DHuS at {redact_url(self.url)} broke off ({exc})")
+            except requests.exceptions.RequestException as exc:
+                raise CatalogError(
+                    f"{what}: cannot reach DHuS at {redact_url(self.url)} ({type(exc).__name__}: {exc})"
+                ) from None
+            if not isinstance(error, _Transient) or attempt >= self.retries:
+                raise error
+            attempt += 1
+            wait = self.backoff * 2 ** (attempt - 1)
+            log.warning("%s; retry %d in %.1f s", error, attempt, wait)
+            if wait > 0:
+                self._sleep(wait)
+
+    def _explain(self, exc: Any, what: str) -> CatalogError:
+        r: requests.Response | None = getattr(exc, "response", None)
+        where = redact_url(self.url)
+        if r is None:
+            return CatalogError(f"{what}: DHuS at {where}: {exc}")
+        code = r.status_code
+        if code in (401, 403):
+            return AuthenticationError(
+                f"{what}: HTTP {code} from DHuS at {where}: the hub refused the credentials "
+                "(check BIGEARTHNET_S1_DHUS_USER/PASSWORD or the arguments)"
+            )
+        if code == 429:
+            return CatalogError(
+                f"{what}: DHuS at {where} still rate limits (HTTP 429, Retry-After "
+                f"{r.headers.get('Retry-After')!r}) after {self.retries} retries"
+            )
+        if code >= 500:
+            return CatalogError(
+                f"{what}: HTTP {code} {r.reason} from DHuS at {where} after {self.retries} retries: "
+                f"{body_excerpt(r.content)}"
+            )
+        body = r.content
+        if looks_like_html(r) and not body.lstrip().startswith(b"{"):
+            return CatalogError(
+                f"{what}: DHuS at {where} answered HTML instead of JSON (HTTP {code}, Content-Type "
+                f"{r.headers.get('Content-Type')!r}): {body_excerpt(body)!r}"
+            )
+        if body.lstrip().startswith(b"{"):
+            return _Transient(
+                f"{what}: DHuS at {where} returned truncated or malformed JSON ({len(body)} bytes, HTTP {code})"
+            )
+        return CatalogError(f"{what}: DHuS at {where}: {exc}")
+
+    # -- search ----------------------------------------------------------------------------
+    def search(self, footprint_wgs84: BaseGeometry, start: datetime, end: datetime) -> list[ProductRecord]:
+        """IW GRD products intersecting ``footprint_wgs84`` (lon/lat), sensing start in [start, end] (UTC)."""
+        area = _search_polygon_wkt(footprint_wgs84).replace("POLYGON ", "POLYGON")
+        date = (_utc_naive(start, "search start"), _utc_naive(end, "search end"))
+        products = self._call(
+            lambda: self.api.query(area=area, date=date, producttype="GRD", sensoroperationalmode="IW"),
+            "DHuS search",
+        )
+        records = [r for r in (self.parse_product(uid, p) for uid, p in products.items()) if r is not None]
+        log.info("DHuS search: %d IW GRD products out of %d results", len(records), len(products))
+        return records
+
+    def parse_product(self, uid: str, props: dict[str, Any]) -> ProductRecord | None:
+        """A record from one sentinelsat OpenSearch result, or ``None`` if not IW GRD."""
+        name = product_name(str(props.get("identifier") or props.get("title") or props.get("filename") or ""))
+        if not is_iw_grd(name):
+            log.debug("DHuS: skipping %s (not a Sentinel-1 IW GRD product)", name or uid)
+            return None
+        try:
+            if props.get("footprint"):
+                footprint = shapely.wkt.loads(props["footprint"])
+            elif props.get("gmlfootprint"):
+                footprint = _gml_to_polygon(props["gmlfootprint"])
+            else:
+                footprint = None
+            datatake = props.get("missiondatatakeid")
+            return make_record(
+                name,
+                source="dhus",
+                footprint=footprint,
+                uuid=props.get("uuid") or uid,
+                mission=None,  # from the name: platformidentifier is the COSPAR id
+                start_time=_as_utc(props.get("beginposition")),
+                stop_time=_as_utc(props.get("endposition")),
+                absolute_orbit=props.get("orbitnumber"),
+                relative_orbit=props.get("relativeorbitnumber"),
+                orbit_direction=props.get("orbitdirection"),
+                datatake_id=f"{int(datatake):06X}" if datatake is not None else None,
+                online=None,  # the OpenSearch answer does not say; see details()
+                url=props.get("link") or f"{self.url}odata/v1/Products('{uid}')/$value",
+            )
+        except (InputError, ValueError, TypeError, shapely.errors.ShapelyError) as exc:
+            raise CatalogError(f"DHuS product {name}: unusable record ({exc})") from None
+
+    # -- OData details -----------------------------------------------------------------------
+    def details(self, record: ProductRecord) -> ProductRecord:
+        """The record with exact size, MD5 checksum and online status from the hub's OData API."""
+        if not record.uuid:
+            raise CatalogError(f"product {record.name}: no uuid, cannot ask DHuS for details")
+        info = self._call(lambda: self.api.get_product_odata(record.uuid), f"DHuS details of {record.name}")
+        title = product_name(str(info.get("title", "")))
+        if title != record.name:
+            raise CatalogError(
+                f"DHuS details of {record.name}: uuid {record.uuid} belongs to {title!r}, not this product"
+            )
+        checksum, algorithm = None, None
+        for alg in ("md5", "sha3-256", "sha256"):
+            if info.get(alg):
+                checksum, algorithm = str(info[alg]).lower(), alg.upper()
+                break
+        return record.replace(
+            size=int(info["size"]) if info.get("size") else None,
+            checksum=checksum,
+            checksum_algorithm=algorithm,
+            # DHuS versions without a long-term archive have no Online property: all online
+            online=bool(info.get("Online", True)),
+            url=info.get("url") or record.url,
+        )
+
+    def complete(self, records: Iterable[ProductRecord]) -> list[ProductRecord]:
+        """:meth:`details` for each record (use on the few chosen products, not a whole search)."""
+        return [self.details(r) for r in records]
+
+    def is_online(self, record: ProductRecord) -> bool:
+        """Whether the product is online now (``False``: in the long-term archive)."""
+        if not record.uuid:
+            raise CatalogError(f"product {record.name}: no uuid, cannot ask DHuS whether it is online")
+        return bool(self._call(lambda: self.api.is_online(record.uuid), f"DHuS online status of {record.name}"))
+
+
+def _with_timeout(request: Callable[..., requests.Response], timeout: float) -> Callable[..., requests.Response]:
+    def wrapped(method: str, url: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", timeout)
+        return request(method, url, **kwargs)
+
+    return wrapped
