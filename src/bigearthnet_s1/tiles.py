@@ -330,7 +330,7 @@ class TileGrid:
 
     def window_transform(self, window: Window) -> Affine:
         """Transform of a window of this grid (top-left pixel corner)."""
-        return self.transform * Affine.translation(window.col_off, window.row_off)
+        return self.transform @ Affine.translation(window.col_off, window.row_off)
 
     def to_json(self) -> dict[str, Any]:
         return {
