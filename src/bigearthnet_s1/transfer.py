@@ -29,7 +29,6 @@ import queue
 import random
 import re
 import shutil
-import socket
 import threading
 import time
 import zipfile
@@ -267,7 +266,7 @@ def verify_zip(path: Path, label: str | None = None) -> None:
         head = _read_head(path, 512)
         if _looks_like_html(head):
             raise NotAZipError(f"{label}: the server sent an HTML page, not a zip: {_html_summary(head)}") from exc
-        raise ChecksumError(f"{label}: not a valid zip file ({exc})") from exc
+        raise ChecksumError(f"{label}: not a valid zip file ({exc}); it starts with {head[:64]!r}") from exc
     except (OSError, EOFError, zipfile.LargeZipFile, NotImplementedError) as exc:
         raise ChecksumError(f"{label}: zip integrity test failed ({exc})") from exc
     if bad is not None:
@@ -283,8 +282,7 @@ def _read_head(path: Path, n: int) -> bytes:
 
 
 def _looks_like_html(head: bytes) -> bool:
-    h = head.lstrip()[:64].lower()
-    return h.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"{", b"<"))
+    return head.lstrip()[:1] == b"<"  # HTML or XML error documents
 
 
 def _html_summary(body: bytes, limit: int = 200) -> str:
@@ -396,10 +394,9 @@ class ProgressReporter:
 
     def finish(self) -> None:
         snap = self.snapshot(finished=True)
-        elapsed = max(snap.elapsed, 1e-9)
         if self.callback is not None:
             self.callback(snap)
-        log.info("%s: %.1f MB done in %s", self.label, self.done / 1e6, _fmt_seconds(elapsed))
+        log.info("%s: %.1f MB done in %s", self.label, self.done / 1e6, _fmt_seconds(snap.elapsed))
 
 
 # --------------------------------------------------------------------------------------------
@@ -733,9 +730,10 @@ def download(
                     raise DownloadError(f"{label}: giving up after {attempts} attempts ({exc})") from None
                 continue
             except AuthenticationError:
-                if not auth_retried and hasattr(auth, "invalidate"):
+                token_auth = auth if auth is not None else getattr(sess, "auth", None)
+                if not auth_retried and hasattr(token_auth, "invalidate"):
                     auth_retried = True
-                    auth.invalidate()
+                    token_auth.invalidate()
                     log.info("%s: 401 with the current token; renewing it", label)
                     continue
                 raise
@@ -908,7 +906,7 @@ def _attempt(
                         part.unlink(missing_ok=True)
                         if _looks_like_html(data[:512]):
                             raise NotAZipError(f"{label}: the server sent an HTML page, not a zip ({url}): {_html_summary(data[:2048])}")
-                        raise NotAZipError(f"{label}: the server's body does not start like a zip file ({url}): {data[:16]!r}")
+                        raise NotAZipError(f"{label}: the server's body does not start like a zip file ({url}): {data[:64]!r}")
                 try:
                     f.write(data)
                 except OSError as exc:
@@ -991,5 +989,3 @@ __all__ = [
     "same_site",
     "verify_zip",
 ]
-
-_ = socket  # socket.timeout is an OSError subclass, caught above
