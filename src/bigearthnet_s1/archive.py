@@ -39,6 +39,7 @@ from rasterio.windows import Window
 
 from bigearthnet_s1.errors import ArchiveError
 from bigearthnet_s1.tiles import (
+    MAX_PATCH_INDEX,
     PATCH_M,
     PATCH_PX,
     RESOLUTION,
@@ -124,7 +125,7 @@ def s1_patch_name(scene_id: str, tile_id: str, col: int, row: int) -> str:
     if not m:
         raise ArchiveError(f"not a Sentinel-1 product id: {scene_id!r}")
     name = f"{m.group('short')}_{m.group('start')}_{tile_id}_{col}_{row}"
-    if not S1_NAME_RE.match(name):
+    if not S1_NAME_RE.match(name) or not (0 <= col <= MAX_PATCH_INDEX and 0 <= row <= MAX_PATCH_INDEX):
         raise ArchiveError(f"patch name {name!r} (scene {scene_id}, tile {tile_id}) is not valid")
     return name
 
@@ -724,7 +725,7 @@ def check_patch(patch_dir: Path) -> list[str]:
                 if (ds.width, ds.height) != (PATCH_PX, PATCH_PX):
                     reasons.append(f"bad size: {pol} is {ds.width}x{ds.height}, expected 120x120")
                 if ds.compression is not None:
-                    reasons.append(f"bad compression: {pol} is {ds.compression.value}, expected none")
+                    reasons.append(f"bad compression: {pol} is {ds.compression.name}, expected none")
                 if ds.nodata is not None:
                     reasons.append(f"bad nodata tag: {pol} has nodata={ds.nodata}, expected none")
                 epsg = ds.crs.to_epsg() if ds.crs else None
