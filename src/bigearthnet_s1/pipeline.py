@@ -1,0 +1,535 @@
+"""The pipeline's steps as plain functions: what the Airflow DAG (and ``bigearthnet-s1 build``) runs.
+
+One step per DAG task, each taking a :class:`WorkDir` and small JSON-able values (tile keys,
+product names) and returning a small JSON-safe dict. Arrays and products stay on disk:
+
+    <work>/tiles/<tile.key>.json            the tile acquisition (grid, patches)
+    <work>/selection/<tile.key>.candidates.json, <tile.key>.json   search and selection
+    <work>/records/<product>.json           product records chosen for some tile
+    <work>/products/                        the product store (downloads, verified, atomic)
+    <work>/processed/<tile.key>/<product>.tif   preprocessed scene on the tile grid (dB)
+    <work>/results/<tile.key>.json          what assemble_tile wrote for the tile
+    <archive>/                              the BigEarthNet-S1 archive (default <work>/archive)
+
+Every step is idempotent: it skips work whose output exists (outputs are written under a
+temporary name and renamed when complete, so "exists" means "complete"), so a retried or
+killed task resumes where it stopped. No Airflow import here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bigearthnet_s1.errors import BigEarthNetS1Error, InputError
+
+if TYPE_CHECKING:  # heavy modules are imported inside the steps
+    from bigearthnet_s1.catalog import Catalog, ProductRecord
+    from bigearthnet_s1.tiles import TileAcquisition
+
+log = logging.getLogger(__name__)
+
+UTC = timezone.utc
+CATALOG_KINDS = ("local", "cdse", "dhus")
+ENGINES = ("native", "snap")
+#: Environment variable of the fault-injection hook used by the tests (see :func:`inject_fault`).
+FAULT_ENV = "BIGEARTHNET_S1_FAIL_ONCE"
+
+
+class ParameterError(InputError):
+    """A run parameter that cannot work (unknown tile, empty window, unwritable output ...)."""
+
+
+class PipelineError(BigEarthNetS1Error):
+    """A step that cannot run because an earlier step's output is missing."""
+
+
+class InjectedFault(BigEarthNetS1Error):
+    """A transient failure injected on purpose by the test hook (:data:`FAULT_ENV`)."""
+
+
+# ------------------------------------------------------------------------------ work dir
+
+
+class WorkDir:
+    """Paths of the work folder and of the output archive (created lazily by the steps)."""
+
+    def __init__(self, root: str | os.PathLike[str], archive: str | os.PathLike[str] | None = None):
+        self.root = Path(root).expanduser().absolute()
+        self.archive = Path(archive).expanduser().absolute() if archive else self.root / "archive"
+
+    def __repr__(self) -> str:
+        return f"WorkDir({str(self.root)!r}, archive={str(self.archive)!r})"
+
+    @property
+    def products(self) -> Path:
+        return self.root / "products"
+
+    def tile_file(self, key: str) -> Path:
+        return self.root / "tiles" / f"{key}.json"
+
+    def candidates_file(self, key: str) -> Path:
+        return self.root / "selection" / f"{key}.candidates.json"
+
+    def selection_file(self, key: str) -> Path:
+        return self.root / "selection" / f"{key}.json"
+
+    def record_file(self, name: str) -> Path:
+        return self.root / "records" / f"{name}.json"
+
+    def processed_dir(self, key: str) -> Path:
+        return self.root / "processed" / key
+
+    def processed_file(self, key: str, product: str) -> Path:
+        return self.processed_dir(key) / f"{product}.tif"
+
+    def result_file(self, key: str) -> Path:
+        return self.root / "results" / f"{key}.json"
+
+    def quicklook_file(self, key: str) -> Path:
+        return self.archive / "quicklooks" / f"{key}.png"
+
+    def summary_file(self, run_id: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in run_id)
+        return self.root / "summaries" / f"{safe}.json"
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write JSON atomically (temporary file in the same folder, then ``os.replace``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, sort_keys=True, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"{what} not found: {path} (did the earlier step run?)") from None
+    except json.JSONDecodeError as exc:
+        raise PipelineError(f"{what} is not valid JSON: {path}: {exc}") from exc
+
+
+def inject_fault(work: WorkDir, step: str, key: str) -> None:
+    """Test hook: fail the first attempt of ``step`` for ``key`` once.
+
+    Active only when the environment variable ``BIGEARTHNET_S1_FAIL_ONCE`` lists
+    ``step`` or ``step:<key prefix>`` (comma separated). The first call raises
+    :class:`InjectedFault` and leaves a marker in ``<work>/.faults``; later calls pass. Used by
+    the Airflow tests to prove that retries are recorded; harmless otherwise.
+    """
+    spec = os.environ.get(FAULT_ENV, "")
+    if not spec:
+        return
+    for item in (s.strip() for s in spec.split(",")):
+        name, _, prefix = item.partition(":")
+        if name == step and key.startswith(prefix):
+            marker = work.root / ".faults" / f"{step}-{key}"
+            if marker.exists():
+                return
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+            raise InjectedFault(f"injected failure of {step} for {key} ({FAULT_ENV}={spec})")
+
+
+# ------------------------------------------------------------------------------ parameters
+
+
+def parse_time(value: str | datetime | None, what: str) -> datetime | None:
+    """ISO date or date-time (naive means UTC) -> tz-aware UTC datetime; None/'' -> None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        t = value
+    else:
+        try:
+            t = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ParameterError(f"{what}: not an ISO date or date-time: {value!r}") from None
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def run_window(start: str | datetime | None, end: str | datetime | None, *, run_type: str = "manual",
+               interval_start: datetime | None = None, interval_end: datetime | None = None
+               ) -> tuple[datetime | None, datetime | None]:
+    """The S2 sensing-time window [start, end) of a run (UTC; None = unbounded).
+
+    Explicit ``start``/``end`` win. Otherwise scheduled and backfill runs take their data
+    interval (so a backfill over a year rebuilds it run by run); manual runs are unbounded.
+    Raises :class:`ParameterError` for an empty window (start >= end).
+    """
+    t0, t1 = parse_time(start, "start"), parse_time(end, "end")
+    if t0 is None and t1 is None and run_type.lower() in ("scheduled", "backfill"):
+        t0, t1 = parse_time(interval_start, "data interval start"), parse_time(interval_end, "data interval end")
+    if t0 is not None and t1 is not None and t0 >= t1:
+        raise ParameterError(f"empty time window: start {t0.isoformat()} is not before end {t1.isoformat()}")
+    return t0, t1
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Raise :class:`ParameterError` unless ``path`` is (or can be created as) a writable folder.
+
+    Writes nothing that stays: the probe is an anonymous temporary file in the nearest existing
+    ancestor (``os.access`` alone is not enough: root passes it on a read-only file system).
+    """
+    p = path
+    while not p.exists():
+        if p.parent == p:
+            break
+        p = p.parent
+    if not p.is_dir():
+        raise ParameterError(f"{what} {path} cannot be created: {p} is not a folder")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ParameterError(f"{what} {path} is not writable (no write permission on {p})")
+    try:
+        with tempfile.TemporaryFile(dir=p):
+            pass
+    except OSError as exc:
+        raise ParameterError(f"{what} {path} is not writable ({p}: {exc.strerror or exc})") from exc
+
+
+def _check_choice(value: str, choices: Sequence[str], what: str) -> str:
+    if value not in choices:
+        raise ParameterError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def check_dem(dem: str) -> None:
+    """A DEM spec is 'flat', 'glo30', 'srtm1' or an existing raster path."""
+    if dem in ("flat", "glo30", "srtm1"):
+        return
+    if not Path(dem).expanduser().is_file():
+        raise ParameterError(f"DEM {dem!r} is neither 'flat', 'glo30', 'srtm1' nor an existing raster file")
+
+
+def check_engine(engine: str) -> None:
+    """The engine exists here (``snap`` needs SNAP's gpt): fail before anything runs."""
+    _check_choice(engine, ENGINES, "engine")
+    if engine == "snap":
+        from bigearthnet_s1 import gpt
+
+        gpt.find_gpt()  # raises EngineUnavailableError with install instructions
+
+
+# ------------------------------------------------------------------------------ tiles
+
+
+def read_tiles(source: str | os.PathLike[str]) -> list[TileAcquisition]:
+    """All tile acquisitions of ``source``: 'table', a patch-name table file or an S2 archive folder."""
+    from bigearthnet_s1 import tiles as tiles_mod
+
+    if str(source) in ("", "table"):
+        return tiles_mod.read_patch_table(None)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return tiles_mod.read_s2_archive(path)
+    if path.is_file():
+        return tiles_mod.read_patch_table(path)
+    raise ParameterError(f"S2 source {str(source)!r} is neither 'table', a BigEarthNet-S2 folder "
+                         "nor a patch-name table file")
+
+
+def filter_tiles(acquisitions: Iterable[TileAcquisition], tiles: Sequence[str] = (), *,
+                 start: datetime | None = None, end: datetime | None = None,
+                 source: str = "the S2 source") -> list[TileAcquisition]:
+    """Keep acquisitions whose tile id or key is in ``tiles`` (all when empty) sensed in [start, end).
+
+    An entry of ``tiles`` that names no acquisition of the source raises :class:`ParameterError`
+    (a typo must not silently build nothing).
+    """
+    acqs = list(acquisitions)
+    wanted = [str(t).strip().upper().removeprefix("T") for t in tiles if str(t).strip()]
+    if wanted:
+        ids = {a.tile_id.upper() for a in acqs}
+        keys = {a.key.upper() for a in acqs}
+        unknown = [t for t in wanted if t not in ids and t not in keys]
+        if unknown:
+            known = ", ".join(sorted(ids)[:12]) + (" ..." if len(ids) > 12 else "")
+            raise ParameterError(f"unknown tile(s) {', '.join(unknown)}: not in {source} "
+                                 f"(its tiles: {known})")
+        acqs = [a for a in acqs if a.tile_id.upper() in wanted or a.key.upper() in wanted]
+    if start is not None:
+        acqs = [a for a in acqs if a.sensing_time >= start]
+    if end is not None:
+        acqs = [a for a in acqs if a.sensing_time < end]
+    return sorted(acqs, key=lambda a: a.key)
+
+
+def tile_ref(tile: TileAcquisition) -> dict[str, Any]:
+    """The small JSON that travels through XCom for a tile."""
+    return {"key": tile.key, "tile_id": tile.tile_id,
+            "sensing_time": tile.sensing_time.astimezone(UTC).isoformat(), "patches": len(tile.patches)}
+
+
+def load_tile(work: WorkDir, key: str) -> TileAcquisition:
+    from bigearthnet_s1.tiles import TileAcquisition
+
+    return TileAcquisition.from_json(read_json(work.tile_file(key), f"tile {key}"))
+
+
+def prepare_run(work: WorkDir, source: str, *, tiles: Sequence[str] = (), start: datetime | None = None,
+                end: datetime | None = None, catalog: str = "local", catalog_root: str = "",
+                catalog_options: Mapping[str, Any] | None = None, dem: str = "flat",
+                engine: str = "native", explicit_window: bool = False) -> list[dict[str, Any]]:
+    """Check every parameter, then find the tiles and save their manifests; return tile refs.
+
+    Raises :class:`ParameterError` with a message naming the bad value, before writing anything,
+    for: an unknown catalogue/engine, a catalogue without its credentials or folder, a missing
+    DEM, an unwritable work or archive folder, an unknown tile, an empty window, or an explicit
+    window in which no acquisition was sensed.
+    """
+    _check_choice(catalog, CATALOG_KINDS, "catalog")
+    opts = dict(catalog_options or {})
+    if catalog == "local":
+        root = catalog_root or opts.get("root") or opts.get("url") or ""
+        if not root or not Path(str(root)).expanduser().is_dir():
+            raise ParameterError(f"local catalogue folder {str(root)!r} does not exist "
+                                 "(param catalog_root, or 'root' in the Connection's extra)")
+    elif not opts.get("user") and not opts.get("token"):
+        raise ParameterError(f"catalogue {catalog} needs credentials: name an Airflow Connection "
+                             "(param catalog_conn_id) with login and password")
+    check_dem(dem)
+    check_engine(engine)
+    check_writable(work.root, "work folder")
+    check_writable(work.archive, "output archive")
+    if start is not None and end is not None and start >= end:
+        raise ParameterError(f"empty time window: start {start.isoformat()} is not before end {end.isoformat()}")
+
+    found = filter_tiles(read_tiles(source), tiles, start=start, end=end, source=str(source))
+    if not found and (explicit_window or tiles):
+        window = f"[{start.isoformat() if start else '-inf'}, {end.isoformat() if end else '+inf'})"
+        raise ParameterError(f"no S2 tile acquisition of {source} sensed in {window}"
+                             + (f" for tiles {', '.join(tiles)}" if tiles else ""))
+    for t in found:
+        write_json(work.tile_file(t.key), t.to_json())
+    log.info("%d tile acquisitions to build (%d patches)", len(found), sum(len(t.patches) for t in found))
+    return [tile_ref(t) for t in found]
+
+
+# ------------------------------------------------------------------------------ catalogue
+
+
+def open_catalog_for(kind: str, catalog_root: str = "", options: Mapping[str, Any] | None = None) -> Catalog:
+    """Open the catalogue backend ``kind`` with Connection options (url, user, password, extras)."""
+    from bigearthnet_s1.catalog import open_catalog
+
+    opts = {k: v for k, v in dict(options or {}).items() if k != "kind"}
+    if kind == "local":
+        root = catalog_root or opts.pop("root", None) or opts.pop("url", None)
+        return open_catalog("local", root=root)
+    return open_catalog(kind, **opts)
+
+
+def _record_json(r: ProductRecord) -> dict[str, Any]:
+    return r.to_json()
+
+
+def lookup_footprint(work: WorkDir, key: str, *, catalog: str, catalog_root: str = "",
+                     catalog_options: Mapping[str, Any] | None = None,
+                     max_window: timedelta = timedelta(days=9)) -> dict[str, Any]:
+    """Search the catalogue once over the tile's footprint and the widest time window.
+
+    Saves the candidates so that :func:`select_for_tile` (and its window widening) runs
+    without further queries. Skipped when the same search was saved before.
+    """
+    inject_fault(work, "lookup_footprint", key)
+    tile = load_tile(work, key)
+    footprint = tile.patches_footprint_wgs84 if tile.patches else tile.footprint_wgs84
+    start, end = tile.sensing_time - max_window, tile.sensing_time + max_window
+    query = {"catalog": catalog, "root": str(catalog_root), "url": (catalog_options or {}).get("url"),
+             "start": start.isoformat(), "end": end.isoformat(), "footprint": footprint.wkt}
+    qhash = hashlib.sha1(json.dumps(query, sort_keys=True).encode()).hexdigest()[:16]
+    path = work.candidates_file(key)
+    if path.exists():
+        saved = read_json(path, f"candidates of {key}")
+        if saved.get("query_hash") == qhash:
+            return {"key": key, "candidates": len(saved["products"]), "cached": True}
+    cat = open_catalog_for(catalog, catalog_root, catalog_options)
+    t0 = time.monotonic()
+    records = cat.search(tile.footprint_wgs84, start, end)
+    log.info("tile %s: %d candidate products in [%s, %s] (%.1f s)", key, len(records), start, end,
+             time.monotonic() - t0)
+    write_json(path, {"query_hash": qhash, "query": query, "products": [_record_json(r) for r in records]})
+    return {"key": key, "candidates": len(records), "cached": False}
+
+
+class CandidateCatalog:
+    """A catalogue over saved search results (the footprint lookup's), for the selection step."""
+
+    def __init__(self, records: Sequence[ProductRecord]):
+        self.records = list(records)
+
+    def search(self, footprint_wgs84: Any, start: datetime, end: datetime) -> list[ProductRecord]:
+        """Candidates intersecting ``footprint_wgs84`` that start in [start, end] (UTC)."""
+        return [r for r in self.records
+                if start <= r.start_time <= end and r.footprint.intersects(footprint_wgs84)]
+
+
+def select_for_tile(work: WorkDir, key: str, *, tolerance: float = 0.999, target: str = "patches",
+                    window: timedelta = timedelta(days=3), max_window: timedelta = timedelta(days=9)
+                    ) -> dict[str, Any]:
+    """Select products for a tile among its saved candidates (one per relative orbit, greedy cover).
+
+    Saves the selection (with the reasons) and the chosen product records; returns the chosen
+    names and the coverage. Deterministic, so re-running it is harmless.
+    """
+    from bigearthnet_s1.catalog import ProductRecord
+    from bigearthnet_s1.selection import search_and_select
+
+    inject_fault(work, "select_orbits", key)
+    tile = load_tile(work, key)
+    saved = read_json(work.candidates_file(key), f"candidates of {key}")
+    cands = CandidateCatalog([ProductRecord.from_json(d) for d in saved["products"]])
+    sel = search_and_select(cands, tile, window=window, max_window=max_window,
+                            tolerance=tolerance, target=target)
+    for p in sel.products:
+        write_json(work.record_file(p.name), p.to_json())
+    write_json(work.selection_file(key), sel.to_json())
+    log.info("tile %s: %d products, coverage %.4f", key, len(sel.products), sel.coverage)
+    return {"key": key, "products": [p.name for p in sel.products], "coverage": float(sel.coverage)}
+
+
+def plan(selections: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """Merge the tiles' selections: each product downloaded once, (tile, product) pairs, tiles.
+
+    ``pairs`` items carry a ``label`` for the Airflow UI (``<tile key> <S1 start time>``).
+    """
+    products: dict[str, None] = {}
+    pairs: list[dict[str, str]] = []
+    tiles: list[str] = []
+    for s in selections:
+        if not s:
+            continue
+        if s["products"]:
+            tiles.append(s["key"])
+        for name in s["products"]:
+            products.setdefault(name, None)
+            short = name.split("_")[4] if name.count("_") >= 5 else name
+            pairs.append({"tile": s["key"], "product": name, "label": f"{s['key']} {name[:3]} {short}"})
+    return {"products": sorted(products), "pairs": pairs, "tiles": sorted(tiles)}
+
+
+def load_record(work: WorkDir, name: str) -> ProductRecord:
+    from bigearthnet_s1.catalog import ProductRecord
+
+    return ProductRecord.from_json(read_json(work.record_file(name), f"product record {name}"))
+
+
+# ------------------------------------------------------------------------------ products
+
+
+def _store(work: WorkDir) -> Any:
+    from bigearthnet_s1.store import ProductStore
+
+    return ProductStore(work.products)
+
+
+def product_status(work: WorkDir, name: str, options: Mapping[str, Any] | None = None) -> str:
+    """'online' when the product can be downloaded now (or is in the store), else the hub's status."""
+    record = load_record(work, name)
+    store = _store(work)
+    if record.source == "local" or store.has(name) or record.online is not False:
+        return "online"
+    from bigearthnet_s1.store import retrieval_status
+
+    return str(retrieval_status(record, **_auth(options)))
+
+
+def request_product(work: WorkDir, name: str, options: Mapping[str, Any] | None = None) -> None:
+    """Order an archived product's retrieval from the hub's long-term archive."""
+    from bigearthnet_s1.store import request_retrieval
+
+    request_retrieval(load_record(work, name), **_auth(options))
+
+
+def _auth(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    opts = dict(options or {})
+    if opts.get("user"):
+        return {"auth": (opts["user"], opts.get("password") or "")}
+    return {}
+
+
+def fetch_product(work: WorkDir, name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Download a product into the store once (verified, atomic); local products are used in place."""
+    inject_fault(work, "download", name)
+    record = load_record(work, name)
+    store = _store(work)
+    cached = record.source != "local" and store.has(name)
+    path = store.fetch(record, **_auth(options))
+    return {"product": name, "path": str(path), "cached": bool(cached)}
+
+
+def product_path(work: WorkDir, name: str) -> Path:
+    """Where the product is now (the store's zip/SAFE, or the local catalogue's own path)."""
+    record = load_record(work, name)
+    store = _store(work)
+    if record.source == "local" and record.url:
+        return Path(record.url)
+    if store.has(name):
+        for p in (store.safe_path(name), store.zip_path(name)):
+            if Path(p).exists():
+                return Path(p)
+    raise PipelineError(f"product {name} is not in the store {work.products} (download failed?)")
+
+
+# ------------------------------------------------------------------------------ preprocess
+
+
+def preprocess_pair(work: WorkDir, key: str, name: str, *, engine: str = "native", dem: str = "flat",
+                    graph: str | None = None) -> dict[str, Any]:
+    """Preprocess product ``name`` onto tile ``key``'s grid: ``processed/<key>/<name>.tif`` (dB).
+
+    Skipped when the GeoTIFF exists (the engine writes it atomically).
+    """
+    out = work.processed_file(key, name)
+    if out.exists():
+        return {"tile": key, "product": name, "path": str(out), "cached": True}
+    inject_fault(work, "preprocess", key)
+    from bigearthnet_s1 import engine as engine_mod
+
+    tile = load_tile(work, key)
+    src = product_path(work, name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    engine_mod.preprocess(src, tile, out, engine=engine, graph=graph, dem=dem)
+    log.info("tile %s, product %s: preprocessed in %.1f s", key, name, time.monotonic() - t0)
+    return {"tile": key, "product": name, "path": str(out), "cached": False}
+
+
+# ------------------------------------------------------------------------------ assemble
+
+
+def assemble_tile(work: WorkDir, key: str, *, overwrite: bool = False) -> dict[str, Any]:
+    """Mosaic a tile's preprocessed scenes, write its patches, quicklook and index part.
+
+    A tile whose result exists (same selection) is skipped; otherwise patches already
+    complete in the archive are kept and only the missing ones are written.
+    """
+    raise NotImplementedError("filled in against mosaic/archive")
+
+
+# ------------------------------------------------------------------------------ summary
+
+
+def summarise(work: WorkDir, keys: Sequence[str], *, run_id: str = "manual") -> dict[str, Any]:
+    """Counts, coverage and failures of a run's tiles; merges the archive's index."""
+    raise NotImplementedError

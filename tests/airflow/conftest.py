@@ -1,0 +1,243 @@
+"""Fixtures for the Airflow tests: an isolated AIRFLOW_HOME, a throwaway PostgreSQL cluster.
+
+Airflow reads its configuration when first imported, so every test that touches Airflow runs
+it in a subprocess with an environment built here (``airflow_env``): AIRFLOW_HOME in a tmp
+folder, the repository's dags/ and plugins/, no examples, and the metadata DB given.
+
+The PostgreSQL cluster is real (Debian's ``postgresql`` package, installed with apt-get when
+missing and running as root): initdb in a tmp folder as the ``postgres`` user (initdb refuses
+root), ``pg_ctl start`` on a free loopback port, one database; stopped and removed at the end.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+
+def _pg_bin() -> Path | None:
+    for cand in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if Path(cand, "initdb").exists() and Path(cand, "pg_ctl").exists():
+            return Path(cand)
+    initdb = shutil.which("initdb")
+    return Path(initdb).resolve().parent if initdb else None
+
+
+def _install_postgres() -> Path:
+    """Install Debian's postgresql package when missing (needs root), return its bin folder."""
+    found = _pg_bin()
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise RuntimeError("PostgreSQL is not installed and we are not root: apt-get install postgresql")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    found = _pg_bin()
+    if not found:
+        raise RuntimeError("apt-get installed postgresql but initdb/pg_ctl were not found")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (trust auth, user ``airflow``)."""
+
+    def __init__(self, base: Path):
+        self.bin = _install_postgres()
+        self.base = base
+        self.data = base / "data"
+        self.port = free_port()
+        self.user = "airflow"
+        self._as_postgres = os.geteuid() == 0
+        if self._as_postgres:
+            pw = pwd.getpwnam("postgres")
+            self._uid, self._gid = pw.pw_uid, pw.pw_gid
+            os.chown(base, self._uid, self._gid)
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        def demote() -> None:  # initdb and postgres refuse to run as root
+            os.setgid(self._gid)
+            os.setuid(self._uid)
+
+        proc = subprocess.run(list(args), capture_output=True, text=True,
+                              preexec_fn=demote if self._as_postgres else None, cwd=self.base)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        return proc
+
+    def start(self) -> None:
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user, "--auth=trust",
+                  "-E", "UTF8", "--no-sync")
+        opts = (f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", opts,
+                  "-l", str(self.base / "server.log"), "-w", "-t", "60", "start")
+
+    def create_database(self, name: str) -> str:
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, dbname="postgres")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        conn.close()
+        return f"postgresql+psycopg2://{self.user}@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    # Not under pytest's tmp folder: its parents are private to root, and the server runs as postgres.
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="bigearthnet-s1-pg-")))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def airflow_env(home: Path, sql_alchemy_conn: str | None = None, **extra: str) -> dict[str, str]:
+    """Environment for an Airflow subprocess isolated in ``home``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "BIGEARTHNET_S1_"))}
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+        "BIGEARTHNET_S1_RETRY_DELAY": "1",
+        "PYTHONUNBUFFERED": "1",
+    })
+    if sql_alchemy_conn:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = sql_alchemy_conn
+    env.update(extra)
+    return env
+
+
+def run_py(code: str, env: dict[str, str], *, timeout: float = 300, cwd: Path | None = None
+           ) -> subprocess.CompletedProcess[str]:
+    """Run Python code in a subprocess with ``env``; the result's stdout last line may be JSON."""
+    return subprocess.run([PYTHON, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd or REPO)
+
+
+def last_json(proc: subprocess.CompletedProcess[str]) -> dict:
+    for line in reversed(proc.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise AssertionError(f"no JSON line in the output:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+
+
+def migrate(env: dict[str, str]) -> None:
+    proc = subprocess.run([str(Path(PYTHON).parent / "airflow"), "db", "migrate"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def wait_for(pred, timeout: float, what: str) -> None:  # used by the kill test
+    t0 = time.monotonic()
+    while not pred():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def airflow_home(tmp_path: Path) -> Path:
+    home = tmp_path / "airflow-home"
+    home.mkdir()
+    return home
+
+
+@pytest.fixture(scope="session")
+def af():
+    """The helpers above, as a fixture (test modules cannot import conftest under importlib mode)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(env=airflow_env, run_py=run_py, last_json=last_json, migrate=migrate,
+                           wait_for=wait_for, free_port=free_port, repo=REPO, python=PYTHON,
+                           dag_test=dag_test)
+
+
+#: Runs the DAG with dag.test() once per (conf, logical date) given as JSON in argv[1] and prints,
+#: per run, the task instances (state, try number, rendered map index) and the task logs' text.
+DAG_TEST_DRIVER = r'''
+import glob, json, os, sys
+runs = json.loads(sys.argv[1])
+from airflow.dag_processing.dagbag import DagBag
+from airflow.models.taskinstance import TaskInstance
+from airflow.models.taskinstancehistory import TaskInstanceHistory
+from airflow.sdk import timezone
+from airflow.utils.session import create_session
+home = os.environ["AIRFLOW_HOME"]
+for run in runs:
+    # a fresh parse per run: dag.test() runs tasks in process, and a task's params keep the
+    # previous run's conf on the shared task objects
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.dags["bigearthnet_s1"]
+    logical = timezone.parse(run["logical_date"]) if run.get("logical_date") else None
+    dr = dag.test(logical_date=logical, run_conf=run.get("conf"))
+    with create_session() as s:
+        tis = s.query(TaskInstance).filter(TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == dr.run_id).all()
+        hist = s.query(TaskInstanceHistory).filter(TaskInstanceHistory.dag_id == dag.dag_id,
+                                                   TaskInstanceHistory.run_id == dr.run_id).all()
+        out = {"run_id": dr.run_id, "state": str(dr.state),
+               "tis": [{"task_id": t.task_id, "map_index": t.map_index, "state": str(t.state),
+                        "try_number": t.try_number, "rendered_map_index": t.rendered_map_index}
+                       for t in tis],
+               "history": [{"task_id": h.task_id, "map_index": h.map_index, "state": str(h.state),
+                            "try_number": h.try_number} for h in hist]}
+    logs = {}
+    for path in glob.glob(os.path.join(home, "logs", "dag_id=" + dag.dag_id, "run_id=" + dr.run_id, "**", "*.log"),
+                          recursive=True):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            logs[os.path.relpath(path, home)] = f.read()[-20000:]
+    out["logs"] = logs
+    print("RESULT " + json.dumps(out), flush=True)
+'''
+
+
+def dag_test(env: dict[str, str], runs: list[dict], timeout: float = 600) -> list[dict]:
+    """Run ``DAG_TEST_DRIVER`` in a subprocess; return one dict per run."""
+    proc = subprocess.run([PYTHON, "-c", DAG_TEST_DRIVER, json.dumps(runs)], env=env,
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    results, chunk = [], []
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            results.append(dict(json.loads(line[len("RESULT "):]), output="\n".join(chunk)))
+            chunk = []
+        else:
+            chunk.append(line)
+    assert proc.returncode == 0 and len(results) == len(runs), (
+        f"dag.test driver failed (rc {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return results
