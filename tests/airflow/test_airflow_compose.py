@@ -1,0 +1,64 @@
+"""docker-compose.yaml: the official Airflow 3 Celery layout, the project's image, data volumes,
+pools and the catalogue Connection created by init. (No Docker engine here: structure only.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _compose() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.yaml").read_text())
+
+
+def test_services_follow_the_official_celery_layout() -> None:
+    services = _compose()["services"]
+    for name in ("postgres", "redis", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+                 "airflow-triggerer", "airflow-worker", "airflow-init"):
+        assert name in services, name
+    commands = {n: s.get("command") for n, s in services.items()}
+    assert commands["airflow-apiserver"] == "api-server"
+    assert commands["airflow-scheduler"] == "scheduler"
+    assert commands["airflow-dag-processor"] == "dag-processor"
+    assert commands["airflow-triggerer"] == "triggerer"
+    assert commands["airflow-worker"] == "celery worker"
+    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+                 "airflow-worker"):
+        assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+
+
+def test_common_settings_image_env_and_volumes() -> None:
+    worker = _compose()["services"]["airflow-worker"]
+    assert worker["build"] == "."  # the project's image, from the repository's Dockerfile
+    env = worker["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+    assert env["BIGEARTHNET_S1_CATALOG_CONN_ID"] == "bigearthnet_s1_catalog"
+    targets = {v.split("}", 1)[-1].split(":")[1] for v in worker["volumes"]}
+    assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/data/work",
+            "/opt/airflow/data/archive", "/opt/airflow/data/s2"} <= targets
+    assert any(v.endswith("/opt/airflow/data/s2:ro") for v in worker["volumes"])
+
+
+def test_init_creates_pools_and_connection_without_interpolating_secrets() -> None:
+    init = _compose()["services"]["airflow-init"]
+    script = "\n".join(init["command"])
+    assert "airflow pools set bigearthnet_s1_download" in script
+    assert "airflow pools set bigearthnet_s1_cpu" in script
+    assert "airflow connections add bigearthnet_s1_catalog" in script
+    # $$ keeps compose from pasting the password into the container's command line
+    assert '"$${BIGEARTHNET_S1_HUB_PASSWORD}"' in script
+    assert "${BIGEARTHNET_S1_HUB_PASSWORD}" not in script.replace("$${", "")
+    assert init["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
+
+
+def test_dag_and_compose_agree_on_pool_names() -> None:
+    dag_src = (REPO / "dags" / "bigearthnet_s1.py").read_text()
+    script = "\n".join(_compose()["services"]["airflow-init"]["command"])
+    for pool in ("bigearthnet_s1_download", "bigearthnet_s1_cpu"):
+        assert f'"{pool}"' in dag_src and pool in script
