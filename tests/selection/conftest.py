@@ -204,3 +204,51 @@ def brute_force(tile: TileAcquisition, records: list[ProductRecord], tolerance: 
 @pytest.fixture
 def brute() -> Callable[..., tuple[int, float] | None]:
     return brute_force
+
+
+def write_product(
+    root, template_manifest, name: str, direction: str, footprint: shapely.Polygon, *, as_zip: bool = False,
+    mode: str = "IW",
+):
+    """A .SAFE folder (or .zip) holding a real manifest.safe edited to describe product ``name``:
+    times, orbits, data-take and platform from the name, the pass, and ``footprint`` (lon/lat)."""
+    import re
+    import zipfile
+    from pathlib import Path
+
+    from bigearthnet_s1.catalog import parse_s1_name, relative_orbit
+
+    n = parse_s1_name(name)
+    text = Path(template_manifest).read_text()
+    coords = " ".join(f"{lat:.6f},{lon:.6f}" for lon, lat in list(footprint.exterior.coords)[:-1])
+    rel = relative_orbit(n.mission, n.absolute_orbit)
+    subs = [
+        (r"(<safe:startTime>)[^<]*", rf"\g<1>{n.start_time:%Y-%m-%dT%H:%M:%S}.000000"),
+        (r"(<safe:stopTime>)[^<]*", rf"\g<1>{n.stop_time:%Y-%m-%dT%H:%M:%S}.000000"),
+        (r'(<safe:orbitNumber type="(?:start|stop)">)\d+', rf"\g<1>{n.absolute_orbit}"),
+        (r'(<safe:relativeOrbitNumber type="(?:start|stop)">)\d+', rf"\g<1>{rel}"),
+        (r"(<s1:pass>)[A-Z]+", rf"\g<1>{direction}"),
+        (r"(<s1sarl1:missionDataTakeID>)\d+", rf"\g<1>{int(n.datatake_id, 16)}"),
+        (r"(<safe:footPrint[^>]*>\s*<gml:coordinates>)[^<]*", rf"\g<1>{coords}"),
+        (r"(<safe:number>)[A-D]", rf"\g<1>{n.mission[2]}"),
+        (r"(<s1sarl1:mode>)[A-Z]+", rf"\g<1>{mode}"),
+    ]
+    for pattern, repl in subs:
+        text, count = re.subn(pattern, repl, text)
+        assert count >= 1, pattern
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    if as_zip:
+        path = root / f"{name}.zip"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(f"{name}.SAFE/manifest.safe", text)
+    else:
+        path = root / f"{name}.SAFE"
+        path.mkdir()
+        (path / "manifest.safe").write_text(text)
+    return path
+
+
+@pytest.fixture
+def product_writer() -> Callable[..., object]:
+    return write_product
