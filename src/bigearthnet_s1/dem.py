@@ -1,0 +1,618 @@
+"""Digital elevation models for terrain correction.
+
+Every DEM answers one question: :meth:`Dem.heights` gives heights above the WGS84
+**ellipsoid** (metres, float32) at the pixel **centres** of a target grid (CRS, affine
+transform of pixel corners, shape). Sources:
+
+- ``"flat"`` (or ``"flat:<h>"``): a constant ellipsoidal height (0 m by default), for tests;
+- a GeoTIFF or VRT path (any CRS; reprojected on the fly with GDAL, bilinear);
+- ``"glo30"``: Copernicus DEM GLO-30 tiles from the public AWS bucket (the default for real use);
+- ``"srtm1"``: SRTM 1 arc-second tiles (ESA STEP auxdata mirror, as SNAP uses); SRTM has no
+  data beyond 60 deg N (nor south of 56 deg S), so tiles there come from GLO-30 automatically.
+
+Downloaded tiles are cached on disk (``cache_dir``; default ``$BIGEARTHNET_S1_DEM_CACHE`` or
+``~/.cache/bigearthnet-s1/dem``) and reused across tiles and processes; writes are atomic.
+A tile the server answers 404 for is ocean (GLO-30 and SRTM have no tiles over open sea):
+it is recorded as ``<name>.missing`` in the cache and its area gets 0 m above the geoid.
+
+Vertical reference. Geoid-referenced DEMs (vertical CRS EGM96, e.g. EPSG:9707 = WGS 84 +
+EGM96 height; SRTM; GLO-30, whose EGM2008 heights are approximated by EGM96, as SNAP does:
+the two geoids differ by well under 1 m over most land, i.e. < 0.1 px of geolocation) are
+converted to ellipsoidal heights by adding the EGM96 undulation N. PROJ's EGM96 grid is not
+installed with pyproj here (no ``us_nga_egm96_15.tif`` in its data dir, no network), so the
+package ships the EGM96 15' global grid itself (``data/egm96_15.i2.xz``, 700 KB: NGA's public
+domain EGM96 15-minute undulation grid, as distributed in PROJ's ``egm96_15.gtx``, stored as
+centimetres, i.e. +-5 mm rounding), interpolated bilinearly like PROJ does. Set
+``$BIGEARTHNET_S1_EGM96`` to any GDAL-readable global EGM96 grid to use that one instead.
+A DEM whose CRS has no vertical part (plain EPSG:4326 or UTM) is taken as EGM96-referenced,
+like nearly every public DEM (SNAP's "apply EGM" default for external DEMs); pass
+``vertical="ellipsoid"`` for ellipsoidal heights.
+
+Holes. No-data pixels inside the DEM's extent (voids, NaN) are filled by GDAL's
+inverse-distance interpolation from the void's edge (``rasterio.fill.fillnodata``) and, for
+any still left, the nearest valid height; the filled fraction is logged. A grid reaching
+outside the DEM's extent raises :class:`DemError` (nothing is extrapolated).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import lzma
+import math
+import os
+import tempfile
+import threading
+import zipfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pyproj
+import rasterio
+import rasterio.fill
+import rasterio.warp
+import requests
+from affine import Affine
+from numpy.typing import ArrayLike, NDArray
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.io import MemoryFile
+from scipy import ndimage
+from shapely import geometry as sgeom
+from shapely.ops import unary_union
+
+from bigearthnet_s1.errors import DemError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Dem",
+    "FlatDem",
+    "RasterDem",
+    "TiledDem",
+    "open_dem",
+    "egm96_undulation",
+    "glo30_tile_name",
+    "srtm1_tile_name",
+    "tiles_for_bounds",
+    "DEFAULT_GLO30_URL",
+    "DEFAULT_SRTM1_URL",
+]
+
+#: Public AWS bucket of Copernicus DEM GLO-30 (Cloud Optimized GeoTIFFs, one per 1 x 1 deg).
+DEFAULT_GLO30_URL = "https://copernicus-dem-30m.s3.amazonaws.com"
+#: SRTM 1" HGT tiles, zipped, as SNAP's "SRTM 1Sec HGT" auto-download reads them.
+DEFAULT_SRTM1_URL = "https://step.esa.int/auxdata/dem/SRTMGL1"
+#: SRTM covers 56 deg S .. 60 deg N: a 1-degree tile whose south edge lies in [-56, 59].
+SRTM_LAT_MIN, SRTM_LAT_MAX = -56, 60
+
+_EGM96_FILE = Path(__file__).with_name("data") / "egm96_15.i2.xz"
+_EGM96_SHAPE = (721, 1440)  # rows lat 90 .. -90, cols lon -180 .. 179.75, step 0.25 deg
+
+Grid = tuple[Any, Affine, tuple[int, int]]
+
+
+# --------------------------------------------------------------------------------------
+# EGM96 geoid
+# --------------------------------------------------------------------------------------
+@functools.cache
+def _egm96_grid() -> tuple[NDArray[np.float32], float, float, float]:
+    """(undulations m (rows north->south), lat of row 0, lon of col 0, step deg)."""
+    override = os.environ.get("BIGEARTHNET_S1_EGM96")
+    if override:
+        try:
+            with rasterio.open(override) as ds:
+                g = ds.read(1).astype(np.float32)
+                t = ds.transform
+        except rasterio.errors.RasterioIOError as exc:
+            raise DemError(f"EGM96 grid {override} ($BIGEARTHNET_S1_EGM96) cannot be read: {exc}") from exc
+        if abs(t.a + t.e) > 1e-9 or t.b or t.d:
+            raise DemError(f"EGM96 grid {override}: expected a north-up grid with square cells")
+        step = t.a
+        return g, t.f - step / 2, t.c + step / 2, step
+    try:
+        raw = lzma.decompress(_EGM96_FILE.read_bytes())
+    except (OSError, lzma.LZMAError) as exc:
+        raise DemError(f"bundled EGM96 grid {_EGM96_FILE} is missing or corrupt: {exc}") from exc
+    delta = np.frombuffer(raw, dtype="<i2").reshape(_EGM96_SHAPE)
+    cm = np.cumsum(delta, axis=1, dtype=np.int32)
+    return (cm * 0.01).astype(np.float32), 90.0, -180.0, 0.25
+
+
+def egm96_undulation(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.float64]:
+    """EGM96 geoid undulation N (m) at lon/lat (degrees, WGS84): h_ellipsoid = H_egm96 + N.
+
+    Bilinear on the 15' grid, wrapping in longitude (as PROJ interpolates ``egm96_15``).
+    """
+    g, lat0, lon0, step = _egm96_grid()
+    lon_a = np.asarray(lon, dtype=np.float64)
+    lat_a = np.asarray(lat, dtype=np.float64)
+    nrow, ncol = g.shape
+    r = np.clip((lat0 - lat_a) / step, 0.0, nrow - 1.000001)
+    c = np.mod(lon_a - lon0, 360.0) / step
+    r0 = np.floor(r).astype(np.intp)
+    c0 = np.floor(c).astype(np.intp) % ncol
+    fr = r - r0
+    fc = c - np.floor(c)
+    c1 = (c0 + 1) % ncol
+    r1 = np.minimum(r0 + 1, nrow - 1)
+    top = g[r0, c0] * (1 - fc) + g[r0, c1] * fc
+    bot = g[r1, c0] * (1 - fc) + g[r1, c1] * fc
+    return np.asarray(top * (1 - fr) + bot * fr, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------
+# helpers on grids
+# --------------------------------------------------------------------------------------
+def _crs(crs: Any) -> CRS:
+    return crs if isinstance(crs, CRS) else CRS.from_user_input(crs)
+
+
+def _grid_boundary(transform: Affine, shape: tuple[int, int], n: int = 64) -> NDArray[np.float64]:
+    """Points (x, y) along the outer boundary (pixel corners) of a grid, densified."""
+    h, w = shape
+    t = np.linspace(0.0, 1.0, n)
+    cols = np.concatenate([t * w, np.full(n, w), (1 - t) * w, np.zeros(n)])
+    rows = np.concatenate([np.zeros(n), t * h, np.full(n, h), (1 - t) * h])
+    xs, ys = transform @ (cols, rows)
+    return np.column_stack([xs, ys])
+
+
+def _centre_lonlat(crs: Any, transform: Affine, rows: NDArray[np.float64], cols: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
+    """lon/lat (deg) of pixel centres at (rows, cols) of a grid (broadcast)."""
+    xs, ys = transform @ (cols + 0.5, rows + 0.5)
+    tr = pyproj.Transformer.from_crs(_crs(crs), "EPSG:4326", always_xy=True)
+    lon, lat = tr.transform(np.asarray(xs), np.asarray(ys))
+    return np.asarray(lon), np.asarray(lat)
+
+
+def _smooth_field(
+    crs: Any, transform: Affine, shape: tuple[int, int], func: Any, step: int = 32
+) -> NDArray[np.float32]:
+    """Evaluate a smooth function of (lon, lat) on a coarse lattice and upsample it bilinearly
+    to every pixel centre of the grid (the geoid varies by cm over a few hundred metres)."""
+    h, w = shape
+    rr = np.unique(np.r_[np.arange(0, h, step), h - 1]).astype(np.float64)
+    cc = np.unique(np.r_[np.arange(0, w, step), w - 1]).astype(np.float64)
+    lon, lat = _centre_lonlat(crs, transform, rr[:, None], cc[None, :])
+    coarse = func(lon, lat)
+    # separable linear interpolation: columns first, then rows
+    ci = np.arange(w, dtype=np.float64)
+    tmp = np.empty((rr.size, w), dtype=np.float64)
+    for i in range(rr.size):
+        tmp[i] = np.interp(ci, cc, coarse[i])
+    ri = np.arange(h, dtype=np.float64)
+    j = np.clip(np.searchsorted(rr, ri, side="right") - 1, 0, max(rr.size - 2, 0))
+    if rr.size == 1:
+        return np.broadcast_to(tmp[0], (h, w)).astype(np.float32)
+    f = ((ri - rr[j]) / (rr[j + 1] - rr[j]))[:, None]
+    return (tmp[j] * (1 - f) + tmp[j + 1] * f).astype(np.float32)
+
+
+def _fill_holes(a: NDArray[np.float32], what: str) -> int:
+    """Fill NaN holes in place (GDAL inverse-distance fill, then nearest). Returns the count."""
+    bad = ~np.isfinite(a)
+    n = int(bad.sum())
+    if n == 0:
+        return 0
+    if n == a.size:
+        raise DemError(f"DEM {what}: no valid height at all on the requested grid")
+    # GDAL's FillNodata (inverse-distance weighting from the void's edge, what SNAP and
+    # gdal_fillnodata do); posts it cannot reach keep NaN and get the nearest valid height.
+    filled = rasterio.fill.fillnodata(
+        a.copy(), mask=(~bad).astype(np.uint8), max_search_distance=float(max(a.shape)), smoothing_iterations=0
+    )
+    a[bad] = filled[bad]
+    still = ~np.isfinite(a)
+    if still.any():
+        idx = ndimage.distance_transform_edt(still, return_distances=False, return_indices=True)
+        a[still] = a[tuple(i[still] for i in idx)]
+    log.warning("DEM %s: filled %d no-data pixels (%.3f %% of the grid)", what, n, 100.0 * n / a.size)
+    return n
+
+
+# --------------------------------------------------------------------------------------
+# DEM classes
+# --------------------------------------------------------------------------------------
+class Dem(ABC):
+    """A source of ellipsoidal heights."""
+
+    name: str = "dem"
+    #: approximate ground spacing of the DEM's posts in metres (``inf`` for a flat DEM).
+    resolution_m: float = math.inf
+
+    @abstractmethod
+    def heights(self, crs: Any, transform: Affine, shape: tuple[int, int]) -> NDArray[np.float32]:
+        """Heights (m above the WGS84 ellipsoid, float32) at the pixel centres of the grid
+        (``transform`` maps pixel corners, as rasterio's). Raises :class:`DemError` when the
+        DEM does not cover the grid."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+@dataclass(frozen=True, repr=False)
+class FlatDem(Dem):
+    """Constant height above the WGS84 ellipsoid (m); covers the whole Earth."""
+
+    height: float = 0.0
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"flat:{self.height:g}"
+
+    def heights(self, crs: Any, transform: Affine, shape: tuple[int, int]) -> NDArray[np.float32]:
+        return np.full(shape, self.height, dtype=np.float32)
+
+
+def _vertical_of(crs: CRS, what: str) -> str:
+    """'egm96' | 'ellipsoid' from a raster CRS (2-D CRS: geoid assumed, see module doc)."""
+    pc = pyproj.CRS.from_user_input(crs.to_wkt())
+    if pc.is_compound:
+        vert = [c for c in pc.sub_crs_list if c.is_vertical]
+        name = (vert[0].datum.name if vert and vert[0].datum else "").upper() if vert else ""
+        if "EGM96" in name:
+            return "egm96"
+        if "EGM2008" in name or "EGM08" in name:
+            log.info("DEM %s: EGM2008 heights converted with the EGM96 geoid (documented approximation)", what)
+            return "egm96"
+        if "ELLIPSOID" in name:
+            return "ellipsoid"
+        raise DemError(f"DEM {what}: vertical datum {name or '?'} not supported (EGM96, EGM2008 or ellipsoid)")
+    if len(pc.axis_info) == 3:  # geographic 3-D (EPSG:4979) or similar: ellipsoidal heights
+        return "ellipsoid"
+    return "egm96"
+
+
+def _horizontal(crs: CRS) -> CRS:
+    pc = pyproj.CRS.from_user_input(crs.to_wkt())
+    if pc.is_compound:
+        return CRS.from_wkt(pc.sub_crs_list[0].to_wkt())
+    if len(pc.axis_info) == 3:
+        return CRS.from_wkt(pc.to_2d().to_wkt())
+    return crs
+
+
+@dataclass
+class _Source:
+    """One raster of a DEM: a GDAL path (file, VRT, /vsizip/...) or an in-memory constant tile."""
+
+    path: str
+    label: str
+    crs: CRS | None = None
+    bounds: tuple[float, float, float, float] | None = None  # in ``crs``
+    res: tuple[float, float] | None = None
+    nodata: float | None = None
+    constant: float | None = None  # a synthetic tile of this value (ocean)
+    resampling: Resampling = Resampling.bilinear
+
+    def open(self) -> Any:
+        if self.constant is None:
+            return rasterio.open(self.path)
+        assert self.bounds is not None and self.crs is not None
+        left, bottom, right, top = self.bounds
+        n = 16
+        mem = MemoryFile()
+        ds = mem.open(
+            driver="GTiff", width=n, height=n, count=1, dtype="float32", crs=self.crs,
+            transform=rasterio.transform.from_bounds(left, bottom, right, top, n, n),
+        )
+        ds.write(np.full((1, n, n), self.constant, dtype=np.float32))
+        return ds
+
+
+class RasterDem(Dem):
+    """A DEM from one or more GDAL rasters (GeoTIFF, VRT, zipped HGT), any CRS.
+
+    ``vertical``: ``"auto"`` (from the CRS; see the module doc), ``"egm96"`` or ``"ellipsoid"``.
+    Heights are resampled bilinearly onto the requested grid (GDAL warp; no-data posts do not
+    contribute), holes are filled (module doc), the geoid is added where needed.
+    """
+
+    def __init__(self, paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
+                 vertical: str = "auto", name: str | None = None,
+                 _sources: Sequence[_Source] | None = None) -> None:
+        if vertical not in ("auto", "egm96", "ellipsoid"):
+            raise DemError(f"DEM: vertical must be auto, egm96 or ellipsoid, not {vertical!r}")
+        if _sources is None:
+            plist = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+            _sources = [_Source(path=str(p), label=str(p)) for p in plist]
+        if not _sources:
+            raise DemError("DEM: no raster given")
+        self.sources: list[_Source] = list(_sources)
+        self.name = name or ", ".join(s.label for s in self.sources[:3]) + (" ..." if len(self.sources) > 3 else "")
+        self._vertical_opt = vertical
+        verticals = set()
+        for s in self.sources:
+            if s.constant is not None:
+                continue
+            try:
+                with rasterio.open(s.path) as ds:
+                    if ds.crs is None:
+                        raise DemError(f"DEM {s.label}: the raster has no CRS")
+                    s.crs, s.bounds, s.res, s.nodata = ds.crs, tuple(ds.bounds), ds.res, ds.nodata
+            except rasterio.errors.RasterioIOError as exc:
+                raise DemError(f"DEM {s.label} cannot be read: {exc}") from exc
+            verticals.add(_vertical_of(s.crs, s.label) if vertical == "auto" else vertical)
+        if len(verticals) > 1:
+            raise DemError(f"DEM {self.name}: rasters mix vertical references {sorted(verticals)}")
+        self.vertical = verticals.pop() if verticals else ("egm96" if vertical == "auto" else vertical)
+        real = [s for s in self.sources if s.constant is None]
+        if real:
+            s = real[0]
+            assert s.crs is not None and s.res is not None and s.bounds is not None
+            ry = abs(s.res[1])
+            if _horizontal(s.crs).is_geographic:
+                self.resolution_m = ry * 111_320.0
+            else:
+                self.resolution_m = ry
+        self.lock = threading.Lock()
+
+    # coverage -------------------------------------------------------------------------
+    def _check_coverage(self, crs: CRS, transform: Affine, shape: tuple[int, int]) -> list[_Source]:
+        """Sources intersecting the grid; DemError unless their union covers the grid.
+
+        Done in the grid's CRS: each source's extent (pixel corners, densified) is projected
+        there; the grid's own extent (pixel corners) must lie inside their union."""
+        h, w = shape
+        grid_box = sgeom.Polygon(_grid_boundary(transform, shape))
+        grid_crs = pyproj.CRS.from_user_input(crs.to_wkt())
+        polys = []
+        used = []
+        for s in self.sources:
+            assert s.crs is not None and s.bounds is not None
+            left, bottom, right, top = s.bounds
+            src_box = _grid_boundary(Affine(right - left, 0, left, 0, bottom - top, top), (1, 1), n=32)
+            tr = pyproj.Transformer.from_crs(pyproj.CRS.from_user_input(_horizontal(s.crs).to_wkt()), grid_crs,
+                                             always_xy=True)
+            x, y = tr.transform(src_box[:, 0], src_box[:, 1], errcheck=False)
+            if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+                continue
+            poly = sgeom.Polygon(np.column_stack([x, y])).buffer(0)
+            if poly.intersects(grid_box):
+                used.append(s)
+                polys.append(poly)
+        if not used:
+            raise DemError(f"DEM {self.name} does not cover the requested grid at all "
+                           f"(grid {self._bounds_text(crs, transform, shape)})")
+        missing = grid_box.difference(unary_union(polys))
+        if missing.area > 1e-6 * grid_box.area:
+            raise DemError(
+                f"DEM {self.name} does not cover the requested grid: "
+                f"{100.0 * missing.area / grid_box.area:.2f} % of it lies outside the DEM "
+                f"(grid {self._bounds_text(crs, transform, shape)})"
+            )
+        return used
+
+    @staticmethod
+    def _bounds_text(crs: CRS, transform: Affine, shape: tuple[int, int]) -> str:
+        b = _grid_boundary(transform, shape, n=8)
+        tr = pyproj.Transformer.from_crs(pyproj.CRS.from_user_input(crs.to_wkt()), "EPSG:4326", always_xy=True)
+        lon, lat = tr.transform(b[:, 0], b[:, 1])
+        return f"lon {np.min(lon):.4f}..{np.max(lon):.4f}, lat {np.min(lat):.4f}..{np.max(lat):.4f}"
+
+    # heights --------------------------------------------------------------------------
+    def heights(self, crs: Any, transform: Affine, shape: tuple[int, int]) -> NDArray[np.float32]:
+        crs = _crs(crs)
+        h, w = int(shape[0]), int(shape[1])
+        used = self._check_coverage(crs, transform, (h, w))
+        out = np.full((h, w), np.nan, dtype=np.float32)
+        tmp = np.empty((h, w), dtype=np.float32)
+        for s in used:
+            tmp.fill(np.nan)
+            with s.open() as ds:
+                src_crs = _horizontal(ds.crs)
+                nodata = ds.nodata
+                try:
+                    rasterio.warp.reproject(
+                        source=rasterio.band(ds, 1),
+                        destination=tmp,
+                        src_crs=src_crs,
+                        src_nodata=nodata,
+                        dst_transform=transform,
+                        dst_crs=crs,
+                        dst_nodata=np.nan,
+                        resampling=s.resampling,
+                        init_dest_nodata=True,
+                        XSCALE=1, YSCALE=1,
+                    )
+                except rasterio.errors.RasterioError as exc:
+                    raise DemError(f"DEM {s.label}: reprojection failed: {exc}") from exc
+            take = np.isnan(out) & np.isfinite(tmp)
+            out[take] = tmp[take]
+        _fill_holes(out, self.name)
+        if self.vertical == "egm96":
+            out += _smooth_field(crs, transform, (h, w), egm96_undulation)
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# downloaded tiles
+# --------------------------------------------------------------------------------------
+def _ns(lat: int) -> str:
+    return f"N{lat:02d}" if lat >= 0 else f"S{-lat:02d}"
+
+
+def _ew(lon: int) -> str:
+    return f"E{lon:03d}" if lon >= 0 else f"W{-lon:03d}"
+
+
+def glo30_tile_name(lat: int, lon: int) -> str:
+    """GLO-30 tile name of the 1x1 deg cell whose south-west corner is (lat, lon) (degrees)."""
+    return f"Copernicus_DSM_COG_10_{_ns(lat)}_00_{_ew(lon)}_00_DEM"
+
+
+def srtm1_tile_name(lat: int, lon: int) -> str:
+    """SRTM HGT tile name (``N41E012``) of the 1x1 deg cell with south-west corner (lat, lon)."""
+    return f"{_ns(lat)}{_ew(lon)}"
+
+
+def tiles_for_bounds(lon_min: float, lat_min: float, lon_max: float, lat_max: float) -> list[tuple[int, int]]:
+    """South-west corners (lat, lon) of the 1x1 deg cells touching a lon/lat box."""
+    la0, la1 = math.floor(lat_min), math.floor(lat_max - 1e-12) if lat_max > lat_min else math.floor(lat_min)
+    lo0, lo1 = math.floor(lon_min), math.floor(lon_max - 1e-12) if lon_max > lon_min else math.floor(lon_min)
+    la0, la1 = max(la0, -90), min(la1, 89)
+    return [(la, ((lo + 180) % 360) - 180) for la in range(la0, la1 + 1) for lo in range(lo0, lo1 + 1)]
+
+
+class TiledDem(Dem):
+    """GLO-30 or SRTM 1" tiles fetched on demand into a disk cache (see module doc).
+
+    ``kind``: ``"glo30"`` or ``"srtm1"`` (SRTM tiles beyond its coverage come from GLO-30).
+    ``glo30_url``/``srtm1_url``: base URLs (the defaults are the public servers).
+    """
+
+    def __init__(self, kind: str = "glo30", cache_dir: str | os.PathLike[str] | None = None, *,
+                 glo30_url: str | None = None, srtm1_url: str | None = None,
+                 session: requests.Session | None = None, timeout: float = 60.0, retries: int = 3) -> None:
+        if kind not in ("glo30", "srtm1"):
+            raise DemError(f"DEM kind {kind!r}: expected glo30 or srtm1")
+        self.kind = kind
+        self.name = kind
+        self.resolution_m = 30.0
+        if cache_dir is None:
+            cache_dir = os.environ.get("BIGEARTHNET_S1_DEM_CACHE") or Path.home() / ".cache" / "bigearthnet-s1" / "dem"
+        self.cache_dir = Path(cache_dir)
+        self.glo30_url = (glo30_url or os.environ.get("BIGEARTHNET_S1_GLO30_URL") or DEFAULT_GLO30_URL).rstrip("/")
+        self.srtm1_url = (srtm1_url or os.environ.get("BIGEARTHNET_S1_SRTM1_URL") or DEFAULT_SRTM1_URL).rstrip("/")
+        self.session = session or requests.Session()
+        self.timeout = timeout
+        self.retries = retries
+
+    # naming --------------------------------------------------------------------------
+    def source_for(self, lat: int, lon: int) -> str:
+        """Which DEM serves the cell (south-west corner lat, lon): 'glo30' or 'srtm1'."""
+        if self.kind == "srtm1" and SRTM_LAT_MIN <= lat < SRTM_LAT_MAX:
+            return "srtm1"
+        return "glo30"
+
+    def tile_url(self, lat: int, lon: int) -> tuple[str, str, str]:
+        """(source, tile name, URL) of a cell."""
+        src = self.source_for(lat, lon)
+        if src == "glo30":
+            name = glo30_tile_name(lat, lon)
+            return src, name, f"{self.glo30_url}/{name}/{name}.tif"
+        name = srtm1_tile_name(lat, lon)
+        return src, name, f"{self.srtm1_url}/{name}.SRTMGL1.hgt.zip"
+
+    def cache_path(self, lat: int, lon: int) -> Path:
+        src, name, _ = self.tile_url(lat, lon)
+        return self.cache_dir / src / (f"{name}.tif" if src == "glo30" else f"{name}.SRTMGL1.hgt.zip")
+
+    # fetching ------------------------------------------------------------------------
+    def fetch_tile(self, lat: int, lon: int) -> Path | None:
+        """Path of the cached tile (downloaded if needed), or None for an ocean cell (404)."""
+        src, name, url = self.tile_url(lat, lon)
+        path = self.cache_path(lat, lon)
+        missing = path.with_name(name + ".missing")
+        if path.exists():
+            return path
+        if missing.exists():
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        last: Exception | None = None
+        for attempt in range(self.retries):
+            try:
+                with self.session.get(url, stream=True, timeout=self.timeout) as r:
+                    if r.status_code == 404:
+                        _atomic_write_bytes(missing, f"404 {url}\n".encode())
+                        log.info("DEM tile %s absent on the server (ocean): height 0 above the geoid", name)
+                        return None
+                    if r.status_code >= 500:
+                        last = DemError(f"DEM tile {name}: HTTP {r.status_code} from {url}")
+                        continue
+                    if r.status_code != 200:
+                        raise DemError(f"DEM tile {name}: HTTP {r.status_code} from {url}")
+                    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=path.parent)
+                    try:
+                        with os.fdopen(fd, "wb") as f:
+                            for chunk in r.iter_content(1 << 20):
+                                f.write(chunk)
+                        self._verify(Path(tmp), src, name)
+                        os.replace(tmp, path)
+                    finally:
+                        if os.path.exists(tmp):
+                            os.unlink(tmp)
+                    log.info("DEM tile %s downloaded from %s", name, url)
+                    return path
+            except requests.RequestException as exc:
+                last = exc
+        raise DemError(f"DEM tile {name}: download from {url} failed after {self.retries} tries: {last}")
+
+    @staticmethod
+    def _gdal_path(path: Path, src: str, name: str) -> str:
+        return str(path) if src == "glo30" else f"/vsizip/{path}/{name}.hgt"
+
+    def _verify(self, tmp: Path, src: str, name: str) -> None:
+        if src == "srtm1":
+            try:
+                with zipfile.ZipFile(tmp) as z:
+                    if f"{name}.hgt" not in z.namelist():
+                        raise DemError(f"DEM tile {name}: zip holds no {name}.hgt")
+            except zipfile.BadZipFile as exc:
+                raise DemError(f"DEM tile {name}: downloaded file is not a zip: {exc}") from exc
+        try:
+            with rasterio.open(self._gdal_path(tmp, src, name)) as ds:
+                ds.read(1, window=((0, 1), (0, 1)))
+        except rasterio.errors.RasterioIOError as exc:
+            raise DemError(f"DEM tile {name}: downloaded file is not a readable raster: {exc}") from exc
+
+    # Dem -----------------------------------------------------------------------------
+    def cells_for_grid(self, crs: Any, transform: Affine, shape: tuple[int, int]) -> list[tuple[int, int]]:
+        """1x1 deg cells (south-west corners) that a grid touches (plus a 0.01 deg margin)."""
+        b = _grid_boundary(transform, shape)
+        tr = pyproj.Transformer.from_crs(pyproj.CRS.from_user_input(_crs(crs).to_wkt()), "EPSG:4326", always_xy=True)
+        lon, lat = tr.transform(b[:, 0], b[:, 1])
+        m = 0.01
+        return tiles_for_bounds(float(np.min(lon)) - m, float(np.min(lat)) - m, float(np.max(lon)) + m, float(np.max(lat)) + m)
+
+    def raster_dem(self, crs: Any, transform: Affine, shape: tuple[int, int]) -> RasterDem:
+        """The tiles covering a grid as one :class:`RasterDem` (ocean cells as 0 m tiles)."""
+        sources = []
+        for lat, lon in self.cells_for_grid(crs, transform, shape):
+            src, name, _ = self.tile_url(lat, lon)
+            p = self.fetch_tile(lat, lon)
+            if p is None:
+                sources.append(_Source(path=f"ocean:{name}", label=f"{name} (ocean)", crs=CRS.from_epsg(4326),
+                                       bounds=(lon, lat, lon + 1.0, lat + 1.0), constant=0.0,
+                                       resampling=Resampling.nearest))
+            else:
+                sources.append(_Source(path=self._gdal_path(p, src, name), label=name))
+        return RasterDem([], vertical="egm96", name=f"{self.kind}[{len(sources)} tiles]", _sources=sources)
+
+    def heights(self, crs: Any, transform: Affine, shape: tuple[int, int]) -> NDArray[np.float32]:
+        return self.raster_dem(crs, transform, shape).heights(crs, transform, shape)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def open_dem(spec: str | os.PathLike[str] | Dem, cache_dir: str | os.PathLike[str] | None = None, **options: Any) -> Dem:
+    """A :class:`Dem` from a spec: ``"flat"``, ``"flat:<metres>"``, ``"glo30"``, ``"srtm1"`` or a
+    GeoTIFF/VRT path. ``options`` go to :class:`TiledDem` (URLs, session) or :class:`RasterDem`
+    (``vertical``)."""
+    if isinstance(spec, Dem):
+        return spec
+    s = str(spec)
+    if s == "flat" or s.startswith("flat:"):
+        try:
+            return FlatDem(float(s.split(":", 1)[1]) if ":" in s else 0.0)
+        except ValueError as exc:
+            raise DemError(f"DEM spec {s!r}: expected flat:<height in metres>") from exc
+    if s in ("glo30", "srtm1"):
+        return TiledDem(s, cache_dir, **options)
+    p = Path(s)
+    if not p.exists():
+        raise DemError(f"DEM {s}: no such file (expected flat, glo30, srtm1 or a GeoTIFF/VRT path)")
+    return RasterDem(p, **options)
