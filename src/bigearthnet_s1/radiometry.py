@@ -398,7 +398,10 @@ def radar_chain(
     cal = product.calibration(p) if calibration else None
     noise = product.noise(p) if thermal else None
     if calibration and cal is not None:
-        cal.values(calibration)  # validate the kind early
+        try:
+            cal.values(calibration)  # validate the kind before any reading
+        except SafeError as exc:
+            raise RadiometryError(f"SAFE product {product.name} {p}: {exc}") from None
     ec0, ec1 = max(0, c0 - hx), min(ann.samples, c0 + w + hx)
     out = np.empty((h, w), dtype=np.float32)
     flags_out = np.zeros((h, w), dtype=np.uint8) if return_flags else None
