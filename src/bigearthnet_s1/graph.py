@@ -862,8 +862,11 @@ def render(template: Graph | str | os.PathLike[str], params: RenderParams) -> Gr
         if w <= 0 or h <= 0 or x < 0 or y < 0:
             raise GraphError(f"{g.name}: pixel region {params.pixel_region!r} is empty or negative")
         read.set("pixelRegion", [x, y, w, h])
+        # ReadOp applies pixelRegion only with useAdvancedOptions=true (snap-engine ReadOp).
+        read.set("useAdvancedOptions", True)
     else:
         read.remove("pixelRegion")
+        read.set("useAdvancedOptions", False)
 
     for op in ("Remove-GRD-Border-Noise", "ThermalNoiseRemoval"):
         n = g.find(op)

@@ -115,3 +115,83 @@ def no_gpt_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str
     path = os.pathsep.join([str(Path(sys.executable).parent), str(empty), "/usr/bin", "/bin"])
     monkeypatch.setenv("PATH", path)
     return dict(os.environ)
+
+
+# --------------------------------------------------------------------------------------
+# products for the native executor
+# --------------------------------------------------------------------------------------
+from dataclasses import dataclass  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Case:
+    """A product, the S2 tile acquisition it is processed for, and the DEM to use."""
+
+    safe: Path
+    tile: object  # TileAcquisition
+    dem: str
+    pols: tuple[str, ...]
+
+
+def _tile(tile_id: str, cols: tuple[int, ...], rows: tuple[int, ...], when: datetime):
+    from bigearthnet_s1.tiles import Patch, TileAcquisition, TileGrid, mgrs_tile_origin
+
+    epsg, ulx, uly = mgrs_tile_origin(tile_id)
+    stamp = when.strftime("%Y%m%dT%H%M%S")
+    patches = tuple(
+        Patch(f"S2A_MSIL2A_{stamp}_{c}_{r}", c, r, ("Pastures",), ulx + 1200 * c, uly - 1200 * r,
+              ulx + 1200 * (c + 1), uly - 1200 * (r + 1))
+        for r in rows for c in cols
+    )
+    return TileAcquisition(tile_id, when, None, TileGrid(epsg, ulx, uly), patches)
+
+
+@pytest.fixture(scope="session")
+def rome_case(tmp_path_factory: pytest.TempPathFactory, s1b_rome_safe: Path, rome_dem: Path) -> Case:
+    """The real S1B Rome product (real annotation, calibration, noise) copied, with DN that
+    this fixture writes (Gamma speckle, ENL 4.4, around DN 300, seed 0) into the window that
+    2 x 2 patches of tile 33TTG over Rome need (+64 px); zeros elsewhere (sparse TIFF)."""
+    import shutil
+
+    import rasterio
+    from rasterio.windows import Window
+
+    from bigearthnet_s1.engine import target_window
+    from bigearthnet_s1.geocoding import radar_window_for_grid
+    from bigearthnet_s1.safe import open_safe
+
+    root = tmp_path_factory.mktemp("rome")
+    dst = root / s1b_rome_safe.name
+    shutil.copytree(s1b_rome_safe, dst)
+    for p in [dst, *dst.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    tile = _tile("33TTG", (76, 77), (38, 39), datetime(2021, 12, 23, 10, 0, 0, tzinfo=UTC))
+    with open_safe(dst) as safe:
+        ann = safe.annotation("VV")
+        win = target_window(tile, safe.footprint)
+        rw = radar_window_for_grid(ann, str(rome_dem), crs=tile.grid.crs, transform=tile.grid.window_transform(win),
+                                   shape=(int(win.height), int(win.width)), margin=32)
+    big = Window(int(rw.col_off) - 64, int(rw.row_off) - 64, int(rw.width) + 128, int(rw.height) + 128)
+    rng = np.random.default_rng(0)
+    dn = np.sqrt(rng.gamma(4.4, 1 / 4.4, (int(big.height), int(big.width))) * 300.0**2).astype(np.uint16)
+    meas = next((dst / "measurement").iterdir())
+    meas.unlink()
+    with rasterio.open(meas, "w", driver="GTiff", width=ann.samples, height=ann.lines, count=1, dtype="uint16",
+                       tiled=True, blockxsize=512, blockysize=512, compress="zstd", SPARSE_OK=True) as ds:
+        ds.write(dn, 1, window=big)
+    return Case(dst, tile, str(rome_dem), ("VV",))
+
+
+@pytest.fixture(scope="session")
+def sim_case(tmp_path_factory: pytest.TempPathFactory) -> Case:
+    """A simulated S1A VV+VH product (simulate.py, seed 1) for 2 x 2 patches of 33UUP
+    (the BigEarthNet example's tile and date), flat terrain."""
+    from bigearthnet_s1.simulate import simulate_product
+
+    tile = _tile("33UUP", (87, 88), (48, 49), datetime(2017, 6, 13, 10, 10, 31, tzinfo=UTC))
+    safe = simulate_product(tmp_path_factory.mktemp("sim"), tile=tile,
+                            time=datetime(2017, 6, 13, 16, 50, 43, tzinfo=UTC), seed=1)
+    return Case(safe, tile, "flat", ("VV", "VH"))

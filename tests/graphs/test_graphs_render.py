@@ -22,8 +22,10 @@ def _expected(template: str, *, pols, prefix, dem: dict, region, epsg, origin, f
     p = ",".join(pols)
     bands = ",".join(f"{prefix}_{x}" for x in pols)
     nodes["Read"]["parameters"]["file"] = str(SAFE)
+    nodes["Read"]["parameters"]["useAdvancedOptions"] = "false"
     if region is not None:
-        nodes["Read"]["parameters"]["pixelRegion"] = ",".join(map(str, region))
+        # SNAP's ReadOp subsets only with useAdvancedOptions=true
+        nodes["Read"]["parameters"].update(pixelRegion=",".join(map(str, region)), useAdvancedOptions="true")
     nodes["Remove-GRD-Border-Noise"]["parameters"]["selectedPolarisations"] = p
     nodes["ThermalNoiseRemoval"]["parameters"]["selectedPolarisations"] = p
     if "Calibration" in nodes:

@@ -1,0 +1,120 @@
+"""``bigearthnet-s1 preprocess PRODUCT --tile T [--time T | --s2-root DIR | --tile-json F] --out FILE``
+
+Run the preprocessing graph (border noise, thermal noise, calibration, Refined Lee, terrain
+correction onto the S2 tile's 10 m grid, dB) on one Sentinel-1 GRD product for one S2 tile,
+with the ``native`` engine (pure Python) or ``snap`` (ESA SNAP's gpt). Writes a float32
+GeoTIFF, one band per polarisation, dB, NaN no-data, on a window of the tile grid.
+
+Which part of the tile: the patches of the S2 acquisition when ``--s2-root`` (a
+BigEarthNet-S2 folder) or ``--time`` (looked up in the patch-name table) names one, or
+``--tile-json`` gives one (``TileAcquisition.to_json()``); otherwise the whole tile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("product", type=Path, help="Sentinel-1 IW GRD product (.SAFE folder or .zip)")
+    parser.add_argument("--tile", required=True, metavar="MGRS", help="S2 tile id, e.g. 33UUP")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--s2-root", type=Path, help="BigEarthNet-S2 archive folder holding the tile's patches")
+    which.add_argument(
+        "--tile-json", type=Path, help="a TileAcquisition as JSON (as the pipeline stores it)"
+    )
+    parser.add_argument(
+        "--time",
+        help="S2 sensing time (ISO 8601, UTC) choosing the acquisition; without --s2-root it is "
+        "looked up in the patch-name table bundled with bigearthnet-common",
+    )
+    parser.add_argument("--engine", choices=("native", "snap"), default="native", help="default: native")
+    parser.add_argument("--out", type=Path, required=True, help="output GeoTIFF")
+    parser.add_argument(
+        "--dem",
+        default="flat",
+        help="flat (ellipsoid height 0; default), auto (SRTM 1Sec up to 60 N, Copernicus 30 m beyond), "
+        "srtm1, glo30, or a DEM raster path",
+    )
+    parser.add_argument(
+        "--graph",
+        help="full | nocal (no calibration, the recipe's high-latitude fallback) | a graph XML path; "
+        "default: full, or nocal when the product's calibration is flagged",
+    )
+    parser.add_argument(
+        "--polarisations", default="VV,VH", help="comma separated, in output band order (default VV,VH)"
+    )
+    parser.add_argument("--flagged", type=Path, help="file listing products (one name a line) that need the fallback graph")
+    parser.add_argument("--threads", type=int, help="snap engine: gpt -q")
+    parser.add_argument("--memory", help="snap engine: JVM heap, e.g. 6G (gpt -J-Xmx)")
+    parser.add_argument("--timeout", type=float, default=6 * 3600.0, help="snap engine: seconds (default 21600)")
+
+
+def _parse_time(text: str) -> datetime:
+    from bigearthnet_s1.errors import InputError
+
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"--time {text!r}: expected ISO 8601, e.g. 2017-06-13T10:10:31Z") from None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def resolve_tile(tile_id: str, *, s2_root: Path | None, tile_json: Path | None, time: str | None,
+                 product_start: datetime) -> object:
+    """The TileAcquisition the arguments name (see the module doc)."""
+    from bigearthnet_s1.errors import TileError
+    from bigearthnet_s1.tiles import TileAcquisition, TileGrid, mgrs_tile_origin, read_patch_table, read_tiles
+
+    tid = tile_id.upper().removeprefix("T")
+    if tile_json is not None:
+        try:
+            acq = TileAcquisition.from_json(json.loads(tile_json.read_text()))
+        except (OSError, ValueError, KeyError) as exc:
+            raise TileError(f"--tile-json {tile_json}: not a TileAcquisition ({exc})") from None
+        if acq.tile_id != tid:
+            raise TileError(f"--tile-json {tile_json} holds tile {acq.tile_id}, not {tid}")
+        return acq
+    if s2_root is None and time is None:
+        epsg, ulx, uly = mgrs_tile_origin(tid)
+        return TileAcquisition(tid, product_start, None, TileGrid(epsg, ulx, uly), ())
+    acqs = read_tiles(s2_root, tiles=[tid]) if s2_root is not None else read_patch_table(tiles=[tid])
+    if time is not None:
+        t = _parse_time(time)
+        acqs = [a for a in acqs if abs((a.sensing_time - t).total_seconds()) <= 60]
+    if len(acqs) != 1:
+        keys = ", ".join(a.key for a in acqs) or "none"
+        raise TileError(
+            f"tile {tid}: {len(acqs)} acquisitions match ({keys}); "
+            + ("give --time to choose one" if len(acqs) > 1 else "check --tile/--time/--s2-root")
+        )
+    return acqs[0]
+
+
+def run(args: argparse.Namespace) -> int:
+    from bigearthnet_s1 import engine
+    from bigearthnet_s1.safe import open_safe
+
+    if args.engine == "snap":
+        from bigearthnet_s1 import gpt
+
+        gpt.find_gpt()  # stop at once, with the install hint, where SNAP is missing
+        options = gpt.GptOptions(threads=args.threads, memory=args.memory, timeout=args.timeout)
+    else:
+        options = None
+    with open_safe(args.product) as safe:
+        start = safe.start_time
+    tile = resolve_tile(args.tile, s2_root=args.s2_root, tile_json=args.tile_json, time=args.time, product_start=start)
+    flagged: list[str] = []
+    if args.flagged is not None:
+        flagged = [ln.strip() for ln in args.flagged.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    pols = tuple(p.strip().upper() for p in args.polarisations.split(",") if p.strip())
+    out = engine.preprocess(
+        args.product, tile, args.out, engine=args.engine, graph=args.graph, dem=args.dem,
+        polarisations=pols, flagged=flagged, gpt_options=options,
+    )
+    print(out)
+    return 0

@@ -1,0 +1,1005 @@
+"""Two engines for one graph: the native executor, and ``preprocess`` (product + tile -> GeoTIFF).
+
+Native executor. :func:`execute` reads a SNAP graph (the same XML ``gpt`` runs), walks its
+nodes in dependency order and runs each operator through this library:
+
+=========================  ===============================================================
+SNAP operator              native implementation
+=========================  ===============================================================
+Read                       ``safe.open_safe`` + ``SafeProduct.read_dn`` (pixelRegion window)
+Remove-GRD-Border-Noise    ``radiometry.border_noise_mask`` (borderLimit, trimThreshold)
+ThermalNoiseRemoval        ``radiometry.noise_power`` (subtracted by ``radiometry.calibrate``)
+Calibration                ``radiometry.calibration_lut`` (sigma0 | gamma0 | beta0), ``calibrate``
+Speckle-Filter             ``speckle.speckle_filter`` (SNAP names and defaults)
+Terrain-Correction         ``geocoding.terrain_correct`` with ``dem.open_dem``
+LinearToFromdB             ``radiometry.to_db``
+Write                      float32 GeoTIFF (NaN no-data), written atomically
+=========================  ===============================================================
+
+Radar-geometry nodes (border noise, thermal noise, calibration, speckle filter) are
+recorded as they are met, with their parameters, and run when pixels are first needed as
+one ``radiometry.radar_chain`` call — the library's composition of exactly those functions,
+strip by strip — so a graph and the direct library calls give identical arrays. An operator, a parameter value or an order of nodes the executor does not
+implement raises GraphError naming the node and the parameter: never a silent substitute.
+
+``preprocess`` picks the graph (the no-calibration fallback for flagged products or on
+request), renders it for the tile (UTM CRS, grid origin, DEM, radar window), runs it with
+the ``native`` or ``snap`` engine, and writes the contract GeoTIFF: one float32 band per
+polarisation (descriptions "VV", "VH"), backscatter in dB, NaN no-data, on a window of the
+tile's 10 m grid aligned to its 1200 m patch lattice, tags SCENE_ID and START_TIME.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyproj
+import rasterio
+import shapely
+from affine import Affine
+from numpy.typing import NDArray
+from rasterio.crs import CRS
+from rasterio.windows import Window
+
+from bigearthnet_s1 import graph as G
+from bigearthnet_s1.errors import (
+    BigEarthNetS1Error,
+    GeometryError,
+    GraphError,
+    InputError,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ENGINES",
+    "GridSpec",
+    "NativeResult",
+    "NATIVE_SUPPORT",
+    "execute",
+    "preprocess",
+    "calibration_flag",
+    "target_window",
+    "write_flat_dem",
+]
+
+ENGINES = ("native", "snap")
+
+#: SNAP band-name prefixes -> radiometric state
+_AMPLITUDE, _INTENSITY = "Amplitude", "Intensity"
+_CAL_PREFIX = {"sigma0": "Sigma0", "gamma0": "Gamma0", "beta0": "Beta0"}
+
+
+# --------------------------------------------------------------------------------------
+# value types
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GridSpec:
+    """A map grid: CRS, affine transform of pixel CORNERS, (rows, cols)."""
+
+    crs: CRS
+    transform: Affine
+    shape: tuple[int, int]
+
+    @property
+    def epsg(self) -> int | None:
+        return self.crs.to_epsg()
+
+
+@dataclass
+class _Band:
+    """One polarisation flowing through the graph.
+
+    In radar geometry the radiometric steps are recorded (``border``, ``thermal``,
+    ``calibration``, ``speckle``) and materialised once by :func:`_materialise`; after
+    Terrain-Correction ``data`` holds the map-grid array.
+    """
+
+    pol: str
+    border: tuple[int, float] | None = None  # (borderLimit, trimThreshold)
+    thermal: bool = False
+    calibration: str | None = None  # sigma0 | gamma0 | beta0
+    speckle: tuple[str, dict[str, Any]] | None = None
+    db: bool = False
+    data: NDArray[np.float32] | None = None  # materialised linear (or dB) image
+
+    def name(self) -> str:
+        if self.calibration:
+            base = f"{_CAL_PREFIX[self.calibration]}_{self.pol}"
+        elif self.thermal:
+            base = f"{_INTENSITY}_{self.pol}"
+        else:
+            base = f"{_AMPLITUDE}_{self.pol}"
+        return base + ("_db" if self.db else "")
+
+
+@dataclass
+class _Product:
+    safe: Any  # bigearthnet_s1.safe.SafeProduct
+    window: Window  # radar window the radar-geometry bands cover
+    bands: dict[str, _Band]  # SNAP band name -> band (ordered)
+    grid: GridSpec | None = None  # set by Terrain-Correction
+    history: list[str] = field(default_factory=list)  # operators applied
+
+    def copy(self) -> _Product:
+        return _Product(
+            self.safe,
+            self.window,
+            {k: _Band(**vars(b)) for k, b in self.bands.items()},
+            self.grid,
+            list(self.history),
+        )
+
+    def rename(self) -> None:
+        self.bands = {b.name(): b for b in self.bands.values()}
+
+
+@dataclass
+class NativeResult:
+    """Output of :func:`execute`: dB/linear arrays on ``grid`` keyed by SNAP band name."""
+
+    bands: dict[str, NDArray[np.float32]]
+    grid: GridSpec
+    product_name: str
+    start_time: Any
+    written: Path | None = None
+
+
+@dataclass
+class _Context:
+    node: G.Node
+    graph: G.Graph
+    target_grid: GridSpec | None
+    dem_cache: Path | None
+    dem_override: Any | None
+
+
+# --------------------------------------------------------------------------------------
+# parameter support: what the native engine implements, per operator
+# --------------------------------------------------------------------------------------
+# "used": consumed by the implementation; a tuple: only these values (SNAP text form)
+# are implemented; "ignored: <why>": no effect on the output of this engine (documented);
+# a parameter missing here is not implemented: setting it to anything but SNAP's default
+# (or empty) is refused.
+NATIVE_SUPPORT: dict[str, dict[str, Any]] = {
+    "Read": {
+        "file": "used",
+        "formatName": ("SENTINEL-1", "SENTINEL-1-SAFE"),
+        "bandNames": "used",
+        "pixelRegion": "used",
+        "useAdvancedOptions": "used",
+        "copyMetadata": "ignored: metadata is read from the SAFE product directly",
+    },
+    "Write": {
+        "file": "used",
+        "formatName": ("GeoTIFF", "GeoTIFF-BigTIFF"),
+        "deleteOutputOnFailure": "ignored: writes are atomic, nothing partial is ever left",
+        "writeEntireTileRows": "ignored: SNAP tile-cache behaviour only",
+        "clearCacheAfterRowWrite": "ignored: SNAP tile-cache behaviour only",
+    },
+    "Remove-GRD-Border-Noise": {
+        "selectedPolarisations": "used",
+        "borderLimit": "used",
+        "trimThreshold": "used",
+    },
+    "ThermalNoiseRemoval": {
+        "selectedPolarisations": "used",
+        "removeThermalNoise": ("true",),
+        "outputNoise": ("false",),
+        "reIntroduceThermalNoise": ("false",),
+        "clipNegativeValues": ("true",),
+    },
+    "Calibration": {
+        "sourceBandNames": "used",
+        "selectedPolarisations": "used",
+        "auxFile": ("Latest Auxiliary File", "Product Auxiliary File"),
+        "outputImageInComplex": ("false",),
+        "outputImageScaleInDb": ("false",),
+        "createGammaBand": ("false",),
+        "createBetaBand": ("false",),
+        "outputSigmaBand": "used",
+        "outputGammaBand": "used",
+        "outputBetaBand": "used",
+    },
+    "Speckle-Filter": {
+        "sourceBandNames": "used",
+        "filter": "used",
+        "filterSizeX": "used",
+        "filterSizeY": "used",
+        "estimateENL": "used",
+        "enl": "used",
+        "numLooksStr": "used",
+        "windowSize": "used",
+        "targetWindowSizeStr": "used",
+        "sigmaStr": "used",
+        "dampingFactor": "ignored: used by Frost only, which the native engine refuses",
+        "anSize": "ignored: used by IDAN only, which the native engine refuses",
+    },
+    "Terrain-Correction": {
+        "sourceBandNames": "used",
+        "demName": "used",
+        "externalDEMFile": "used",
+        "externalDEMNoDataValue": "used",
+        "externalDEMApplyEGM": "used",
+        "demResamplingMethod": ("BILINEAR_INTERPOLATION",),
+        "imgResamplingMethod": ("NEAREST_NEIGHBOUR", "BILINEAR_INTERPOLATION", "CUBIC_CONVOLUTION"),
+        "pixelSpacingInMeter": "used",
+        "pixelSpacingInDegree": "ignored: derived from pixelSpacingInMeter for projected CRSs (SNAP does the same)",
+        "mapProjection": "used",
+        "alignToStandardGrid": "used",
+        "standardGridOriginX": "used",
+        "standardGridOriginY": "used",
+        "nodataValueAtSea": ("false",),
+        "saveDEM": ("false",),
+        "saveLatLon": ("false",),
+        "saveIncidenceAngleFromEllipsoid": ("false",),
+        "saveLocalIncidenceAngle": ("false",),
+        "saveProjectedLocalIncidenceAngle": ("false",),
+        "saveSelectedSourceBand": ("true",),
+        "saveLayoverShadowMask": ("false",),
+        "outputComplex": ("false",),
+        "applyRadiometricNormalization": ("false",),
+        "saveSigmaNought": ("false",),
+        "saveGammaNought": ("false",),
+        "saveBetaNought": ("false",),
+        "incidenceAngleForSigma0": "ignored: only used with applyRadiometricNormalization=true",
+        "incidenceAngleForGamma0": "ignored: only used with applyRadiometricNormalization=true",
+        "auxFile": ("Latest Auxiliary File", "Product Auxiliary File"),
+        "applyAPDCorrection": ("false",),
+        "externalAuxFile": "ignored: only used with auxFile=External Auxiliary File",
+    },
+    "LinearToFromdB": {"sourceBandNames": "used"},
+}
+
+#: SNAP image resampling name -> geocoding.terrain_correct resampling. CUBIC_CONVOLUTION is
+#: the Keys kernel (a = -0.5), which is what geocoding's "bicubic" implements.
+_RESAMPLING = {
+    "NEAREST_NEIGHBOUR": "nearest",
+    "BILINEAR_INTERPOLATION": "bilinear",
+    "CUBIC_CONVOLUTION": "bicubic",
+}
+
+
+def _check_support(node: G.Node) -> None:
+    """Refuse parameters/values this engine does not implement (GraphError naming them)."""
+    support = NATIVE_SUPPORT.get(node.operator)
+    if support is None:
+        raise GraphError(
+            f"node {node.id!r}: operator {node.operator} is not implemented by the native engine "
+            f"(it runs {', '.join(NATIVE_SUPPORT)}; use --engine snap)"
+        )
+    spec = G.SNAP_OPERATORS[node.operator]
+    for el in node.parameter_elements():
+        ps = spec.lookup(el.tag)
+        if ps is None:  # validate() catches this first; keep the message clear anyway
+            raise GraphError(f"node {node.id!r}: unknown parameter <{el.tag}>")
+        text = (el.text or "").strip()
+        rule = support.get(ps.name)
+        if rule is None:
+            if text and text != (ps.default or ""):
+                raise GraphError(
+                    f"node {node.id!r} ({node.operator}): parameter {ps.name}={text!r} is not implemented "
+                    "by the native engine (only its default/empty value is); use --engine snap"
+                )
+            continue
+        if isinstance(rule, tuple):
+            if not text and ps.default is None:
+                continue  # empty, no SNAP default: SNAP decides (e.g. Read's format auto-detection)
+            value = text or (ps.default or "")
+            if ps.type == "boolean":
+                value = value.lower()
+            if value not in rule:
+                raise GraphError(
+                    f"node {node.id!r} ({node.operator}): parameter {ps.name}={value!r} is not implemented "
+                    f"by the native engine (implemented: {', '.join(rule)}); use --engine snap"
+                )
+
+
+# --------------------------------------------------------------------------------------
+# executor
+# --------------------------------------------------------------------------------------
+def execute(
+    graph: G.Graph | str | os.PathLike[str],
+    *,
+    target_grid: GridSpec | None = None,
+    write: bool = True,
+    dem_cache: str | os.PathLike[str] | None = None,
+) -> NativeResult:
+    """Run a SNAP graph with the native engine.
+
+    ``target_grid``: the map grid Terrain-Correction writes (must agree with the node's
+    mapProjection, pixel spacing and standard-grid alignment); None: the grid SNAP would make,
+    the bounding box of the radar window's footprint snapped to the standard grid.
+    ``write``: run the Write node (False: only return the arrays). Arrays are float32 on the
+    grid's pixel centres, NaN no-data, in the units the graph leaves (dB after LinearToFromdB).
+    """
+    g = graph if isinstance(graph, G.Graph) else G.load_graph(graph)
+    G.validate(g, placeholders=False)
+    order = g.topological_order()
+    for n in order:
+        _check_support(n)
+        if n.operator != "Read" and len(n.sources) != 1:
+            raise GraphError(f"node {n.id!r}: the native engine runs single-source chains only")
+    results: dict[str, _Product] = {}
+    written: Path | None = None
+    for n in order:
+        ctx = _Context(n, g, target_grid, Path(dem_cache) if dem_cache else None, None)
+        src = results[next(iter(n.sources.values()))] if n.sources else None
+        if n.operator == "Write":
+            if write:
+                assert src is not None
+                written = _op_write(ctx, src)
+            results[n.id] = src  # type: ignore[assignment]
+            continue
+        op = _OPERATORS[n.operator]
+        results[n.id] = op(ctx, src)
+    sinks = [n for n in order if not any(n.id in m.sources.values() for m in order)]
+    if len(sinks) != 1:
+        raise GraphError(f"{g.name}: the native engine needs exactly one final node, found {len(sinks)}")
+    final = results[sinks[0].id]
+    if final.grid is None:
+        raise GraphError(f"{g.name}: the graph has no Terrain-Correction, so there is no map output")
+    bands = {name: b.data for name, b in final.bands.items() if b.data is not None}
+    return NativeResult(bands, final.grid, final.safe.name, final.safe.start_time, written)
+
+
+def _pols_param(node: G.Node, product: _Product) -> list[str]:
+    sel = [p.upper() for p in node.value("selectedPolarisations")]
+    have = [b.pol for b in product.bands.values()]
+    if not sel:
+        return have
+    missing = [p for p in sel if p not in have]
+    if missing:
+        raise GraphError(f"node {node.id!r}: selectedPolarisations {','.join(missing)} not in the source bands ({', '.join(product.bands)})")
+    return sel
+
+
+def _select_bands(node: G.Node, product: _Product, param: str = "sourceBands") -> list[_Band]:
+    names = node.value(param)
+    if not names:
+        return list(product.bands.values())
+    out = []
+    for name in names:
+        if name not in product.bands:
+            raise GraphError(
+                f"node {node.id!r}: parameter {param} names band {name!r}, which the source does not have "
+                f"(it has {', '.join(product.bands) or 'none'})"
+            )
+        out.append(product.bands[name])
+    return out
+
+
+def _op_read(ctx: _Context, _src: _Product | None) -> _Product:
+    from bigearthnet_s1.safe import open_safe
+
+    n = ctx.node
+    file = n.value("file")
+    if not file:
+        raise GraphError(f"node {n.id!r} (Read): parameter file is empty")
+    p = Path(file)
+    if p.name.lower() == "manifest.safe":
+        p = p.parent
+    safe = open_safe(p)
+    region = n.value("pixelRegion") if n.value("useAdvancedOptions") else None
+    pols = list(safe.available_polarisations)
+    if not pols:
+        raise GraphError(f"node {n.id!r} (Read): product {safe.name} has no polarisation with a measurement file")
+    ann = safe.annotation(pols[0])
+    if region is None:
+        window = Window(0, 0, ann.samples, ann.lines)
+    else:
+        x, y, w, h = region
+        # SNAP clips the region to the raster
+        x1, y1 = min(x + w, ann.samples), min(y + h, ann.lines)
+        if x >= x1 or y >= y1:
+            raise GraphError(f"node {n.id!r} (Read): pixelRegion {region} lies outside product {safe.name} ({ann.samples} x {ann.lines})")
+        window = Window(x, y, x1 - x, y1 - y)
+    names = n.value("sourceBands")
+    if names:
+        chosen = []
+        for name in names:
+            pre, _, pol = name.partition("_")
+            if pre not in (_AMPLITUDE, _INTENSITY) or pol.upper() not in pols:
+                raise GraphError(f"node {n.id!r} (Read): band {name!r} is not in product {safe.name} (Amplitude_/Intensity_ + {', '.join(pols)})")
+            if pol.upper() not in chosen:
+                chosen.append(pol.upper())
+        pols = chosen
+    bands = {f"{_AMPLITUDE}_{p}": _Band(p) for p in pols}
+    return _Product(safe, window, bands, history=["Read"])
+
+
+def _op_border(ctx: _Context, src: _Product | None) -> _Product:
+    assert src is not None
+    n = ctx.node
+    out = src.copy()
+    pols = _pols_param(n, out)
+    for b in out.bands.values():
+        if b.pol not in pols:
+            continue
+        _require(n, b, radar=True, thermal=False, calibration=False, speckle=False)
+        b.border = (int(n.value("borderLimit")), float(n.value("trimThreshold")))
+    out.history.append(n.operator)
+    return out
+
+
+def _op_thermal(ctx: _Context, src: _Product | None) -> _Product:
+    assert src is not None
+    n = ctx.node
+    out = src.copy()
+    pols = _pols_param(n, out)
+    for b in out.bands.values():
+        if b.pol in pols:
+            _require(n, b, radar=True, thermal=False, calibration=False, speckle=False)
+            b.thermal = True
+    out.rename()
+    out.history.append(n.operator)
+    return out
+
+
+def _op_calibration(ctx: _Context, src: _Product | None) -> _Product:
+    assert src is not None
+    n = ctx.node
+    out = src.copy()
+    kinds = [k for k, p in (("sigma0", "outputSigmaBand"), ("gamma0", "outputGammaBand"), ("beta0", "outputBetaBand")) if n.value(p)]
+    if len(kinds) != 1:
+        raise GraphError(
+            f"node {n.id!r} (Calibration): the native engine writes exactly one of sigma0/gamma0/beta0 "
+            f"(outputSigmaBand/outputGammaBand/outputBetaBand), this node asks for {len(kinds)}"
+        )
+    chosen = _select_bands(n, out)
+    pols = set(_pols_param(n, out))
+    new: dict[str, _Band] = {}
+    for b in out.bands.values():
+        if b in chosen and b.pol in pols:
+            _require(n, b, radar=True, calibration=False, speckle=False)
+            b.calibration = kinds[0]
+            new[b.name()] = b
+    if not new:
+        raise GraphError(f"node {n.id!r} (Calibration): no band selected")
+    out.bands = new  # SNAP's Calibration outputs only the calibrated bands
+    out.history.append(n.operator)
+    return out
+
+
+def _op_speckle(ctx: _Context, src: _Product | None) -> _Product:
+    from bigearthnet_s1 import speckle
+
+    assert src is not None
+    n = ctx.node
+    out = src.copy()
+    name = n.value("filter")
+    if name == "None":
+        out.history.append(n.operator)
+        return out
+    params = {
+        k: n.value(k)
+        for k in ("filterSizeX", "filterSizeY", "estimateENL", "enl", "numLooksStr", "windowSize",
+                  "targetWindowSizeStr", "sigmaStr")
+    }
+    try:
+        fname, fparams = speckle.normalise_parameters(name, **params)
+    except BigEarthNetS1Error as exc:
+        raise GraphError(f"node {n.id!r} (Speckle-Filter): parameter filter={name!r}: {exc}") from None
+    chosen = _select_bands(n, out)
+    for b in chosen:
+        _require(n, b, radar=True, speckle=False)
+        b.speckle = (fname, params)
+    out.bands = {b.name(): b for b in chosen}  # SNAP keeps only the filtered bands
+    out.history.append(n.operator)
+    return out
+
+
+def _op_terrain(ctx: _Context, src: _Product | None) -> _Product:
+    from bigearthnet_s1.geocoding import terrain_correct
+
+    assert src is not None
+    n = ctx.node
+    out = src.copy()
+    chosen = _select_bands(n, out)
+    for b in chosen:
+        _require(n, b, radar=True)
+    crs = _map_crs(n)
+    spacing = float(n.value("pixelSpacingInMeter"))
+    if not spacing > 0:
+        raise GraphError(f"node {n.id!r} (Terrain-Correction): pixelSpacingInMeter must be > 0 for the native engine (got {spacing})")
+    grid = ctx.target_grid
+    if grid is None:
+        grid = _snap_like_grid(n, out, crs, spacing)
+    else:
+        _check_grid(n, grid, crs, spacing)
+    dem = _native_dem(n, ctx)
+    resampling = _RESAMPLING[n.value("imgResamplingMethod")]
+    ann = out.safe.annotation(chosen[0].pol)
+    linear = np.stack([_materialise(out, b) for b in chosen])
+    data = terrain_correct(
+        linear, out.window, ann, dem, crs=grid.crs, transform=grid.transform, shape=grid.shape, resampling=resampling
+    )
+    for i, b in enumerate(chosen):
+        b.data = np.asarray(data[i], dtype=np.float32)
+    out.bands = {b.name(): b for b in chosen}
+    out.grid = grid
+    out.history.append(n.operator)
+    return out
+
+
+def _op_db(ctx: _Context, src: _Product | None) -> _Product:
+    from bigearthnet_s1.radiometry import to_db
+
+    assert src is not None
+    n = ctx.node
+    out = src.copy()
+    chosen = _select_bands(n, out)
+    for b in chosen:
+        if b.db:
+            raise GraphError(f"node {n.id!r} (LinearToFromdB): band {b.name()} is already dB; the native engine converts linear to dB only")
+        lin = b.data if out.grid is not None else _materialise(out, b)
+        b.data = to_db(lin)
+        b.db = True
+    out.bands = {b.name(): b for b in chosen}
+    out.history.append(n.operator)
+    return out
+
+
+def _op_write(ctx: _Context, src: _Product) -> Path:
+    n = ctx.node
+    file = n.value("file")
+    if not file:
+        raise GraphError(f"node {n.id!r} (Write): parameter file is empty")
+    if src.grid is None:
+        raise GraphError(f"node {n.id!r} (Write): the native engine writes map-projected products only (no Terrain-Correction before it)")
+    path = Path(file)
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        path = path.with_name(path.name + ".tif")  # as SNAP's GeoTIFF writer does
+    names = list(src.bands)
+    arrays = [src.bands[k].data for k in names]
+    return write_geotiff(
+        path, np.stack(arrays), src.grid, descriptions=names,
+        tags={"SCENE_ID": src.safe.name, "START_TIME": _iso(src.safe.start_time), "GRAPH": ctx.graph.id,
+              "ENGINE": "native", "CHAIN": " -> ".join(src.history)},
+    )
+
+
+_OPERATORS: dict[str, Callable[[_Context, _Product | None], _Product]] = {
+    "Read": _op_read,
+    "Remove-GRD-Border-Noise": _op_border,
+    "ThermalNoiseRemoval": _op_thermal,
+    "Calibration": _op_calibration,
+    "Speckle-Filter": _op_speckle,
+    "Terrain-Correction": _op_terrain,
+    "LinearToFromdB": _op_db,
+}
+
+
+def _require(node: G.Node, b: _Band, *, radar: bool | None = None, thermal: bool | None = None,
+             calibration: bool | None = None, speckle: bool | None = None) -> None:
+    """The order of radiometric steps the native engine implements: border noise on DN,
+    then thermal noise and/or calibration, then the speckle filter, then terrain correction."""
+    state = {
+        "thermal": (thermal, b.thermal, "thermal noise removal"),
+        "calibration": (calibration, b.calibration is not None, "calibration"),
+        "speckle": (speckle, b.speckle is not None, "speckle filtering"),
+    }
+    if radar and b.data is not None:
+        raise GraphError(
+            f"node {node.id!r} ({node.operator}): band {b.name()} is already map-projected or converted; "
+            "the native engine runs radiometric steps and filters in radar geometry only"
+        )
+    for want, have, what in state.values():
+        if want is False and have:
+            raise GraphError(
+                f"node {node.id!r} ({node.operator}): band {b.name()} has already had {what}; the native engine "
+                "implements the order border noise -> thermal noise -> calibration -> speckle filter -> terrain correction"
+            )
+
+
+def _materialise(product: _Product, b: _Band) -> NDArray[np.float32]:
+    """Linear image (float32, NaN no-data) of band ``b`` over ``product.window`` from the
+    recorded steps: one ``radiometry.radar_chain`` call with the graph's parameters (border
+    mask -> thermal noise -> calibration via ``calibrate``, then ``speckle.speckle_filter``).
+    Like ``radar_chain`` everywhere, the speckle filter reads its few pixels of context
+    beyond the window from the image; SNAP's Read subset has none there. Only the outermost
+    ``filter_halo`` pixels of the radar window differ, and ``preprocess`` keeps a margin of
+    radar pixels around what the tile grid needs, so the map output does not."""
+    from bigearthnet_s1 import radiometry
+
+    kwargs: dict[str, Any] = dict(
+        border=b.border is not None,
+        thermal=b.thermal,
+        calibration=b.calibration,
+        speckle=b.speckle[0] if b.speckle else None,
+        speckle_params=dict(b.speckle[1]) if b.speckle else None,
+    )
+    if b.border is not None:
+        kwargs["border_params"] = radiometry.BorderParameters(border_limit=b.border[0], trim_threshold=b.border[1])
+    out = radiometry.radar_chain(product.safe, b.pol, product.window, **kwargs)
+    return np.asarray(out, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------
+# Terrain-Correction helpers
+# --------------------------------------------------------------------------------------
+def _map_crs(n: G.Node) -> CRS:
+    text = n.value("mapProjection") or ""
+    try:
+        pc = pyproj.CRS.from_user_input(text)
+    except pyproj.exceptions.CRSError:
+        raise GraphError(
+            f"node {n.id!r} (Terrain-Correction): mapProjection {text!r} is not a CRS the native engine "
+            "understands (give EPSG:<code> or WKT; SNAP's AUTO:42001 is resolved by render(), not here)"
+        ) from None
+    if not pc.is_projected:
+        raise GraphError(f"node {n.id!r} (Terrain-Correction): mapProjection {text!r} is not projected; the native engine writes metre grids only")
+    return CRS.from_wkt(pc.to_wkt())
+
+
+def _check_grid(n: G.Node, grid: GridSpec, crs: CRS, spacing: float) -> None:
+    """A caller's target grid must be one SNAP's parameters could produce."""
+    if pyproj.CRS.from_user_input(grid.crs.to_wkt()) != pyproj.CRS.from_user_input(crs.to_wkt()):
+        raise GraphError(f"node {n.id!r} (Terrain-Correction): target grid CRS {grid.crs} differs from mapProjection {crs}")
+    t = grid.transform
+    if not (math.isclose(t.a, spacing) and math.isclose(-t.e, spacing) and t.b == 0 and t.d == 0):
+        raise GraphError(f"node {n.id!r} (Terrain-Correction): target grid pixel {t.a} x {-t.e} m differs from pixelSpacingInMeter {spacing}")
+    if n.value("alignToStandardGrid"):
+        ox = float(n.value("standardGridOriginX")) - spacing / 2  # SNAP: origin is a pixel centre
+        oy = float(n.value("standardGridOriginY")) + spacing / 2
+        for v, o, axis in ((t.c, ox, "x"), (t.f, oy, "y")):
+            k = (v - o) / spacing
+            if abs(k - round(k)) > 1e-6:
+                raise GraphError(
+                    f"node {n.id!r} (Terrain-Correction): target grid corner {axis}={v} is not on the standard grid "
+                    f"(pixel centres at standardGridOrigin{axis.upper()} + k * {spacing})"
+                )
+
+
+def _snap_like_grid(n: G.Node, product: _Product, crs: CRS, spacing: float) -> GridSpec:
+    """The grid SNAP's CRSGeoCodingHandler builds: bounding box of the source's corner
+    lon/lat in the map CRS; with alignToStandardGrid the upper-left pixel CENTRE snapped to
+    origin + k * spacing (floor in x, ceil in y), sizes rounded up."""
+    safe, win = product.safe, product.window
+    pol = next(iter(product.bands.values())).pol
+    lon, lat = _window_lonlat(safe.annotation(pol), win)
+    tr = pyproj.Transformer.from_crs("EPSG:4326", crs.to_wkt(), always_xy=True)
+    x, y = tr.transform(lon, lat)
+    xmin, xmax, ymin, ymax = float(np.min(x)), float(np.max(x)), float(np.min(y)), float(np.max(y))
+    if n.value("alignToStandardGrid"):
+        ox, oy = float(n.value("standardGridOriginX")), float(n.value("standardGridOriginY"))
+        e = math.floor((xmin - ox) / spacing) * spacing + ox
+        no = math.ceil((ymax - oy) / spacing) * spacing + oy
+        w = math.ceil((xmax - e) / spacing)
+        h = math.ceil((no - ymin) / spacing)
+    else:
+        e, no = xmin, ymax
+        w, h = math.floor((xmax - xmin) / spacing), math.floor((ymax - ymin) / spacing)
+    # (e, no) is the centre of the upper-left pixel (SNAP reference pixel 0.5, 0.5)
+    transform = Affine(spacing, 0.0, e - spacing / 2, 0.0, -spacing, no + spacing / 2)
+    return GridSpec(crs, transform, (int(h), int(w)))
+
+
+def _window_lonlat(ann: Any, win: Window) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """lon/lat along the border of a radar window, bilinear in the annotation's
+    geolocation grid (as SNAP's tie-point geocoding)."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    gg = ann.gcps
+    lines = np.unique(np.asarray(gg.line, dtype=float))
+    pixels = np.unique(np.asarray(gg.pixel, dtype=float))
+    lat = gg.grid("latitude").astype(float)
+    lon = gg.grid("longitude").astype(float)
+    r0, c0 = float(win.row_off), float(win.col_off)
+    r1, c1 = r0 + win.height - 1, c0 + win.width - 1
+    t = np.linspace(0.0, 1.0, 33)
+    rr = np.concatenate([np.full_like(t, r0), r0 + t * (r1 - r0), np.full_like(t, r1), r0 + t * (r1 - r0)])
+    cc = np.concatenate([c0 + t * (c1 - c0), np.full_like(t, c1), c0 + t * (c1 - c0), np.full_like(t, c0)])
+    pts = np.column_stack([rr, cc])
+    kw = {"bounds_error": False, "fill_value": None}
+    return (RegularGridInterpolator((lines, pixels), lon, **kw)(pts),
+            RegularGridInterpolator((lines, pixels), lat, **kw)(pts))
+
+
+def _native_dem(n: G.Node, ctx: _Context) -> Any:
+    """The DEM a Terrain-Correction node names, opened with ``dem.open_dem``."""
+    from bigearthnet_s1.dem import open_dem
+
+    name = n.value("demName")
+    if name == G.SRTM_1SEC:
+        return open_dem("srtm1", ctx.dem_cache)
+    if name == G.COPERNICUS_30M:
+        return open_dem("glo30", ctx.dem_cache)
+    if name != G.EXTERNAL_DEM:
+        raise GraphError(
+            f"node {n.id!r} (Terrain-Correction): parameter demName={name!r} is not implemented by the native "
+            f"engine (implemented: {G.SRTM_1SEC}, {G.COPERNICUS_30M}, {G.EXTERNAL_DEM} with externalDEMFile)"
+        )
+    file = n.value("externalDEMFile")
+    if not file:
+        raise GraphError(f"node {n.id!r} (Terrain-Correction): demName is External DEM but externalDEMFile is empty")
+    nodata = float(n.value("externalDEMNoDataValue"))
+    try:
+        with rasterio.open(file) as ds:
+            tag = ds.nodata
+    except rasterio.errors.RasterioError as exc:
+        raise GraphError(f"node {n.id!r} (Terrain-Correction): externalDEMFile {file}: {exc}") from None
+    # dem.RasterDem masks the file's own no-data tag; SNAP masks externalDEMNoDataValue.
+    # They agree when the two are equal (a file without a tag: only with -32768, which such
+    # a file is taken not to contain).
+    if (tag is None and nodata != -32768.0) or (tag is not None and not (tag == nodata or (math.isnan(tag) and math.isnan(nodata)))):
+        raise GraphError(
+            f"node {n.id!r} (Terrain-Correction): parameter externalDEMNoDataValue={nodata:g} differs from "
+            f"{file}'s no-data tag ({tag}); the native engine masks the file's tag, so they must agree"
+        )
+    vertical = "egm96" if n.value("externalDEMApplyEGM") else "ellipsoid"
+    return open_dem(file, vertical=vertical)
+
+
+# --------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------
+def _iso(t: Any) -> str:
+    if hasattr(t, "astimezone"):
+        return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return str(t)
+
+
+def write_geotiff(
+    path: str | os.PathLike[str],
+    data: NDArray[np.floating],
+    grid: GridSpec,
+    *,
+    descriptions: Sequence[str],
+    tags: Mapping[str, str] | None = None,
+) -> Path:
+    """Write (bands, rows, cols) float32, NaN no-data, tiled + deflate, atomically
+    (temporary name in the same folder, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = np.asarray(data, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.shape[1:] != tuple(grid.shape) or len(descriptions) != arr.shape[0]:
+        raise InputError(f"{path}: {arr.shape} array does not fit grid {grid.shape} / {len(descriptions)} band names")
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.partial.tif")
+    profile = dict(
+        driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0], dtype="float32",
+        crs=grid.crs, transform=grid.transform, nodata=float("nan"), compress="deflate", predictor=3,
+        tiled=arr.shape[2] >= 256 and arr.shape[1] >= 256, BIGTIFF="IF_SAFER",
+    )
+    if profile["tiled"]:
+        profile.update(blockxsize=256, blockysize=256)
+    try:
+        with rasterio.open(tmp, "w", **profile) as ds:
+            ds.write(arr)
+            for i, d in enumerate(descriptions, start=1):
+                ds.set_band_description(i, d)
+            if tags:
+                ds.update_tags(**{k: str(v) for k, v in tags.items()})
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --------------------------------------------------------------------------------------
+# preprocess: product + tile -> the contract GeoTIFF
+# --------------------------------------------------------------------------------------
+def calibration_flag(safe: Any, polarisations: Sequence[str], flagged: Collection[str] = ()) -> str | None:
+    """Why a product needs the no-calibration fallback graph, or None.
+
+    Flagged when its name is in ``flagged`` (a list kept by the operator, as the recipe's
+    "defected" products were), or when its own calibration LUT is unusable (a sigma0 LUT
+    value that is not finite and > 0 would make Calibration divide by zero or NaN).
+    """
+    if safe.name in set(flagged):
+        return f"product {safe.name} is on the calibration-flagged list"
+    for pol in polarisations:
+        lut = safe.calibration(pol)
+        vals = np.asarray(lut.values("sigma0"), dtype=float)
+        bad = ~(np.isfinite(vals) & (vals > 0))
+        if bad.any():
+            return f"product {safe.name} {pol}: {int(bad.sum())} sigma0 calibration LUT value(s) not finite and > 0"
+    return None
+
+
+def target_window(tile: Any, footprint_wgs84: shapely.Geometry) -> Window | None:
+    """Window of the tile grid to produce: the tile's patches (or the whole tile when it
+    lists none) intersected with the product footprint, grown to whole 120 px patch cells
+    and clipped to the tile; None when they do not meet."""
+    from bigearthnet_s1.tiles import PATCH_PX
+
+    grid = tile.grid
+    area = tile.patches_footprint if tile.patches else tile.footprint
+    tr = pyproj.Transformer.from_crs("EPSG:4326", f"EPSG:{grid.epsg}", always_xy=True)
+    fp = shapely.transform(shapely.segmentize(footprint_wgs84, 0.01), lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+    inter = shapely.intersection(area, fp)
+    if inter.is_empty or inter.area <= 0:
+        return None
+    left, bottom, right, top = inter.bounds
+    res = grid.resolution
+    c0 = math.floor((left - grid.ulx) / res / PATCH_PX) * PATCH_PX
+    r0 = math.floor((grid.uly - top) / res / PATCH_PX) * PATCH_PX
+    c1 = math.ceil((right - grid.ulx) / res / PATCH_PX) * PATCH_PX
+    r1 = math.ceil((grid.uly - bottom) / res / PATCH_PX) * PATCH_PX
+    c0, r0 = max(c0, 0), max(r0, 0)
+    c1, r1 = min(c1, grid.width), min(r1, grid.height)
+    if c1 <= c0 or r1 <= r0:
+        return None
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def write_flat_dem(path: str | os.PathLike[str], bounds_wgs84: tuple[float, float, float, float], *,
+                   step_deg: float = 0.01) -> Path:
+    """A zero-height DEM (int16, heights above the WGS84 ELLIPSOID, no-data -32768) covering
+    ``bounds_wgs84`` (lon_min, lat_min, lon_max, lat_max) grown by two posts: the "flat" DEM as
+    a file both engines can read (SNAP: External DEM, externalDEMApplyEGM=false)."""
+    lon0, lat0, lon1, lat1 = bounds_wgs84
+    lon0, lat0 = lon0 - 2 * step_deg, max(lat0 - 2 * step_deg, -90.0)
+    lon1, lat1 = lon1 + 2 * step_deg, min(lat1 + 2 * step_deg, 90.0)
+    w = max(2, math.ceil((lon1 - lon0) / step_deg))
+    h = max(2, math.ceil((lat1 - lat0) / step_deg))
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial.tif")
+    with rasterio.open(
+        tmp, "w", driver="GTiff", width=w, height=h, count=1, dtype="int16", crs="EPSG:4326",
+        transform=Affine(step_deg, 0, lon0, 0, -step_deg, lat0 + h * step_deg), nodata=-32768, compress="deflate",
+    ) as ds:
+        ds.write(np.zeros((1, h, w), dtype=np.int16))
+    os.replace(tmp, path)
+    return path
+
+
+def _dem_choice(dem: str | os.PathLike[str], lat_range: tuple[float, float], bounds_wgs84: tuple[float, float, float, float],
+                scratch: Path) -> G.DemChoice:
+    """Map a DEM spec ("flat", "auto", "srtm1", "glo30", or a raster path) to the graph's DEM."""
+    spec = os.fspath(dem)
+    if spec == "flat":
+        return G.DemChoice.external(write_flat_dem(scratch / "flat-dem.tif", bounds_wgs84), apply_egm=False, nodata=-32768.0)
+    if spec == "auto":
+        return G.dem_for_latitudes(*lat_range)
+    if spec == "srtm1":
+        return G.DemChoice(G.SRTM_1SEC)
+    if spec == "glo30":
+        return G.DemChoice(G.COPERNICUS_30M)
+    p = Path(spec).expanduser()
+    if not p.is_file():
+        raise InputError(f"DEM {spec!r} is neither flat, auto, srtm1, glo30 nor an existing raster file")
+    from bigearthnet_s1.dem import RasterDem
+
+    vertical = RasterDem(p).vertical
+    with rasterio.open(p) as ds:
+        nodata = ds.nodata
+    return G.DemChoice.external(p.absolute(), apply_egm=(vertical == "egm96"),
+                                nodata=-32768.0 if nodata is None else float(nodata))
+
+
+def preprocess(
+    product_path: str | os.PathLike[str],
+    tile: Any,
+    out_path: str | os.PathLike[str],
+    *,
+    engine: str = "native",
+    graph: str | os.PathLike[str] | None = None,
+    dem: str | os.PathLike[str] = "flat",
+    polarisations: Sequence[str] = ("VV", "VH"),
+    flagged: Collection[str] = (),
+    margin: int = 32,
+    gpt_options: Any | None = None,
+    dem_cache: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Preprocess one Sentinel-1 GRD product for one S2 tile acquisition.
+
+    ``graph``: None (the full chain, or the no-calibration fallback when
+    :func:`calibration_flag` flags the product), "full", "nocal" (alias "fallback"), or a
+    graph XML path. ``dem``: "flat" (ellipsoid height 0), "auto" (SRTM 1Sec HGT up to 60 N,
+    Copernicus 30 m beyond), "srtm1", "glo30", or a DEM raster path. Writes ``out_path``
+    atomically: float32 GeoTIFF, one band per polarisation (descriptions = polarisations),
+    backscatter in dB (sigma0, or uncalibrated intensity with the fallback), NaN no-data,
+    on the tile-grid window :func:`target_window`; tags SCENE_ID, START_TIME (UTC), GRAPH,
+    ENGINE, DEM. Raises GeometryError when the product does not cover the tile.
+    """
+    from bigearthnet_s1.geocoding import radar_window_for_grid
+    from bigearthnet_s1.safe import open_safe
+
+    if engine not in ENGINES:
+        raise InputError(f"engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if engine == "snap":
+        from bigearthnet_s1 import gpt as gpt_mod
+
+        gpt_mod.find_gpt()  # fail first, with the install hint, before any work
+    out_path = Path(out_path)
+    pols = tuple(p.upper() for p in polarisations)
+    safe = open_safe(product_path)
+    with safe:
+        missing = [p for p in pols if p not in safe.available_polarisations]
+        if missing:
+            raise InputError(
+                f"product {safe.name}: polarisation(s) {', '.join(missing)} requested but not available "
+                f"(measurement, annotation, calibration and noise present for: {', '.join(safe.available_polarisations) or 'none'})"
+            )
+        if graph is None:
+            reason = calibration_flag(safe, pols, flagged)
+            template = "nocal" if reason else "full"
+            if reason:
+                log.warning("%s: using the no-calibration fallback graph: %s", safe.name, reason)
+        else:
+            template = "nocal" if os.fspath(graph) == "fallback" else os.fspath(graph)
+        win = target_window(tile, safe.footprint)
+        if win is None:
+            raise GeometryError(f"product {safe.name} does not cover tile {tile.key} (no overlap with its patches)")
+        grid = GridSpec(tile.grid.crs, tile.grid.window_transform(win), (int(win.height), int(win.width)))
+        fp_bounds = safe.footprint.bounds
+        lat_range = (fp_bounds[1], fp_bounds[3])
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{out_path.stem}.", dir=out_path.parent) as scratch_s:
+            scratch = Path(scratch_s)
+            choice = _dem_choice(dem, lat_range, fp_bounds, scratch)
+            # the radar window: the native DEM when it is a file, else a flat DEM with a margin
+            # wide enough for terrain displacement (<= ~3 km for 4 km relief at 30+ deg incidence)
+            if choice.file is not None:
+                from bigearthnet_s1.dem import open_dem
+
+                wdem, wmargin = open_dem(choice.file, vertical="egm96" if choice.apply_egm else "ellipsoid"), margin
+            else:
+                wdem, wmargin = "flat", margin + 320
+            ann = safe.annotation(pols[0])
+            rwin = radar_window_for_grid(ann, wdem, crs=grid.crs, transform=grid.transform, shape=grid.shape, margin=wmargin)
+            if rwin is None:
+                raise GeometryError(f"product {safe.name} does not reach tile {tile.key} window {win}")
+            rwin = rwin.round_offsets().round_lengths()
+            tmp_snap = scratch / "snap-output.tif"
+            params = G.RenderParams(
+                input=Path(safe.path) / "manifest.safe" if Path(safe.path).is_dir() else Path(safe.path),
+                output=tmp_snap, epsg=int(tile.grid.epsg), grid_origin=(tile.grid.ulx, tile.grid.uly),
+                dem=choice, polarisations=pols, pixel_spacing=float(tile.grid.resolution),
+                pixel_region=(int(rwin.col_off), int(rwin.row_off), int(rwin.width), int(rwin.height)),
+            )
+            rendered = G.render(template, params)
+            if engine == "native":
+                res = execute(rendered, target_grid=grid, write=False, dem_cache=dem_cache)
+                names = G.band_names(rendered, pols)
+                data = np.stack([res.bands[nm] for nm in names])
+            else:
+                data = _run_snap(rendered, grid, pols, tmp_snap, gpt_options)
+            tags = {
+                "SCENE_ID": safe.name,
+                "START_TIME": _iso(safe.start_time),
+                "TILE": tile.key,
+                "GRAPH": rendered.id,
+                "ENGINE": engine,
+                "DEM": "flat (ellipsoid height 0)" if os.fspath(dem) == "flat" else str(choice.file or choice.name),
+                "UNITS": "dB",
+            }
+            write_geotiff(out_path, data, grid, descriptions=list(pols), tags=tags)
+    log.info("%s -> %s (%s engine, graph %s, %d x %d px)", safe.name, out_path, engine, rendered.id, grid.shape[1], grid.shape[0])
+    return out_path
+
+
+def _run_snap(rendered: G.Graph, grid: GridSpec, pols: Sequence[str], tmp_out: Path, gpt_options: Any | None) -> NDArray[np.float32]:
+    """Run gpt and cut its output (bands in the graph's sourceBands order, on SNAP's grid
+    aligned to the tile grid) to ``grid``; SNAP's no-data 0 (and its -1e-30 underflow) -> NaN."""
+    from rasterio.windows import from_bounds
+
+    from bigearthnet_s1 import gpt as gpt_mod
+
+    gpt_mod.run_gpt(rendered, tmp_out, options=gpt_options or gpt_mod.GptOptions())
+    left = grid.transform.c
+    top = grid.transform.f
+    right = left + grid.shape[1] * grid.transform.a
+    bottom = top + grid.shape[0] * grid.transform.e
+    with rasterio.open(tmp_out) as ds:
+        if ds.count < len(pols):
+            raise GraphError(f"gpt output {tmp_out} has {ds.count} band(s), expected {len(pols)} ({', '.join(pols)})")
+        w = from_bounds(left, bottom, right, top, transform=ds.transform).round_offsets().round_lengths()
+        data = ds.read(list(range(1, len(pols) + 1)), window=w, boundless=True, fill_value=0.0, out_dtype="float32")
+    data = data[:, : grid.shape[0], : grid.shape[1]]
+    data[(data == 0.0) | (data == np.float32(-1e-30))] = np.nan
+    return data
