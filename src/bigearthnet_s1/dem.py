@@ -42,7 +42,7 @@ import lzma
 import math
 import os
 import tempfile
-import threading
+import time
 import zipfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -349,16 +349,18 @@ class RasterDem(Dem):
                 self.resolution_m = ry * 111_320.0
             else:
                 self.resolution_m = ry
-        self.lock = threading.Lock()
 
     # coverage -------------------------------------------------------------------------
     def _check_coverage(self, crs: CRS, transform: Affine, shape: tuple[int, int]) -> list[_Source]:
         """Sources intersecting the grid; DemError unless their union covers the grid.
 
         Done in the grid's CRS: each source's extent (pixel corners, densified) is projected
-        there; the grid's own extent (pixel corners) must lie inside their union."""
+        there; the hull of the grid's pixel CENTRES (where heights are wanted) must lie inside
+        their union."""
         h, w = shape
         grid_box = sgeom.Polygon(_grid_boundary(transform, shape))
+        centres = _grid_boundary(transform @ Affine.translation(0.5, 0.5), (max(h - 1, 0), max(w - 1, 0)))
+        need = sgeom.MultiPoint(centres).convex_hull
         grid_crs = pyproj.CRS.from_user_input(crs.to_wkt())
         polys = []
         used = []
@@ -378,11 +380,13 @@ class RasterDem(Dem):
         if not used:
             raise DemError(f"DEM {self.name} does not cover the requested grid at all "
                            f"(grid {self._bounds_text(crs, transform, shape)})")
-        missing = grid_box.difference(unary_union(polys))
-        if missing.area > 1e-6 * grid_box.area:
+        cover = unary_union(polys)
+        tol = 1e-6 * math.sqrt(grid_box.area) + 1e-9
+        if not cover.buffer(tol).covers(need):
+            frac = need.difference(cover).area / need.area if need.area > 0 else 1.0
             raise DemError(
                 f"DEM {self.name} does not cover the requested grid: "
-                f"{100.0 * missing.area / grid_box.area:.2f} % of it lies outside the DEM "
+                f"{100.0 * frac:.2f} % of it lies outside the DEM "
                 f"(grid {self._bounds_text(crs, transform, shape)})"
             )
         return used
@@ -462,12 +466,15 @@ class TiledDem(Dem):
     """GLO-30 or SRTM 1" tiles fetched on demand into a disk cache (see module doc).
 
     ``kind``: ``"glo30"`` or ``"srtm1"`` (SRTM tiles beyond its coverage come from GLO-30).
-    ``glo30_url``/``srtm1_url``: base URLs (the defaults are the public servers).
+    ``glo30_url``/``srtm1_url``: base URLs (the defaults are the public servers; environment
+    ``BIGEARTHNET_S1_GLO30_URL``/``BIGEARTHNET_S1_SRTM1_URL`` override them). Connection errors
+    and HTTP 5xx are retried ``retries`` times with a linear ``backoff`` (s).
     """
 
     def __init__(self, kind: str = "glo30", cache_dir: str | os.PathLike[str] | None = None, *,
                  glo30_url: str | None = None, srtm1_url: str | None = None,
-                 session: requests.Session | None = None, timeout: float = 60.0, retries: int = 3) -> None:
+                 session: requests.Session | None = None, timeout: float = 60.0, retries: int = 3,
+                 backoff: float = 2.0) -> None:
         if kind not in ("glo30", "srtm1"):
             raise DemError(f"DEM kind {kind!r}: expected glo30 or srtm1")
         self.kind = kind
@@ -481,6 +488,7 @@ class TiledDem(Dem):
         self.session = session or requests.Session()
         self.timeout = timeout
         self.retries = retries
+        self.backoff = backoff
 
     # naming --------------------------------------------------------------------------
     def source_for(self, lat: int, lon: int) -> str:
@@ -515,6 +523,8 @@ class TiledDem(Dem):
         path.parent.mkdir(parents=True, exist_ok=True)
         last: Exception | None = None
         for attempt in range(self.retries):
+            if attempt:
+                time.sleep(self.backoff * attempt)
             try:
                 with self.session.get(url, stream=True, timeout=self.timeout) as r:
                     if r.status_code == 404:
@@ -526,7 +536,7 @@ class TiledDem(Dem):
                         continue
                     if r.status_code != 200:
                         raise DemError(f"DEM tile {name}: HTTP {r.status_code} from {url}")
-                    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=path.parent)
+                    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part" + path.suffix, dir=path.parent)
                     try:
                         with os.fdopen(fd, "wb") as f:
                             for chunk in r.iter_content(1 << 20):
