@@ -161,7 +161,6 @@ class _Context:
     graph: G.Graph
     target_grid: GridSpec | None
     dem_cache: Path | None
-    dem_override: Any | None
 
 
 # --------------------------------------------------------------------------------------
@@ -333,7 +332,7 @@ def execute(
     results: dict[str, _Product] = {}
     written: Path | None = None
     for n in order:
-        ctx = _Context(n, g, target_grid, Path(dem_cache) if dem_cache else None, None)
+        ctx = _Context(n, g, target_grid, Path(dem_cache) if dem_cache else None)
         src = results[next(iter(n.sources.values()))] if n.sources else None
         if n.operator == "Write":
             if write:

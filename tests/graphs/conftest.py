@@ -88,6 +88,37 @@ if mode == "hang":
     sys.stdout.write("....10%"); sys.stdout.flush()
     time.sleep(120)
     sys.exit(0)
+if mode == "geotiff":
+    # Write what SNAP's Terrain-Correction + Write would: a GeoTIFF on SNAP's grid, which puts
+    # standardGridOrigin at a pixel CENTRE (CrsGeoCoding reference pixel 0.5, 0.5), covering
+    # FAKE_GPT_BOUNDS (map CRS). Pixel values encode their centre: bands named *VV* hold
+    # x - 400000, *VH* hold -(y - 5300000); SNAP's no-data 0 in columns 3..5, -1e-30 in row 2.
+    import math
+    import numpy as np
+    import rasterio
+    from affine import Affine
+    tc = [n for n in root.findall("node") if n.findtext("operator") == "Terrain-Correction"][0].find("parameters")
+    s = float(tc.findtext("pixelSpacingInMeter"))
+    ox, oy = float(tc.findtext("standardGridOriginX")), float(tc.findtext("standardGridOriginY"))
+    left, bottom, right, top = (float(v) for v in os.environ["FAKE_GPT_BOUNDS"].split(","))
+    e = math.floor((left - ox) / s) * s + ox
+    n = math.ceil((top - oy) / s) * s + oy
+    w, h = math.ceil((right - e) / s), math.ceil((n - bottom) / s)
+    xc = e + s * np.arange(w)[None, :] + 0 * np.arange(h)[:, None]
+    yc = n - s * np.arange(h)[:, None] + 0 * np.arange(w)[None, :]
+    names = tc.findtext("sourceBands").split(",")
+    bands = []
+    for name in names:
+        b = (xc - 400000.0) if "VV" in name else -(yc - 5300000.0)
+        b = b.astype("float32")
+        b[:, 3:6] = 0.0
+        b[2, :] = -1e-30
+        bands.append(b)
+    with rasterio.open(out, "w", driver="GTiff", width=w, height=h, count=len(bands), dtype="float32",
+                       crs=tc.findtext("mapProjection"), transform=Affine(s, 0, e - s / 2, 0, -s, n + s / 2)) as ds:
+        ds.write(np.stack(bands))
+    print("....10%....100% done.")
+    sys.exit(0)
 if mode == "noout":
     sys.stdout.write("100% done.\n")
     sys.exit(0)
