@@ -143,9 +143,15 @@ class Scene:
         return open_safe(self.path)
 
 
+def _make_writable(root: Path) -> None:
+    for d in [root, *root.rglob("*")]:
+        d.chmod(d.stat().st_mode | 0o200)
+
+
 def copy_safe(src: Path, dst_root: Path, *, ipf: str | None = None, old_noise: bool = False) -> Path:
     dst = dst_root / src.name
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.tiff", "*.pdf"))
+    _make_writable(dst)  # the shared data is read-only; so would be the copy's folders
     (dst / "measurement").mkdir(exist_ok=True)
     if ipf is not None:
         m = dst / "manifest.safe"

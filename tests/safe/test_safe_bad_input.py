@@ -24,6 +24,8 @@ NAME = "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371"
 def _copy(src: Path, root: Path) -> Path:
     dst = root / src.name
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.tiff"))
+    for d in [dst, *dst.rglob("*")]:  # the shared data is read-only; so would be the copy
+        d.chmod(d.stat().st_mode | 0o200)
     return dst
 
 
