@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,3 +103,26 @@ def test_cli_native_end_to_end(sim_case, rome_case, tmp_path) -> None:
     r = _cli([str(rome_case.safe), "--tile", "33TTG", "--tile-json", str(rj), "--dem", rome_case.dem,
               "--out", str(tmp_path / "vh.tif")], env)
     assert r.returncode == 1 and "polarisation(s) VH requested but not available" in r.stderr
+
+
+def test_cli_tile_resolution(s2_example, tmp_path) -> None:
+    """--s2-root / --time / --tile-json / whole tile: which S2 acquisition the command processes."""
+    from datetime import UTC, datetime
+
+    from bigearthnet_s1.commands.preprocess import resolve_tile
+    from bigearthnet_s1.errors import TileError
+
+    start = datetime(2017, 9, 24, 16, 0, tzinfo=UTC)
+    a = resolve_tile("35VPK", s2_root=s2_example, tile_json=None, time="2018-02-04T09:42:01Z", product_start=start)
+    assert a.key == "35VPK_20180204T094201" and len(a.patches) == 1
+    with pytest.raises(TileError, match=r"2 acquisitions match \(35VPK_20170924T093020, 35VPK_20180204T094201\); give --time"):
+        resolve_tile("35VPK", s2_root=s2_example, tile_json=None, time=None, product_start=start)
+    b = resolve_tile("T33UUP", s2_root=None, tile_json=None, time="2017-06-13T10:10:31", product_start=start)
+    assert b.key == "33UUP_20170613T101031" and len(b.patches) > 100  # from the bundled patch-name table
+    whole = resolve_tile("33uup", s2_root=None, tile_json=None, time=None, product_start=start)
+    assert whole.patches == () and whole.grid.ulx == 300000.0 and whole.sensing_time == start
+    j = tmp_path / "t.json"
+    j.write_text(json.dumps(a.to_json()))
+    assert resolve_tile("35VPK", s2_root=None, tile_json=j, time=None, product_start=start) == a
+    with pytest.raises(TileError, match="holds tile 35VPK, not 33UUP"):
+        resolve_tile("33UUP", s2_root=None, tile_json=j, time=None, product_start=start)
