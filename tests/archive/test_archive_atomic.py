@@ -130,7 +130,7 @@ def test_killed_writer_leaves_only_whole_patches_and_rerun_completes(tmp_path: P
     # re-run over the whole tile: the finished patches are skipped, the rest written
     written: list[str] = []
     real_write = archive._write_file
-    monkeypatch.setattr(archive, "_write_file", lambda p, d: (written.append(p.name), real_write(p, d)))
+    monkeypatch.setattr(archive, "_write_file", lambda p, d: (written.append(os.path.basename(p)), real_write(p, d)))
     scene = archive.SceneRef.from_scene_id("S1A_IW_GRDH_1SDV_20170617T064724_20170617T064749_017070_01C718_CED2")
     vv = np.empty((n * 120, n * 120), np.float32)
     for p in tile.patches:
@@ -152,10 +152,9 @@ def test_killed_writer_leaves_only_whole_patches_and_rerun_completes(tmp_path: P
 
 
 def test_clean_temporaries_keeps_live_writers(tmp_path: Path) -> None:
-    import socket
 
-    live = tmp_path / f".X{archive._TMP_MARK}{socket.gethostname()}-{os.getpid()}-abcd1234"
-    dead = tmp_path / f".Y{archive._TMP_MARK}{socket.gethostname()}-999999999-abcd1234"
+    live = tmp_path / f".X{archive._TMP_MARK}{archive._hostname()}-{os.getpid()}-abcd1234"
+    dead = tmp_path / f".Y{archive._TMP_MARK}{archive._hostname()}-999999999-abcd1234"
     foreign = tmp_path / f".Z{archive._TMP_MARK}otherhost-1-abcd1234"
     for d in (live, dead, foreign):
         d.mkdir()

@@ -93,7 +93,7 @@ def test_rerun_skips_complete_patches_and_overwrite_rewrites(upu, tmp_path: Path
     archive.write_tile_patches(tmp_path, tile, vv, vh, window=window, patch_scenes=scenes)
     written: list[str] = []
     real_write = archive._write_file
-    monkeypatch.setattr(archive, "_write_file", lambda p, d: (written.append(p.name), real_write(p, d)))
+    monkeypatch.setattr(archive, "_write_file", lambda p, d: (written.append(os.path.basename(p)), real_write(p, d)))
     rows = archive.write_tile_patches(tmp_path, tile, vv, vh, window=window, patch_scenes=scenes)
     assert written == [] and len(rows) == 3  # nothing rewritten; the index part still lists all
     vv2 = vv + 1
