@@ -322,13 +322,13 @@ class TileGrid:
 
     def window_for_patches(self, patches: Iterable[Patch]) -> Window:
         """Smallest window of this grid covering all ``patches`` (grid pixel units)."""
+        patches = list(patches)
         cols = [p.col for p in patches]
         rows = [p.row for p in patches]
         if not cols:
             raise TileError("window_for_patches: no patches")
-        rows_list = rows
         c0, c1 = min(cols), max(cols) + 1
-        r0, r1 = min(rows_list), max(rows_list) + 1
+        r0, r1 = min(rows), max(rows) + 1
         return Window(PATCH_PX * c0, PATCH_PX * r0, PATCH_PX * (c1 - c0), PATCH_PX * (r1 - r0))
 
     def window_transform(self, window: Window) -> Affine:

@@ -145,6 +145,7 @@ def test_tile_grid_windows_and_transform() -> None:
     ]
     w = grid.window_for_patches(p)
     assert w == Window(85 * 120, 48 * 120, 3 * 120, 3 * 120)
+    assert grid.window_for_patches(q for q in p) == w  # a generator is read once
     assert grid.window_transform(w) @ (0, 0) == (402000.0, 5342400.0)
     assert tuple(p[0].transform)[:6] == (10.0, 0.0, 404400.0, 0.0, -10.0, 5342400.0)
     assert p[0].box.bounds == (404400.0, 5341200.0, 405600.0, 5342400.0)
