@@ -224,7 +224,11 @@ def bigearthnet_s1() -> None:
             raise AirflowFailException("discover_tiles did not succeed (see its log): nothing to summarise")
         from bigearthnet_s1 import pipeline
 
-        report = pipeline.summarise(_work(ctx["params"]), [t["key"] for t in tiles], run_id=ctx["run_id"])
+        # this run's assemble_tile returns (None where a tile failed), for the counts written now
+        results = ctx["ti"].xcom_pull(task_ids="assemble_tile", map_indexes=list(range(len(tiles))),
+                                      default=None) if tiles else []
+        report = pipeline.summarise(_work(ctx["params"]), [t["key"] for t in tiles], run_id=ctx["run_id"],
+                                    results=[r for r in (results or []) if isinstance(r, dict)])
         if report["failed"]:
             raise AirflowFailException(
                 f"{len(report['failed'])} of {report['tiles']} tiles failed: "

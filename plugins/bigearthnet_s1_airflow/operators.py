@@ -48,11 +48,13 @@ class ProductDownloadOperator(BaseOperator):
         work = pipeline.WorkDir(self.work_dir, self.archive_dir)
         options = self._options()
         status = pipeline.product_status(work, self.product, options)
-        if status != "online":
-            pipeline.request_product(work, self.product, options)
-            self.log.info("product %s is %s: retrieval ordered, deferring (poll every %s s, "
-                          "give up after %s s)", self.product, status, self.poll_interval,
-                          self.wait_timeout)
+        if status["state"] != "online":
+            order = pipeline.request_product(work, self.product, options)
+            if order["state"] == "online":
+                return self._fetch(work, options)
+            self.log.info("product %s is archived: retrieval ordered (%s), deferring (poll every %s s, "
+                          "give up after %s s)", self.product, order.get("order_id") or order["message"],
+                          self.poll_interval, self.wait_timeout)
             from bigearthnet_s1_airflow.triggers import ProductRetrievalTrigger
 
             wait = float(self.wait_timeout)
@@ -60,7 +62,7 @@ class ProductDownloadOperator(BaseOperator):
                 trigger=ProductRetrievalTrigger(
                     product=self.product, work_dir=str(self.work_dir),
                     archive_dir=str(self.archive_dir) if self.archive_dir else None,
-                    catalog_conn_id=self.catalog_conn_id,
+                    catalog_conn_id=self.catalog_conn_id, order_id=order.get("order_id"),
                     poll_interval=float(self.poll_interval), deadline=time.time() + wait,
                 ),
                 method_name="execute_complete",

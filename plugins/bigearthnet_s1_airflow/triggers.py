@@ -23,13 +23,14 @@ class ProductRetrievalTrigger(BaseTrigger):
     """
 
     def __init__(self, *, product: str, work_dir: str, archive_dir: str | None = None,
-                 catalog_conn_id: str | None = None, poll_interval: float = 60.0,
-                 deadline: float | None = None) -> None:
+                 catalog_conn_id: str | None = None, order_id: str | None = None,
+                 poll_interval: float = 60.0, deadline: float | None = None) -> None:
         super().__init__()
         self.product = product
         self.work_dir = work_dir
         self.archive_dir = archive_dir
         self.catalog_conn_id = catalog_conn_id or None
+        self.order_id = order_id
         self.poll_interval = float(poll_interval)
         self.deadline = float(deadline) if deadline is not None else time.time() + 86400.0
 
@@ -41,6 +42,7 @@ class ProductRetrievalTrigger(BaseTrigger):
                 "work_dir": self.work_dir,
                 "archive_dir": self.archive_dir,
                 "catalog_conn_id": self.catalog_conn_id,
+                "order_id": self.order_id,
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
             },
@@ -67,8 +69,14 @@ class ProductRetrievalTrigger(BaseTrigger):
             while True:
                 polls += 1
                 # The store's status call is blocking HTTP: keep it off the event loop.
-                status = await asyncio.to_thread(pipeline.product_status, work, self.product, options)
+                st = await asyncio.to_thread(pipeline.product_status, work, self.product, options,
+                                             self.order_id)
+                status = st["state"]
                 self.log.info("product %s: %s (poll %d)", self.product, status, polls)
+                if status == "failed":
+                    yield TriggerEvent({"status": "error", "product": self.product, "polls": polls,
+                                        "message": f"retrieval failed: {st.get('message') or 'no reason given'}"})
+                    return
                 if status == "online":
                     yield TriggerEvent({"status": "online", "product": self.product,
                                         "message": "online", "polls": polls})

@@ -46,6 +46,11 @@ ENGINES = ("native", "snap")
 FAULT_ENV = "BIGEARTHNET_S1_FAIL_ONCE"
 
 
+#: Environment variables in which the catalogue backends find credentials (see ``open_catalog``).
+_CREDENTIAL_ENV = {"local": (), "dhus": ("BIGEARTHNET_S1_DHUS_USER",),
+                   "cdse": ("BIGEARTHNET_S1_CDSE_USER", "CDSE_USER", "CDSE_TOKEN")}
+
+
 class ParameterError(InputError):
     """A run parameter that cannot work (unknown tile, empty window, unwritable output ...)."""
 
@@ -97,7 +102,7 @@ class WorkDir:
         return self.root / "results" / f"{key}.json"
 
     def quicklook_file(self, key: str) -> Path:
-        return self.archive / "quicklooks" / f"{key}.png"
+        return self.root / "quicklooks" / f"{key}.png"
 
     def summary_file(self, run_id: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in run_id)
@@ -213,12 +218,15 @@ def _check_choice(value: str, choices: Sequence[str], what: str) -> str:
     return value
 
 
+DEM_NAMES = ("flat", "auto", "srtm1", "glo30")
+
+
 def check_dem(dem: str) -> None:
-    """A DEM spec is 'flat', 'glo30', 'srtm1' or an existing raster path."""
-    if dem in ("flat", "glo30", "srtm1"):
+    """A DEM spec is 'flat', 'auto', 'srtm1', 'glo30' or an existing raster path."""
+    if dem in DEM_NAMES:
         return
     if not Path(dem).expanduser().is_file():
-        raise ParameterError(f"DEM {dem!r} is neither 'flat', 'glo30', 'srtm1' nor an existing raster file")
+        raise ParameterError(f"DEM {dem!r} is neither one of {', '.join(DEM_NAMES)} nor an existing raster file")
 
 
 def check_engine(engine: str) -> None:
@@ -304,7 +312,7 @@ def prepare_run(work: WorkDir, source: str, *, tiles: Sequence[str] = (), start:
         if not root or not Path(str(root)).expanduser().is_dir():
             raise ParameterError(f"local catalogue folder {str(root)!r} does not exist "
                                  "(param catalog_root, or 'root' in the Connection's extra)")
-    elif not opts.get("user") and not opts.get("token"):
+    elif not opts.get("user") and not opts.get("token") and not any(os.environ.get(v) for v in _CREDENTIAL_ENV[catalog]):
         raise ParameterError(f"catalogue {catalog} needs credentials: name an Airflow Connection "
                              "(param catalog_conn_id) with login and password")
     check_dem(dem)
@@ -328,15 +336,35 @@ def prepare_run(work: WorkDir, source: str, *, tiles: Sequence[str] = (), start:
 # ------------------------------------------------------------------------------ catalogue
 
 
+#: Connection extras that configure the product store's hub URLs, not the catalogue search.
+_ENDPOINT_KEYS = {"download_url": "cdse_download_url", "token_url": "cdse_token_url"}
+
+
 def open_catalog_for(kind: str, catalog_root: str = "", options: Mapping[str, Any] | None = None) -> Catalog:
     """Open the catalogue backend ``kind`` with Connection options (url, user, password, extras)."""
     from bigearthnet_s1.catalog import open_catalog
 
-    opts = {k: v for k, v in dict(options or {}).items() if k != "kind"}
+    opts = {k: v for k, v in dict(options or {}).items() if k not in ("kind", "token_url")}
     if kind == "local":
         root = catalog_root or opts.pop("root", None) or opts.pop("url", None)
         return open_catalog("local", root=root)
     return open_catalog(kind, **opts)
+
+
+def hub_endpoints(source: str, options: Mapping[str, Any] | None = None) -> Any:
+    """The store's :class:`~bigearthnet_s1.store.HubEndpoints` for a record source and Connection options."""
+    from bigearthnet_s1.store import HubEndpoints
+
+    opts = dict(options or {})
+    kw: dict[str, str] = {}
+    if opts.get("url") and source == "dhus":
+        kw["dhus_url"] = str(opts["url"])
+    if opts.get("url") and source == "cdse":
+        kw["cdse_odata_url"] = str(opts["url"])
+    for key, field_name in _ENDPOINT_KEYS.items():
+        if opts.get(key):
+            kw[field_name] = str(opts[key])
+    return HubEndpoints(**kw)
 
 
 def _record_json(r: ProductRecord) -> dict[str, Any]:
@@ -437,53 +465,69 @@ def load_record(work: WorkDir, name: str) -> ProductRecord:
 # ------------------------------------------------------------------------------ products
 
 
-def _store(work: WorkDir) -> Any:
+def _store(work: WorkDir, source: str = "local", options: Mapping[str, Any] | None = None) -> Any:
     from bigearthnet_s1.store import ProductStore
 
-    return ProductStore(work.products)
-
-
-def product_status(work: WorkDir, name: str, options: Mapping[str, Any] | None = None) -> str:
-    """'online' when the product can be downloaded now (or is in the store), else the hub's status."""
-    record = load_record(work, name)
-    store = _store(work)
-    if record.source == "local" or store.has(name) or record.online is not False:
-        return "online"
-    from bigearthnet_s1.store import retrieval_status
-
-    return str(retrieval_status(record, **_auth(options)))
-
-
-def request_product(work: WorkDir, name: str, options: Mapping[str, Any] | None = None) -> None:
-    """Order an archived product's retrieval from the hub's long-term archive."""
-    from bigearthnet_s1.store import request_retrieval
-
-    request_retrieval(load_record(work, name), **_auth(options))
+    return ProductStore(work.products, endpoints=hub_endpoints(source, options))
 
 
 def _auth(options: Mapping[str, Any] | None) -> dict[str, Any]:
     opts = dict(options or {})
     if opts.get("user"):
-        return {"auth": (opts["user"], opts.get("password") or "")}
+        return {"auth": (str(opts["user"]), str(opts.get("password") or ""))}
     return {}
+
+
+def product_status(work: WorkDir, name: str, options: Mapping[str, Any] | None = None,
+                   order_id: str | None = None) -> dict[str, Any]:
+    """Where a product stands: ``{"state": "online" | "pending" | "failed", "order_id", "message"}``.
+
+    Online when it is in the store, local, or not flagged offline by the catalogue; otherwise
+    one non-blocking poll of the hub (``order_id``: the CDSE order to follow).
+    """
+    record = load_record(work, name)
+    if record.source == "local" or record.online is not False or _store(work).has(name):
+        return {"state": "online", "order_id": order_id, "message": ""}
+    from bigearthnet_s1.store import HubClient
+
+    hub = HubClient(endpoints=hub_endpoints(record.source, options))
+    st = hub.retrieval_status(record, order_id=order_id, **_auth(options))
+    return {"state": st.state, "order_id": st.order_id, "message": st.message}
+
+
+def request_product(work: WorkDir, name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Order an archived product's retrieval from the hub's long-term archive (returns at once)."""
+    from bigearthnet_s1.store import HubClient
+
+    record = load_record(work, name)
+    hub = HubClient(endpoints=hub_endpoints(record.source, options))
+    st = hub.request_retrieval(record, **_auth(options))
+    return {"state": st.state, "order_id": st.order_id, "message": st.message}
 
 
 def fetch_product(work: WorkDir, name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Download a product into the store once (verified, atomic); local products are used in place."""
     inject_fault(work, "download", name)
     record = load_record(work, name)
-    store = _store(work)
+    store = _store(work, record.source, options)
     cached = record.source != "local" and store.has(name)
+    t0 = time.monotonic()
     path = store.fetch(record, **_auth(options))
-    return {"product": name, "path": str(path), "cached": bool(cached)}
+    size = Path(path).stat().st_size if Path(path).is_file() else None
+    dt = time.monotonic() - t0
+    if not cached and record.source != "local" and size:
+        log.info("product %s: %.1f MB in %.1f s (%.1f MB/s)", name, size / 1e6, dt, size / 1e6 / max(dt, 1e-3))
+    return {"product": name, "path": str(path), "cached": bool(cached or record.source == "local")}
 
 
 def product_path(work: WorkDir, name: str) -> Path:
     """Where the product is now (the store's zip/SAFE, or the local catalogue's own path)."""
     record = load_record(work, name)
-    store = _store(work)
-    if record.source == "local" and record.url:
-        return Path(record.url)
+    store = _store(work, record.source)
+    if record.source == "local":
+        from bigearthnet_s1.store import local_product_path
+
+        return local_product_path(record)
     if store.has(name):
         for p in (store.safe_path(name), store.zip_path(name)):
             if Path(p).exists():
@@ -510,7 +554,8 @@ def preprocess_pair(work: WorkDir, key: str, name: str, *, engine: str = "native
     src = product_path(work, name)
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    engine_mod.preprocess(src, tile, out, engine=engine, graph=graph, dem=dem)
+    engine_mod.preprocess(src, tile, out, engine=engine, graph=graph, dem=dem,
+                          dem_cache=work.root / "dem-cache")
     log.info("tile %s, product %s: preprocessed in %.1f s", key, name, time.monotonic() - t0)
     return {"tile": key, "product": name, "path": str(out), "cached": False}
 
@@ -518,18 +563,184 @@ def preprocess_pair(work: WorkDir, key: str, name: str, *, engine: str = "native
 # ------------------------------------------------------------------------------ assemble
 
 
-def assemble_tile(work: WorkDir, key: str, *, overwrite: bool = False) -> dict[str, Any]:
+def _scenes_signature(work: WorkDir, key: str, names: Sequence[str]) -> str:
+    """Identifies the inputs of a tile's assembly: the selected products and their GeoTIFFs."""
+    parts = []
+    for n in sorted(names):
+        st = work.processed_file(key, n).stat()
+        parts.append(f"{n}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+
+
+def assemble_tile(work: WorkDir, key: str, *, overwrite: bool = False,
+                  min_valid_fraction: float = 1.0) -> dict[str, Any]:
     """Mosaic a tile's preprocessed scenes, write its patches, quicklook and index part.
 
-    A tile whose result exists (same selection) is skipped; otherwise patches already
-    complete in the archive are kept and only the missing ones are written.
+    Patches are clipped on the S2 patch grid from the mosaic (``bigearthnet_s1.mosaic``) and
+    written by the archive writer, each folder atomically; patches already complete in the
+    archive are kept, so a killed run resumes with only the missing ones. A tile whose result
+    exists for the same inputs is skipped. ``min_valid_fraction``: patches with less valid
+    data (both bands finite) are not written (counted as ``uncovered``).
+    Returns ``{"key", "patches", "written", "uncovered", "scenes", "index", "quicklook", "cached"}``.
     """
-    raise NotImplementedError("filled in against mosaic/archive")
+    from bigearthnet_s1.errors import SelectionError
+
+    sel = read_json(work.selection_file(key), f"selection of {key}")
+    names = [p["name"] for p in sel.get("products", [])]
+    if not names:
+        raise SelectionError(f"tile {key}: no Sentinel-1 product covers its patches "
+                             f"(coverage {sel.get('coverage', 0):.3f}); nothing to assemble")
+    missing = [n for n in names if not work.processed_file(key, n).exists()]
+    if missing:
+        raise PipelineError(f"tile {key}: preprocessed scene(s) missing: {', '.join(missing)} "
+                            "(their preprocess task failed or has not run)")
+    signature = _scenes_signature(work, key, names)
+    res_path = work.result_file(key)
+    index_part = work.archive / "index" / f"{key}.parquet"
+    if res_path.exists() and not overwrite:
+        res = read_json(res_path, f"result of {key}")
+        if res.get("signature") == signature and index_part.exists():
+            log.info("tile %s: already assembled (%d patches), skipped", key, res["patches"])
+            return {**{k: v for k, v in res.items() if k != "signature"}, "written": 0, "cached": True}
+    inject_fault(work, "assemble_tile", key)
+
+    from bigearthnet_s1.archive import is_complete, s1_patch_name
+    from bigearthnet_s1.mosaic import SceneOnGrid, mosaic_tile
+    from bigearthnet_s1.quicklook import write_quicklook
+
+    t0 = time.monotonic()
+    tile = load_tile(work, key)
+    scenes = [SceneOnGrid.from_geotiff(work.processed_file(key, n), tile) for n in names]
+    mosaic = mosaic_tile(tile, scenes, min_valid_fraction=min_valid_fraction)
+    todo = mosaic.patch_scenes()
+    present = sum(
+        1 for s2_name, scene in todo.items()
+        if is_complete(work.archive / s1_patch_name(scene.scene_id, tile.tile_id,
+                                                   tile.patch(s2_name).col, tile.patch(s2_name).row)))
+    rows = mosaic.write(work.archive, overwrite=overwrite)
+    quicklook = write_quicklook(work.quicklook_file(key), mosaic)
+    mosaic.write_summary(work.root / "results" / f"{key}.mosaic.json")
+    result = {"key": key, "patches": len(rows), "written": len(rows) if overwrite else len(rows) - present,
+              "uncovered": len(tile.patches) - len(todo), "scenes": list(names), "index": str(index_part),
+              "quicklook": str(quicklook), "cached": False}
+    write_json(res_path, {**result, "signature": signature})
+    dt = time.monotonic() - t0
+    log.info("tile %s: %d patches (%d written, %d kept, %d uncovered) from %d scenes in %.1f s (%.0f patches/s)",
+             key, len(rows), result["written"], present, result["uncovered"], len(names), dt,
+             result["written"] / max(dt, 1e-3))
+    return result
 
 
 # ------------------------------------------------------------------------------ summary
 
 
-def summarise(work: WorkDir, keys: Sequence[str], *, run_id: str = "manual") -> dict[str, Any]:
-    """Counts, coverage and failures of a run's tiles; merges the archive's index."""
-    raise NotImplementedError
+def _failure_reason(work: WorkDir, key: str) -> str:
+    """Which step stopped a tile, read off the work dir (the last output present)."""
+    if not work.tile_file(key).exists():
+        return "not discovered in this work folder"
+    if not work.candidates_file(key).exists():
+        return "footprint lookup (catalogue search) did not finish"
+    if not work.selection_file(key).exists():
+        return "orbit selection did not finish"
+    sel = read_json(work.selection_file(key), f"selection of {key}")
+    names = [p["name"] for p in sel.get("products", [])]
+    if not names:
+        return "no Sentinel-1 product covers the tile's patches in the search window"
+    missing = [n for n in names if not work.processed_file(key, n).exists()]
+    if missing:
+        return "preprocessing did not finish for " + ", ".join(missing)
+    return "mosaic/clip/write did not finish"
+
+
+def summarise(work: WorkDir, keys: Sequence[str], *, run_id: str = "manual",
+              results: Iterable[Mapping[str, Any] | None] = ()) -> dict[str, Any]:
+    """Counts, coverage and failures of a run's tiles; merges the archive's index.
+
+    Returns (and saves as ``<work>/summaries/<run_id>.json``) a small JSON dict: ``tiles``,
+    ``ok``, ``failed`` ({key: reason}), ``patches`` (in the archive for these tiles),
+    ``written`` (by this run: the sum over ``results``, the :func:`assemble_tile` returns of
+    this run), ``products``, ``coverage`` ({key: fraction of the target}),
+    ``uncovered_patches``, ``index`` (path of the merged index or None).
+    """
+    ok: list[str] = []
+    failed: dict[str, str] = {}
+    coverage: dict[str, float] = {}
+    patches = written = uncovered = 0
+    products: set[str] = set()
+    for key in keys:
+        res_path = work.result_file(key)
+        if work.selection_file(key).exists():
+            sel = read_json(work.selection_file(key), f"selection of {key}")
+            coverage[key] = round(float(sel.get("coverage", 0.0)), 6)
+            products.update(p["name"] for p in sel.get("products", []))
+        if res_path.exists():
+            res = read_json(res_path, f"result of {key}")
+            ok.append(key)
+            patches += int(res["patches"])
+            uncovered += int(res.get("uncovered", 0))
+        else:
+            failed[key] = _failure_reason(work, key)
+    wanted = set(keys)
+    written = sum(int(r.get("written", 0)) for r in results if r and r.get("key") in wanted)
+    index = None
+    if ok:
+        from bigearthnet_s1.archive import merge_index
+
+        index = str(merge_index(work.archive))
+    report = {"run_id": run_id, "tiles": len(keys), "ok": len(ok), "failed": failed, "patches": patches,
+              "written": written, "uncovered_patches": uncovered, "products": len(products),
+              "coverage": coverage, "archive": str(work.archive), "index": index}
+    write_json(work.summary_file(run_id), report)
+    log.info("summary: %d/%d tiles ok, %d patches (%d written now), %d products, %d failed",
+             len(ok), len(keys), patches, written, len(products), len(failed))
+    return report
+
+
+# ------------------------------------------------------------------------------ without Airflow
+
+
+def build(work: WorkDir, source: str, *, tiles: Sequence[str] = (), start: datetime | None = None,
+          end: datetime | None = None, catalog: str = "local", catalog_root: str = "",
+          catalog_options: Mapping[str, Any] | None = None, dem: str = "flat", engine: str = "native",
+          tolerance: float = 0.999, target: str = "patches", window: timedelta = timedelta(days=3),
+          max_window: timedelta = timedelta(days=9), progress: bool = False,
+          run_id: str | None = None) -> dict[str, Any]:
+    """Run every step in this process, tile after tile (what the DAG does, without Airflow).
+
+    A failing tile is logged and reported in the summary; the others go on.
+    """
+    refs = prepare_run(work, source, tiles=tiles, start=start, end=end, catalog=catalog,
+                       catalog_root=catalog_root, catalog_options=catalog_options, dem=dem, engine=engine,
+                       explicit_window=bool(start or end))
+    keys = [r["key"] for r in refs]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(keys), unit="tile", desc="build")
+    fetched: set[str] = set()
+    results: list[dict[str, Any]] = []
+    for key in keys:
+        try:
+            lookup_footprint(work, key, catalog=catalog, catalog_root=catalog_root,
+                             catalog_options=catalog_options, max_window=max_window)
+            sel = select_for_tile(work, key, tolerance=tolerance, target=target, window=window,
+                                  max_window=max_window)
+            for name in sel["products"]:
+                if name not in fetched:
+                    status = product_status(work, name, catalog_options)
+                    if status["state"] != "online":
+                        raise PipelineError(f"product {name} is archived at the hub ({status['state']}); "
+                                            "order it and re-run later (the DAG waits for it)")
+                    fetch_product(work, name, catalog_options)
+                    fetched.add(name)
+                preprocess_pair(work, key, name, engine=engine, dem=dem)
+            if sel["products"]:
+                results.append(assemble_tile(work, key))
+        except BigEarthNetS1Error as exc:
+            log.error("tile %s failed: %s", key, exc)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return summarise(work, keys, run_id=run_id or f"build_{datetime.now(UTC):%Y%m%dT%H%M%S}", results=results)

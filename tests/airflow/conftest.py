@@ -217,6 +217,15 @@ for run in runs:
                        for t in tis],
                "history": [{"task_id": h.task_id, "map_index": h.map_index, "state": str(h.state),
                             "try_number": h.try_number} for h in hist]}
+        from airflow.models.asset import AssetEvent, AssetModel
+        from airflow.models.xcom import XComModel
+        events = s.query(AssetEvent, AssetModel).join(AssetModel, AssetEvent.asset_id == AssetModel.id).filter(
+            AssetEvent.source_run_id == dr.run_id).all()
+        out["asset_events"] = [{"asset": a.name, "task_id": e.source_task_id, "map_index": e.source_map_index,
+                                "extra": e.extra} for e, a in events]
+        xcoms = s.query(XComModel).filter(XComModel.run_id == dr.run_id).all()
+        out["xcom"] = [{"task_id": x.task_id, "map_index": x.map_index, "key": x.key,
+                        "bytes": len(json.dumps(x.value, default=str))} for x in xcoms]
     logs = {}
     for path in glob.glob(os.path.join(home, "logs", "dag_id=" + dag.dag_id, "run_id=" + dr.run_id, "**", "*.log"),
                           recursive=True):
@@ -241,3 +250,18 @@ def dag_test(env: dict[str, str], runs: list[dict], timeout: float = 600) -> lis
     assert proc.returncode == 0 and len(results) == len(runs), (
         f"dag.test driver failed (rc {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return results
+
+
+@pytest.fixture(scope="session")
+def one_tile_sample(s2_example: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Tile 33UUP (one real S2 example patch) and three simulated S1 products on three relative
+    orbits around its sensing time, in a local catalogue folder (as the demo makes them)."""
+    from bigearthnet_s1 import demo, tiles
+
+    base = tmp_path_factory.mktemp("one-tile")
+    tile = next(t for t in tiles.read_s2_archive(s2_example) if t.tile_id == "33UUP")
+    catalog = base / "catalog"
+    names = []
+    for j, plan in enumerate(demo.product_plan(tile)):
+        names.append(demo._simulate(catalog, plan, seed=7 + j, tile=tile).name.removesuffix(".SAFE"))
+    return {"s2": s2_example, "catalog": catalog, "tile": tile, "products": names, "base": base}

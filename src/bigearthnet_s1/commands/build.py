@@ -1,0 +1,58 @@
+"""``bigearthnet-s1 build``: the whole pipeline for some tiles, in this process, without Airflow.
+
+Same steps and work-dir layout as the DAG (``bigearthnet_s1.pipeline``), so a build can be
+resumed by the DAG and the other way round. Hub credentials come from the environment:
+``BIGEARTHNET_S1_HUB_USER`` / ``BIGEARTHNET_S1_HUB_PASSWORD`` (or the catalogue's own variables,
+see ``bigearthnet_s1.catalog.open_catalog``); never from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from bigearthnet_s1 import pipeline
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="'table', a BigEarthNet-S2 folder, or a patch-name table file")
+    parser.add_argument("--tiles", nargs="*", default=[], metavar="TILE",
+                        help="MGRS tile ids (33UUP) or tile keys (33UUP_20170613T101031); default: all")
+    parser.add_argument("--start", help="S2 sensing time from (ISO date/date-time, UTC, inclusive)")
+    parser.add_argument("--end", help="S2 sensing time until (ISO date/date-time, UTC, exclusive)")
+    parser.add_argument("--catalog", choices=pipeline.CATALOG_KINDS, default="local")
+    parser.add_argument("--catalog-root", default="", help="folder of .SAFE/.zip products (local)")
+    parser.add_argument("--catalog-url", default=None, help="hub URL (dhus, cdse)")
+    parser.add_argument("--work", required=True, type=Path, help="work folder (products/, processed/, ...)")
+    parser.add_argument("--archive", type=Path, default=None, help="output archive (default WORK/archive)")
+    parser.add_argument("--engine", choices=pipeline.ENGINES, default="native")
+    parser.add_argument("--dem", default="flat", help="flat, auto, srtm1, glo30 or a raster path")
+    parser.add_argument("--tolerance", type=float, default=0.999, help="coverage tolerance (0..1)")
+    parser.add_argument("--target", choices=("patches", "tile"), default="patches")
+    parser.add_argument("--window-days", type=float, default=3.0, help="search window, +- days")
+    parser.add_argument("--max-window-days", type=float, default=9.0, help="widest search window, +- days")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    options: dict[str, str] = {}
+    if args.catalog_url:
+        options["url"] = args.catalog_url
+    user = os.environ.get("BIGEARTHNET_S1_HUB_USER")
+    if user:
+        options["user"] = user
+        options["password"] = os.environ.get("BIGEARTHNET_S1_HUB_PASSWORD", "")
+    work = pipeline.WorkDir(args.work, args.archive)
+    report = pipeline.build(
+        work, args.source, tiles=args.tiles,
+        start=pipeline.parse_time(args.start, "--start"), end=pipeline.parse_time(args.end, "--end"),
+        catalog=args.catalog, catalog_root=args.catalog_root, catalog_options=options, dem=args.dem,
+        engine=args.engine, tolerance=args.tolerance, target=args.target,
+        window=timedelta(days=args.window_days), max_window=timedelta(days=args.max_window_days),
+        progress=not args.no_progress and sys.stderr.isatty())
+    print(json.dumps(report, indent=1, sort_keys=True))
+    return 1 if report["failed"] else 0

@@ -1,0 +1,121 @@
+"""The DAG end to end for one tile on a real PostgreSQL metadata DB.
+
+Asserts the task states, the map indexes labelled by tile key, a retry recorded (the
+preprocess step fails once on purpose through the pipeline's test hook), the asset event of
+the tile, XCom sizes, and the archive written; then re-runs and checks nothing is redone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+KEY = "33UUP_20170613T101031"
+
+
+@pytest.fixture(scope="module")
+def runs(af, postgres, one_tile_sample: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    base = tmp_path_factory.mktemp("pg-run")
+    home = base / "airflow-home"
+    home.mkdir()
+    env = af.env(home, postgres.create_database("e2e"), BIGEARTHNET_S1_FAIL_ONCE=f"preprocess:{KEY}")
+    af.migrate(env)
+    work, archive = base / "work", base / "archive"
+    conf = {"s2_source": str(one_tile_sample["s2"]), "tiles": ["33UUP"], "catalog": "local",
+            "catalog_root": str(one_tile_sample["catalog"]), "dem": "flat", "engine": "native",
+            "work_dir": str(work), "archive_dir": str(archive)}
+    first, second = af.dag_test(env, [{"conf": conf, "logical_date": "2017-06-13T00:00:00Z"},
+                                      {"conf": conf, "logical_date": "2017-06-14T00:00:00Z"}])
+    return {"first": first, "second": second, "work": work, "archive": archive}
+
+
+def _tis(run: dict, task_id: str) -> list[dict]:
+    return sorted((t for t in run["tis"] if t["task_id"] == task_id), key=lambda t: t["map_index"])
+
+
+@pytest.mark.postgres
+def test_run_succeeds_with_every_task_done(runs: dict) -> None:
+    run = runs["first"]
+    assert run["state"] == "success", [(t["task_id"], t["map_index"], t["state"]) for t in run["tis"]]
+    states = {(t["task_id"], t["map_index"]): t["state"] for t in run["tis"]}
+    assert all(s == "success" for s in states.values()), states
+    for tid in ("discover_tiles", "plan_downloads", "plan_pairs", "summary"):
+        assert states[(tid, -1)] == "success"
+
+
+@pytest.mark.postgres
+def test_mapped_instances_are_labelled_by_tile_and_product(runs: dict, one_tile_sample: dict) -> None:
+    run = runs["first"]
+    for tid in ("lookup_footprint", "select_orbits", "assemble_tile"):
+        tis = _tis(run, tid)
+        assert [t["rendered_map_index"] for t in tis] == [KEY], tid
+    downloads = _tis(run, "download")
+    assert len(downloads) == 1  # one product covers the tile's patch: one orbit chosen of three
+    assert downloads[0]["rendered_map_index"] in one_tile_sample["products"]
+    pre = _tis(run, "preprocess")
+    assert len(pre) == 1 and pre[0]["rendered_map_index"].startswith(KEY + " S1")
+
+
+@pytest.mark.postgres
+def test_retry_is_recorded(runs: dict) -> None:
+    run = runs["first"]
+    (pre,) = _tis(run, "preprocess")
+    assert pre["try_number"] == 2 and pre["state"] == "success"
+    hist = [h for h in run["history"] if h["task_id"] == "preprocess"]
+    assert [(h["try_number"], h["state"]) for h in hist] == [(1, "failed")]
+    assert "injected failure of preprocess" in run["output"]
+    others = {t["task_id"]: t["try_number"] for t in run["tis"] if t["task_id"] != "preprocess"}
+    assert set(others.values()) == {1}
+
+
+@pytest.mark.postgres
+def test_archive_contents_asset_event_and_small_xcom(runs: dict, one_tile_sample: dict) -> None:
+    from bigearthnet_s1.archive import validate_archive
+
+    archive: Path = runs["archive"]
+    patch_dirs = sorted(p for p in archive.iterdir() if p.is_dir() and p.name.startswith("S1"))
+    assert len(patch_dirs) == 1
+    d = patch_dirs[0]
+    assert d.name.endswith("_33UUP_87_48")
+    meta = json.loads((d / f"{d.name}_labels_metadata.json").read_text())
+    assert meta["corresponding_s2_patch"] == "S2A_MSIL2A_20170613T101031_87_48"
+    assert meta["scene_source"] in one_tile_sample["products"]
+    for pol in ("VV", "VH"):
+        with rasterio.open(d / f"{d.name}_{pol}.tif") as ds:
+            assert (ds.width, ds.height, ds.dtypes[0]) == (120, 120, "float32")
+            assert ds.transform.c == 404400 and ds.transform.f == 5342400
+            a = ds.read(1)
+        assert np.isfinite(a).all()
+        assert -30 < float(np.median(a)) < 5  # dB, not linear power
+    report = validate_archive(archive)
+    assert report.ok == 1 and report.bad == []
+    import pandas as pd
+
+    index = pd.read_parquet(archive / "index.parquet")
+    assert list(index["s1_name"]) == [d.name]
+    assert list(index["tile_key"]) == [KEY]
+
+    run = runs["first"]
+    events = [e for e in run["asset_events"] if e["asset"] == "bigearthnet_s1_archive"]
+    assert len(events) == 1 and events[0]["task_id"] == "assemble_tile"
+    assert events[0]["extra"]["tile"] == KEY and events[0]["extra"]["patches"] == 1
+    assert max(x["bytes"] for x in run["xcom"]) < 4096  # XCom carries small JSON only
+
+
+@pytest.mark.postgres
+def test_second_run_redoes_nothing(runs: dict) -> None:
+    run = runs["second"]
+    assert run["state"] == "success"
+    out = run["output"]
+    summary = next(x for x in run["xcom"] if x["task_id"] == "summary")
+    assert summary
+    assert "preprocessed in" not in out  # the processed GeoTIFF was reused
+    work: Path = runs["work"]
+    reports = sorted((work / "summaries").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    first, last = (json.loads(r.read_text()) for r in (reports[0], reports[-1]))
+    assert len(reports) == 2 and first["written"] == 1
+    assert last["ok"] == 1 and last["written"] == 0 and last["patches"] == 1 and last["failed"] == {}
