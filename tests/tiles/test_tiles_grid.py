@@ -237,3 +237,24 @@ def test_json_round_trip(s2_example: Path) -> None:
         back = tiles.TileAcquisition.from_json(json.loads(json.dumps(acq.to_json())))
         assert back == acq
         assert back.key == acq.key and back.sensing_time == acq.sensing_time
+
+
+def test_patches_footprint_equals_the_union_of_patch_squares(
+    table_acquisitions: list[tiles.TileAcquisition],
+) -> None:
+    import dataclasses
+
+    import shapely
+
+    for acq in table_acquisitions[::25]:
+        bounds = np.array([p.bounds for p in acq.patches])
+        union = shapely.union_all(shapely.box(*bounds.T))
+        fp = acq.patches_footprint
+        assert fp.area == pytest.approx(len(acq.patches) * 1200.0**2)
+        assert fp.symmetric_difference(union).area == pytest.approx(0.0, abs=1e-3)
+    # patches off the grid (placed by hand) take the geometric path
+    acq = table_acquisitions[0]
+    p = acq.patches[0]
+    moved = dataclasses.replace(p, ulx=p.ulx + 5, lrx=p.lrx + 5)
+    odd = dataclasses.replace(acq, patches=(moved,))
+    assert odd.patches_footprint.bounds == (moved.ulx, moved.lry, moved.lrx, moved.uly)
