@@ -325,6 +325,16 @@ def _check_array(arr: np.ndarray, what: str, name: str) -> np.ndarray:
     a = np.asarray(arr)
     if a.shape != (PATCH_PX, PATCH_PX):
         raise ArchiveError(f"patch {name}: {what} has shape {a.shape}, expected (120, 120)")
+    if a.dtype.kind not in "fiu":
+        raise ArchiveError(f"patch {name}: {what} has dtype {a.dtype}, expected dB floats")
+    if a.dtype.kind == "f":
+        if np.isinf(a).any():
+            raise ArchiveError(
+                f"patch {name}: {what} has infinite dB values (log of zero power? floor them or "
+                "set them to NaN)"
+            )
+        if np.isnan(a).all():
+            raise ArchiveError(f"patch {name}: {what} has no valid pixel (all NaN)")
     return a
 
 
@@ -341,7 +351,8 @@ def write_patch(
     """Write one patch folder atomically; return its path.
 
     ``vv_db``/``vh_db``: (120, 120) backscatter in dB (stored as float32; NaN = no data, kept
-    as is, v1.0 has no nodata tag). An existing complete patch is kept unless ``overwrite``.
+    as is, v1.0 has no nodata tag; infinite values or a band without any valid pixel are an
+    ArchiveError). An existing complete patch is kept unless ``overwrite``.
     """
     # plain str paths in this hot loop: pathlib costs as much as the writes on tmpfs
     root_s = os.fspath(root)
@@ -497,8 +508,8 @@ def write_tile_patches(
 
     ``vv_db``/``vh_db``: dB values (float, NaN = no data) with shape (window.height,
     window.width); ``window`` in tile-grid pixels, aligned anywhere on the grid. Patches not in
-    ``patch_scenes`` (S2 name -> scene) are skipped; a patch not fully inside the window is an
-    error. Existing complete patches are kept (unless ``overwrite``). ``valid_fraction``
+    ``patch_scenes`` (S2 name -> scene) are skipped, and so are patches without any valid
+    pixel in VV or VH (logged); a patch not fully inside the window is an error. Existing complete patches are kept (unless ``overwrite``). ``valid_fraction``
     defaults to the fraction of pixels finite in both bands. The tile's index part
     ``index/<tile.key>.parquet`` is written atomically; its rows are returned.
     """
@@ -527,6 +538,9 @@ def write_tile_patches(
             )
         vv = vv_db[pr : pr + PATCH_PX, pc : pc + PATCH_PX]
         vh = vh_db[pr : pr + PATCH_PX, pc : pc + PATCH_PX]
+        if np.isnan(vv).all() or np.isnan(vh).all():
+            log.warning("tile %s: patch %s has no valid pixel in VV or VH, not written", tile.key, patch.s2_name)
+            continue
         path = write_patch(root, tile, patch, scene, vv, vh, overwrite=overwrite)
         vf = valid_fraction.get(patch.s2_name) if valid_fraction is not None else None
         rows.append(

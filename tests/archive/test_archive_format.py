@@ -129,3 +129,21 @@ def test_write_patch_rejects_wrong_shapes(example_pairs, tmp_path: Path) -> None
     with pytest.raises(ArchiveError, match=f"{pair.s1_dir.name}: VH has shape \\(120, 119\\)"):
         archive.write_patch(tmp_path, pair.tile, pair.patch, pair.scene, pair.vv, pair.vh[:, :119])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_patch_rejects_infinite_and_empty_bands(example_pairs, tmp_path: Path) -> None:
+    pair = example_pairs[0]
+    vv = pair.vv.copy()
+    vv[3, 4] = -np.inf  # 10 * log10(0)
+    with pytest.raises(ArchiveError, match=f"{pair.s1_dir.name}: VV has infinite dB values"):
+        archive.write_patch(tmp_path, pair.tile, pair.patch, pair.scene, vv, pair.vh)
+    with pytest.raises(ArchiveError, match=f"{pair.s1_dir.name}: VH has no valid pixel"):
+        archive.write_patch(tmp_path, pair.tile, pair.patch, pair.scene, pair.vv, np.full((120, 120), np.nan))
+    assert list(tmp_path.iterdir()) == []
+    # NaN where there is no data is kept as NaN (no nodata tag, as in v1.0)
+    vh = pair.vh.copy()
+    vh[:10] = np.nan
+    out = archive.write_patch(tmp_path, pair.tile, pair.patch, pair.scene, pair.vv, vh)
+    got = archive.read_patch_arrays(out)["VH"]
+    assert np.isnan(got[:10]).all() and np.array_equal(got[10:], pair.vh[10:])
+    assert archive.check_patch(out) == []

@@ -47,6 +47,15 @@ def upu(example_pairs):
     return pair, tile, window, vv, vh, scenes
 
 
+def test_patches_without_valid_pixels_are_not_written(upu, tmp_path: Path) -> None:
+    pair, tile, window, vv, vh, scenes = upu
+    vv = vv.copy()
+    vv[0:120, 120:240] = np.nan  # patch (5, 55) has no VV at all
+    rows = archive.write_tile_patches(tmp_path, tile, vv, vh, window=window, patch_scenes=scenes)
+    assert sorted(r["s2_name"] for r in rows) == [pair.patch.s2_name, "S2A_MSIL2A_20170617T113321_4_56"]
+    assert not (tmp_path / "S1A_IW_GRDH_1SDV_20170617T064724_29UPU_5_55").exists()
+
+
 def test_write_tile_patches(upu, tmp_path: Path) -> None:
     pair, tile, window, vv, vh, scenes = upu
     rows = archive.write_tile_patches(tmp_path, tile, vv, vh, window=window, patch_scenes=scenes)
