@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     summaries = sorted((root / "work" / "summaries").glob("*.json"), key=lambda p: p.stat().st_mtime)
     summary = json.loads(summaries[-1].read_text()) if summaries else {}
     wall = time.monotonic() - t0
-    quicklooks = archive / "quicklooks"
+    quicklooks = root / "work" / "quicklooks"
     print()
     print(f"BigEarthNet-S1 demo: {report.ok} patches valid, {len(report.bad)} invalid; "
           f"{summary.get('ok', '?')}/{summary.get('tiles', '?')} tiles, {summary.get('products', '?')} "
