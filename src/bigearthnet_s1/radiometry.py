@@ -128,19 +128,31 @@ def _bilinear(vec_lines: NDArray, pixels: Any, values: Any, rows: NDArray, cols:
     return out
 
 
-def calibration_lut(cal: CalibrationLUT, window: Window, kind: str = "sigma0") -> NDArray[np.float32]:
+def _out(out: NDArray | None, shape: tuple[int, int], dtype: Any = np.float32) -> NDArray:
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise RadiometryError(f"output array must be C-contiguous {np.dtype(dtype)} {shape}, got {out.dtype} {out.shape}")
+    return out
+
+
+def calibration_lut(
+    cal: CalibrationLUT, window: Window, kind: str = "sigma0", *, out: NDArray[np.float32] | None = None
+) -> NDArray[np.float32]:
     """Calibration LUT ``kind`` (sigma0 | beta0 | gamma0 | dn; amplitude units) interpolated
-    bilinearly in line and pixel to every pixel centre of ``window``: float32 (h, w)."""
+    bilinearly in line and pixel to every pixel centre of ``window``: float32 (h, w)
+    (written into ``out`` when given)."""
     try:
         values = cal.values(kind)
     except SafeError as exc:
         raise RadiometryError(str(exc)) from None
     r, c, h, w = _window_ints(window)
-    return _bilinear(cal.line, cal.pixel, values, np.arange(r, r + h), np.arange(c, c + w))
+    return _bilinear(cal.line, cal.pixel, values, np.arange(r, r + h), np.arange(c, c + w), out=_out(out, (h, w)))
 
 
-def noise_power(noise: NoiseLUT, window: Window) -> NDArray[np.float32]:
-    """Thermal noise power (DN^2) at every pixel centre of ``window``: float32 (h, w).
+def noise_power(noise: NoiseLUT, window: Window, *, out: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
+    """Thermal noise power (DN^2) at every pixel centre of ``window``: float32 (h, w)
+    (written into ``out`` when given).
 
     IPF >= 2.9 (azimuth blocks present): inside each azimuth block, the range LUT
     (bilinear between the range vectors that fall inside the block's lines, as SNAP selects
@@ -152,8 +164,9 @@ def noise_power(noise: NoiseLUT, window: Window) -> NDArray[np.float32]:
     rows = np.arange(r, r + h)
     cols = np.arange(c, c + w)
     if not noise.has_azimuth:
-        return _bilinear(noise.range_line, noise.range_pixel, noise.range_values, rows, cols)
-    out = np.zeros((h, w), dtype=np.float32)
+        return _bilinear(noise.range_line, noise.range_pixel, noise.range_values, rows, cols, out=_out(out, (h, w)))
+    out = _out(out, (h, w))
+    out[...] = 0.0
     lines = noise.range_line
     for blk in noise.azimuth_blocks:
         r0, r1 = max(r, blk.first_line), min(r + h - 1, blk.last_line)
@@ -202,6 +215,8 @@ def calibrate(
     *,
     floor_dn2: float = NOISE_FLOOR_DN2,
     return_flags: bool = False,
+    out: NDArray[np.float32] | None = None,
+    flags: NDArray[np.uint8] | None = None,
 ) -> NDArray[np.float32] | tuple[NDArray[np.float32], NDArray[np.uint8]]:
     """Calibrated linear power ``(DN^2 - noise_power) / lut^2`` (float32, NaN where DN == 0).
 
@@ -217,8 +232,9 @@ def calibrate(
     if noise_power is not None and np.shape(noise_power) != d.shape:
         raise RadiometryError(f"calibrate: noise power shape {np.shape(noise_power)} != DN shape {d.shape}")
     noise = np.asarray(noise_power, dtype=np.float32) if noise_power is not None else np.zeros((1, 1), np.float32)
-    out = np.empty(d.shape, dtype=np.float32)
-    flags = np.zeros(d.shape, dtype=np.uint8)
+    out = _out(out, d.shape)
+    flags = _out(flags, d.shape, np.uint8)
+    flags[...] = 0
     _calibrate_kernel(d, lut_a, noise, noise_power is not None, float(floor_dn2), out, flags)
     return (out, flags) if return_flags else out
 
@@ -374,7 +390,7 @@ def radar_chain(
     speckle_params: dict[str, Any] | None = None,
     border_params: BorderParameters = BorderParameters(),
     floor_dn2: float = NOISE_FLOOR_DN2,
-    strip_rows: int = 1024,
+    strip_rows: int = 512,
     return_flags: bool = False,
 ) -> NDArray[np.float32] | tuple[NDArray[np.float32], NDArray[np.uint8]]:
     """Border noise removal, thermal noise removal, calibration and speckle filtering of
@@ -406,23 +422,31 @@ def radar_chain(
     out = np.empty((h, w), dtype=np.float32)
     flags_out = np.zeros((h, w), dtype=np.uint8) if return_flags else None
     step = max(1, int(strip_rows))
+    # strip buffers, allocated once and reused (touching fresh large allocations is slow on
+    # a loaded machine, and it keeps the peak memory at the output plus one strip)
+    scratch: dict[str, NDArray] = {}
+
+    def buf(key: str, shape: tuple[int, int], dtype: Any) -> NDArray:
+        return _speckle._scratch(scratch, key, shape, dtype)
+
     for s0 in range(r0, r0 + h, step):
         s1 = min(s0 + step, r0 + h)
         e0, e1 = max(0, s0 - hy), min(ann.lines, s1 + hy)
         sub = Window(ec0, e0, ec1 - ec0, e1 - e0)
-        dn = product.read_dn(p, sub)
-        lut = calibration_lut(cal, sub, calibration) if cal is not None else np.float32(1.0)
-        npow = noise_power(noise, sub) if noise is not None else None
-        img, flags = calibrate(dn, lut, npow, floor_dn2=floor_dn2, return_flags=True)
-        del lut, npow
+        shape = (e1 - e0, ec1 - ec0)
+        dn = product.read_dn(p, sub, out=buf("dn", shape, np.uint16))
+        lut = calibration_lut(cal, sub, calibration, out=buf("lut", shape, np.float32)) if cal is not None else np.float32(1.0)
+        npow = noise_power(noise, sub, out=buf("noise", shape, np.float32)) if noise is not None else None
+        img, flags = calibrate(dn, lut, npow, floor_dn2=floor_dn2, return_flags=True,
+                               out=buf("img", shape, np.float32), flags=buf("flags", shape, np.uint8))
         if border:
             bmask = border_noise_mask(product, sub, params=border_params,
                                       dn=dn if p in _CO_POLS else None)
             img[bmask] = np.nan
             flags[bmask] |= FLAG_BORDER
-        del dn
         if speckle:
-            img = _speckle.speckle_filter(img, speckle, **sp_params)
+            img = _speckle.speckle_filter(img, speckle, out=buf("filtered", shape, np.float32), scratch=scratch,
+                                          **sp_params)
         rr = slice(s0 - e0, s1 - e0)
         cc = slice(c0 - ec0, c0 - ec0 + w)
         out[s0 - r0:s1 - r0] = img[rr, cc]

@@ -191,8 +191,19 @@ def filter_halo(filter: str | None, **params: Any) -> tuple[int, int]:
     return (p["filterSizeY"] // 2, p["filterSizeX"] // 2)
 
 
-def speckle_filter(image: NDArray[np.floating], filter: str = DEFAULT_FILTER, **params: Any) -> NDArray[np.float32]:
-    """Apply the SNAP-named speckle ``filter`` to linear intensity ``image`` (NaN = no-data)."""
+def speckle_filter(
+    image: NDArray[np.floating],
+    filter: str = DEFAULT_FILTER,
+    *,
+    out: NDArray[np.float32] | None = None,
+    scratch: dict | None = None,
+    **params: Any,
+) -> NDArray[np.float32]:
+    """Apply the SNAP-named speckle ``filter`` to linear intensity ``image`` (NaN = no-data).
+
+    ``params`` are SNAP's parameter names; ``out`` (an array for the result) and
+    ``scratch`` (a dict of reusable work arrays) are optional, for callers that filter many
+    strips of the same size."""
     name, p = normalise_parameters(filter, **params)
     if name == "Boxcar":
         return boxcar(image, p["filterSizeX"], p["filterSizeY"])
@@ -201,8 +212,8 @@ def speckle_filter(image: NDArray[np.floating], filter: str = DEFAULT_FILTER, **
     if name == "Gamma Map":
         return gamma_map(image, p["filterSizeX"], p["filterSizeY"], p["estimateENL"], p["enl"])
     if name == "Refined Lee":
-        return refined_lee(image)
-    return lee_sigma(image, p["numLooksStr"], p["windowSize"], p["targetWindowSizeStr"], p["sigmaStr"])
+        return refined_lee(image, out=out, scratch=scratch)
+    return lee_sigma(image, p["numLooksStr"], p["windowSize"], p["targetWindowSizeStr"], p["sigmaStr"], out=out)
 
 
 # --------------------------------------------------------------------------------------
@@ -349,6 +360,18 @@ def gamma_map(
 # half, 1 upper-right triangle, 2 upper half, 3 upper-left triangle, 4 left half, 5 lower-left
 # triangle, 6 lower half, 7 lower-right triangle. Stored as, for each window row dy = -3..3,
 # the inclusive column range [lo, hi] (offsets from the centre; lo > hi = empty row).
+def _scratch(cache: dict | None, key: str, shape: tuple[int, ...], dtype: Any) -> NDArray:
+    """A scratch array of ``shape`` from ``cache`` (reused across calls: fresh large
+    allocations are slow to touch on a loaded machine), or a new one."""
+    if cache is None:
+        return np.empty(shape, dtype=dtype)
+    a = cache.get(key)
+    n = int(np.prod(shape))
+    if a is None or a.size < n or a.dtype != dtype:
+        a = cache[key] = np.empty(n, dtype=dtype)
+    return a[:n].reshape(shape)
+
+
 def _direction_ranges() -> NDArray[np.int64]:
     r = np.zeros((8, 7, 2), dtype=np.int64)
     for d in range(8):
@@ -367,32 +390,51 @@ _DIR_RANGES = _direction_ranges()
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _subarea_stats(img: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """Mean and normalised sample variance (var/mean^2, 0 when mean <= 0) of the 3x3
-    sub-area centred on each pixel; NaN where the sub-area is not complete (a NaN inside
-    propagates through the sums)."""
+def _prefix_sums(img, p1, p2, pn):  # type: ignore[no-untyped-def]
+    """Row prefix sums of the valid values, their squares and their count: p[y, x] is the
+    sum over img[y, :x] (NaN counted as 0 and not counted). Shapes (h, w + 1), float64."""
     h, w = img.shape
-    r1 = np.empty((h, w))
-    r2 = np.empty((h, w))
     for y in numba.prange(h):
-        for x in range(1, w - 1):
-            a = float(img[y, x - 1])
-            b = float(img[y, x])
-            c = float(img[y, x + 1])
-            r1[y, x] = a + b + c
-            r2[y, x] = a * a + b * b + c * c
-        r1[y, 0] = np.nan
-        r1[y, w - 1] = np.nan
-        r2[y, 0] = np.nan
-        r2[y, w - 1] = np.nan
-    mean3 = np.full((h, w), np.nan, dtype=np.float32)
-    nv3 = np.full((h, w), np.nan, dtype=np.float32)
-    for y in numba.prange(1, h - 1):
+        a = 0.0
+        b = 0.0
+        n = 0.0
+        p1[y, 0] = 0.0
+        p2[y, 0] = 0.0
+        pn[y, 0] = 0.0
         for x in range(w):
-            s1 = r1[y - 1, x] + r1[y, x] + r1[y + 1, x]
-            if s1 != s1:
+            v = float(img[y, x])
+            if v == v:
+                a += v
+                b += v * v
+                n += 1.0
+            p1[y, x + 1] = a
+            p2[y, x + 1] = b
+            pn[y, x + 1] = n
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _subarea_stats(p1, p2, pn, mean3, nv3):  # type: ignore[no-untyped-def]
+    """Mean and normalised sample variance (var/mean^2, 0 when mean <= 0) of the 3x3
+    sub-area centred on each pixel into ``mean3``/``nv3``; NaN where the sub-area is not
+    complete (outside the image or holding no-data)."""
+    h, w = mean3.shape
+    for y in numba.prange(h):
+        for x in range(w):
+            if y == 0 or y == h - 1 or x == 0 or x == w - 1:
+                mean3[y, x] = np.nan
+                nv3[y, x] = np.nan
                 continue
-            s2 = r2[y - 1, x] + r2[y, x] + r2[y + 1, x]
+            n = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            for yy in range(y - 1, y + 2):
+                n += pn[yy, x + 2] - pn[yy, x - 1]
+                s1 += p1[yy, x + 2] - p1[yy, x - 1]
+                s2 += p2[yy, x + 2] - p2[yy, x - 1]
+            if n < 9.0:
+                mean3[y, x] = np.nan
+                nv3[y, x] = np.nan
+                continue
             m = s1 / 9.0
             mean3[y, x] = m
             if m > 0.0:
@@ -402,7 +444,6 @@ def _subarea_stats(img: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArr
                 nv3[y, x] = var / (m * m)
             else:
                 nv3[y, x] = 0.0
-    return mean3, nv3
 
 
 @numba.njit(cache=True, nogil=True)
@@ -428,7 +469,7 @@ def _noise_variance(vals: NDArray[np.float64], n: int) -> float:
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _refined_lee_kernel(img, mean3, nv3, offs, out):  # type: ignore[no-untyped-def]
+def _refined_lee_kernel(img, p1, p2, mean3, nv3, offs, out):  # type: ignore[no-untyped-def]
     h, w = img.shape
     for y in numba.prange(h):
         m = np.empty((3, 3))
@@ -471,12 +512,13 @@ def _refined_lee_kernel(img, mean3, nv3, offs, out):  # type: ignore[no-untyped-
                     d = 3 if abs(m[0, 0] - m[1, 1]) < abs(m[1, 1] - m[2, 2]) else 7
                 s1 = 0.0
                 s2 = 0.0
-                for r in range(7):
-                    row = y - 3 + r
-                    for xx in range(x + offs[d, r, 0], x + offs[d, r, 1] + 1):
-                        v = img[row, xx]
-                        s1 += v
-                        s2 += v * v
+                for r in range(7):  # row ranges of the sub-window, from the row prefix sums
+                    lo = offs[d, r, 0]
+                    hi = offs[d, r, 1]
+                    if hi >= lo:
+                        row = y - 3 + r
+                        s1 += p1[row, x + hi + 1] - p1[row, x + lo]
+                        s2 += p2[row, x + hi + 1] - p2[row, x + lo]
                 mean_y = s1 / 28.0
                 var_y = (s2 - s1 * mean_y) / 27.0
                 if var_y <= 0.0:
@@ -538,7 +580,9 @@ def _refined_lee_kernel(img, mean3, nv3, offs, out):  # type: ignore[no-untyped-
             out[y, x] = mean_y + b * (c - mean_y)
 
 
-def refined_lee(image: NDArray[np.floating]) -> NDArray[np.float32]:
+def refined_lee(
+    image: NDArray[np.floating], *, out: NDArray[np.float32] | None = None, scratch: dict | None = None
+) -> NDArray[np.float32]:
     """SNAP's Refined Lee filter (7x7 window).
 
     On a complete 7x7 window: the means of the nine 3x3 sub-areas (stride 2) give four
@@ -552,9 +596,17 @@ def refined_lee(image: NDArray[np.floating]) -> NDArray[np.float32]:
     img = np.ascontiguousarray(image, dtype=np.float32)
     if img.ndim != 2:
         raise SpeckleFilterError(f"speckle filter 'Refined Lee': expected a 2-D image, got shape {img.shape}")
-    mean3, nv3 = _subarea_stats(img)
-    out = np.empty_like(img)
-    _refined_lee_kernel(img, mean3, nv3, _DIR_RANGES, out)
+    h, w = img.shape
+    p1 = _scratch(scratch, "rl_p1", (h, w + 1), np.float64)
+    p2 = _scratch(scratch, "rl_p2", (h, w + 1), np.float64)
+    pn = _scratch(scratch, "rl_pn", (h, w + 1), np.float64)
+    mean3 = _scratch(scratch, "rl_mean3", img.shape, np.float32)
+    nv3 = _scratch(scratch, "rl_nv3", img.shape, np.float32)
+    _prefix_sums(img, p1, p2, pn)
+    _subarea_stats(p1, p2, pn, mean3, nv3)
+    if out is None or out.shape != img.shape or out.dtype != np.float32:
+        out = np.empty_like(img)
+    _refined_lee_kernel(img, p1, p2, mean3, nv3, _DIR_RANGES, out)
     return out
 
 
@@ -685,6 +737,8 @@ def lee_sigma(
     targetWindowSizeStr: str = "3x3",  # noqa: N803
     sigmaStr: str = "0.9",  # noqa: N803
     block_rows: int = 512,
+    *,
+    out: NDArray[np.float32] | None = None,
 ) -> NDArray[np.float32]:
     """Improved Lee Sigma filter (SNAP "Lee Sigma", intensity data).
 
@@ -701,6 +755,7 @@ def lee_sigma(
     i1, i2, svp = _SIGMA_TABLE[looks][sigma]
     half = _size(windowSize, "windowSize") // 2
     thalf = _size(targetWindowSizeStr, "targetWindowSizeStr") // 2
-    out = np.empty_like(img)
+    if out is None or out.shape != img.shape or out.dtype != np.float32:
+        out = np.empty_like(img)
     _lee_sigma_kernel(img, out, half, thalf, i1, i2, 1.0 / looks, svp * svp, int(block_rows))
     return out
