@@ -321,13 +321,13 @@ def is_complete(patch_dir: str | os.PathLike[str]) -> bool:
         return False
 
 
-def _check_array(arr: np.ndarray, what: str, name: str) -> np.ndarray:
+def _check_array(arr: np.ndarray, what: str, name: str, *, values: bool = True) -> np.ndarray:
     a = np.asarray(arr)
     if a.shape != (PATCH_PX, PATCH_PX):
         raise ArchiveError(f"patch {name}: {what} has shape {a.shape}, expected (120, 120)")
     if a.dtype.kind not in "fiu":
         raise ArchiveError(f"patch {name}: {what} has dtype {a.dtype}, expected dB floats")
-    if a.dtype.kind == "f":
+    if values and a.dtype.kind == "f":
         if np.isinf(a).any():
             raise ArchiveError(
                 f"patch {name}: {what} has infinite dB values (log of zero power? floor them or "
@@ -347,6 +347,7 @@ def write_patch(
     vh_db: np.ndarray,
     *,
     overwrite: bool = False,
+    _checked: bool = False,
 ) -> Path:
     """Write one patch folder atomically; return its path.
 
@@ -360,8 +361,8 @@ def write_patch(
     final = os.path.join(root_s, name)
     if not overwrite and is_complete(final):
         return Path(final)
-    vv = _check_array(vv_db, "VV", name)
-    vh = _check_array(vh_db, "VH", name)
+    vv = _check_array(vv_db, "VV", name, values=not _checked)
+    vh = _check_array(vh_db, "VH", name, values=not _checked)
     meta = patch_metadata(tile, patch, scene)
     tmp = os.path.join(root_s, _tmp_dir_name(name))
     published = False
@@ -488,11 +489,6 @@ def _index_schema():  # -> pyarrow.Schema
     )
 
 
-def _valid_fraction(vv: np.ndarray, vh: np.ndarray) -> float:
-    """Fraction of pixels where both VV and VH are finite."""
-    return float(np.count_nonzero(np.isfinite(vv) & np.isfinite(vh))) / vv.size
-
-
 def write_tile_patches(
     root: str | os.PathLike[str],
     tile: TileAcquisition,
@@ -525,6 +521,15 @@ def write_tile_patches(
             f"tile {tile.key}: arrays {vv_db.shape}/{vh_db.shape} do not match window {h}x{w}"
         )
     clean_temporaries(root)
+    # finiteness once for the whole window (per-patch checks would repeat it 3 times)
+    fin_vv, fin_vh = np.isfinite(vv_db), np.isfinite(vh_db)
+    for band, arr, fin in (("VV", vv_db, fin_vv), ("VH", vh_db, fin_vh)):
+        if not fin.all() and np.isinf(arr[~fin]).any():
+            r, c = (int(v[0]) for v in np.nonzero(np.isinf(arr)))
+            raise ArchiveError(
+                f"tile {tile.key}: {band} has infinite dB values (first at window row {r}, col {c}; "
+                "log of zero power? floor them or set them to NaN)"
+            )
     todo = [p for p in tile.patches if p.s2_name in patch_scenes]
     geoms = patch_geometries_wgs84(tile, todo)
     rows: list[dict[str, Any]] = []
@@ -536,18 +541,16 @@ def write_tile_patches(
                 f"tile {tile.key}: patch {patch.s2_name} (col {patch.col}, row {patch.row}) is "
                 f"outside the window {window}"
             )
-        vv = vv_db[pr : pr + PATCH_PX, pc : pc + PATCH_PX]
-        vh = vh_db[pr : pr + PATCH_PX, pc : pc + PATCH_PX]
-        if np.isnan(vv).all() or np.isnan(vh).all():
+        sl = np.s_[pr : pr + PATCH_PX, pc : pc + PATCH_PX]
+        f_vv, f_vh = fin_vv[sl], fin_vh[sl]
+        if not (f_vv.any() and f_vh.any()):
             log.warning("tile %s: patch %s has no valid pixel in VV or VH, not written", tile.key, patch.s2_name)
             continue
-        path = write_patch(root, tile, patch, scene, vv, vh, overwrite=overwrite)
+        path = write_patch(root, tile, patch, scene, vv_db[sl], vh_db[sl], overwrite=overwrite, _checked=True)
         vf = valid_fraction.get(patch.s2_name) if valid_fraction is not None else None
-        rows.append(
-            index_row(
-                tile, patch, scene, path.name, _valid_fraction(vv, vh) if vf is None else vf, geom
-            )
-        )
+        if vf is None:
+            vf = float(np.count_nonzero(f_vv & f_vh)) / f_vv.size
+        rows.append(index_row(tile, patch, scene, path.name, vf, geom))
     write_index_part(root, tile.key, rows)
     return rows
 

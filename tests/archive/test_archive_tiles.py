@@ -152,3 +152,12 @@ def test_merge_index(upu, example_pairs, tmp_path: Path) -> None:
     archive.write_tile_patches(tmp_path, tile, vv, vh, window=window, patch_scenes=scenes)
     assert len(gpd.read_parquet(archive.merge_index(tmp_path))) == 4
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+
+
+def test_infinite_values_in_the_window_are_an_error(upu, tmp_path: Path) -> None:
+    pair, tile, window, vv, vh, scenes = upu
+    vh = vh.copy()
+    vh[130, 7] = -np.inf
+    with pytest.raises(ArchiveError, match="29UPU_20170617T113321: VH has infinite dB values.*row 130, col 7"):
+        archive.write_tile_patches(tmp_path, tile, vv, vh, window=window, patch_scenes=scenes)
+    assert not [p for p in tmp_path.iterdir() if p.name != "index"] if tmp_path.exists() else True
