@@ -276,6 +276,16 @@ class BorderParameters:
     trim_threshold: float = 0.5  # on the noise-removed co-pol amplitude (DN)
     min_dn: float = 30.0
 
+    @classmethod
+    def from_snap(cls, borderLimit: int | str = 500, trimThreshold: float | str = 0.5,  # noqa: N803
+                  **ignored: Any) -> "BorderParameters":
+        """From the parameters of SNAP's Remove-GRD-Border-Noise node (selectedPolarisations
+        and other band selection parameters are the caller's business)."""
+        try:
+            return cls(border_limit=int(borderLimit), trim_threshold=float(trimThreshold))
+        except ValueError as exc:
+            raise RadiometryError(f"Remove-GRD-Border-Noise: bad parameter: {exc}") from None
+
 
 def _border_noise_vector(product: SafeProduct, pol: str, cols: NDArray) -> NDArray[np.float64]:
     """The middle range noise vector of ``pol`` at ``cols`` (DN^2), with the IPF < 2.50
@@ -324,9 +334,14 @@ def border_noise_mask(
     The margin runs are computed from the image edge, reading the co-pol DN between the edge
     and the window when the window does not reach the edge itself.
     """
-    cp = pol.upper() if pol else next((p for p in _CO_POLS if p in product.polarisations), None)
+    if pol:
+        cp = pol.upper()
+    else:
+        # the co-pol (VV or HH) whose files are present; else the first polarisation present
+        avail = product.available_polarisations
+        cp = next((p for p in _CO_POLS if p in avail), avail[0] if avail else None)
     if cp is None:
-        raise RadiometryError(f"SAFE product {product.name}: no co-polarisation (VV/HH) for border masking")
+        raise RadiometryError(f"SAFE product {product.name}: no polarisation with a measurement for border masking")
     ann = product.annotation(cp)
     win = normalise_window(window, ann.lines, ann.samples, f"{product.name} {cp}")
     r, c, h, w = _window_ints(win)
@@ -413,6 +428,11 @@ def radar_chain(
     hy, hx = _speckle.filter_halo(speckle, **sp_params) if speckle else (0, 0)
     cal = product.calibration(p) if calibration else None
     noise = product.noise(p) if thermal else None
+    if thermal and ann.thermal_noise_corrected:
+        raise RadiometryError(
+            f"SAFE product {product.name} {p}: thermal noise correction has already been performed "
+            "(thermalNoiseCorrectionPerformed = true); run with thermal=False"
+        )
     if calibration and cal is not None:
         try:
             cal.values(calibration)  # validate the kind before any reading

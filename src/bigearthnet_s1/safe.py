@@ -324,6 +324,7 @@ class ImageAnnotation:
     swath_bounds: tuple[SwathBounds, ...] = ()
     terrain_height: float = 0.0  # m, mean of the annotated terrain heights
     product_first_line_utc: datetime | None = None
+    thermal_noise_corrected: bool = False  # processingInformation/thermalNoiseCorrectionPerformed
 
     @property
     def wavelength(self) -> float:
@@ -728,6 +729,9 @@ def _parse_annotation(root: Element, pol: str) -> ImageAnnotation:
         swath_bounds=tuple(bounds),
         terrain_height=float(np.mean(heights)) if heights else 0.0,
         product_first_line_utc=_utc(_t(info, "productFirstLineUtcTime")),
+        thermal_noise_corrected=root.findtext(
+            "imageAnnotation/processingInformation/thermalNoiseCorrectionPerformed", "false"
+        ).strip().lower() == "true",
     )
 
 

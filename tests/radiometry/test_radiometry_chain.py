@@ -132,3 +132,23 @@ def test_chain_rejects_bad_arguments(s1b_scene):
         R.radar_chain(p, "VV", Window(0, 0, 10, 10), speckle="Frost")
     with pytest.raises(R.SafeError, match="not inside"):
         R.radar_chain(p, "VV", Window(26000, 0, 200, 10))
+
+
+def test_product_already_noise_corrected_is_refused(s1b_scene, tmp_path):
+    import shutil
+
+    dst = tmp_path / s1b_scene.path.name
+    shutil.copytree(s1b_scene.path, dst)
+    ann = next((dst / "annotation").glob("s1b-*.xml"))
+    ann.write_text(ann.read_text().replace(
+        "<thermalNoiseCorrectionPerformed>false</thermalNoiseCorrectionPerformed>",
+        "<thermalNoiseCorrectionPerformed>true</thermalNoiseCorrectionPerformed>"))
+    from bigearthnet_s1.safe import open_safe
+
+    p = open_safe(dst)
+    win = Window(9000, 5000, 16, 16)
+    with pytest.raises(R.RadiometryError, match="already been performed"):
+        R.radar_chain(p, "VV", win)
+    assert R.radar_chain(p, "VV", win, thermal=False).shape == (16, 16)
+    assert R.BorderParameters.from_snap(borderLimit="300", trimThreshold="0.7") == R.BorderParameters(
+        border_limit=300, trim_threshold=0.7)
