@@ -55,12 +55,19 @@ def _odata_time(t: datetime) -> str:
 
 
 def _search_polygon_wkt(footprint: BaseGeometry, max_vertices: int = 40) -> str:
-    """WKT (lon lat, 6 decimals) of the search area; complex shapes become their convex hull."""
+    """WKT (lon lat, 6 decimals) of the search area (a superset of ``footprint``).
+
+    Complex shapes become their convex hull; a hull with many vertices (a densified tile
+    outline) is grown by 0.002 deg and simplified within 0.001 deg, which keeps it a superset
+    while the query stays short (hubs limit the URL length).
+    """
     geom = footprint
     if geom.geom_type != "Polygon" or len(geom.exterior.coords) > max_vertices or len(geom.interiors):
         geom = geom.convex_hull
     if geom.geom_type != "Polygon":
         raise InputError(f"search footprint must have an area, got {footprint.geom_type}")
+    if len(geom.exterior.coords) > max_vertices:
+        geom = geom.buffer(0.002, join_style="mitre").simplify(0.001)
     geom = shapely.geometry.polygon.orient(geom, 1.0)  # counter-clockwise exterior
     return shapely.to_wkt(geom, rounding_precision=6, trim=True)
 
