@@ -165,3 +165,25 @@ def test_open_catalog_takes_credentials_from_environment(httpserver: HTTPServer,
     assert httpserver.log[-1][0].headers["Authorization"] == "Basic " + base64.b64encode(b"bob:hunter2-very-secret").decode()
     assert "hunter2" not in caplog.text and "hunter2" not in repr(cat)
     assert "Found 3 products" in caplog.text  # sentinelsat's own log went through
+
+
+def test_paging_over_the_recorded_entries(httpserver: HTTPServer, recorded_json) -> None:
+    """A loopback DHuS that pages the 18 recorded entries of file 02 by ``start``/``rows``."""
+    import json
+
+    from werkzeug import Response
+
+    doc = recorded_json("dhus", "02_search_s1_grd_amazon_2017.json")
+    entries = doc["feed"]["entry"]
+
+    def page(request):
+        start, rows = int(request.args["start"]), int(request.args["rows"])
+        feed = dict(doc["feed"], entry=entries[start:start + rows])
+        feed["opensearch:startIndex"] = str(start)
+        return Response(json.dumps({"feed": feed}), content_type="application/json")
+
+    httpserver.expect_request("/apihub/search").respond_with_handler(page)
+    cat = DhusCatalog(httpserver.url_for("/apihub/"), page_size=5)
+    records = cat.search(AMAZON, datetime(2017, 1, 1, tzinfo=UTC), datetime(2017, 1, 5, tzinfo=UTC))
+    assert [(r[0].args["start"], r[0].args["rows"]) for r in httpserver.log] == [("0", "5"), ("5", "5"), ("10", "5"), ("15", "5")]
+    assert len(records) == 17 and len({r.name for r in records}) == 17
