@@ -179,3 +179,12 @@ def test_open_catalog_errors(monkeypatch, tmp_path) -> None:
         open_catalog("local")
     with pytest.raises(CatalogError, match="is not a folder"):
         open_catalog("local", root=tmp_path / "missing")
+
+
+def test_open_catalog_unknown_option(tmp_path) -> None:
+    with pytest.raises(CatalogError, match="local catalogue: unknown option\\(s\\) colour; accepted: recursive, root, strict"):
+        open_catalog("local", root=tmp_path, colour="red")
+    with pytest.raises(CatalogError, match="cdse catalogue: unknown option\\(s\\) rows"):
+        open_catalog("cdse", rows=5)
+    cat = open_catalog("cdse", url="http://127.0.0.1:9/odata/v1", page_size=10, retries=1)
+    assert cat.page_size == 10 and cat.retries == 1

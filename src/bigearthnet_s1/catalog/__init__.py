@@ -464,6 +464,17 @@ def _env(*names: str) -> str | None:
     return None
 
 
+def _check_options(kind: str, cls: type, opts: dict[str, Any]) -> None:
+    import inspect
+
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = sorted(set(opts) - accepted)
+    if unknown:
+        raise CatalogError(
+            f"{kind} catalogue: unknown option(s) {', '.join(unknown)}; accepted: {', '.join(sorted(accepted))}"
+        )
+
+
 def open_catalog(kind: str, **options: Any) -> Catalog:
     """Open a catalogue backend.
 
@@ -477,7 +488,7 @@ def open_catalog(kind: str, **options: Any) -> Catalog:
       ``retries``, ``backoff``, ``page_size``, ``max_retry_after``;
     - ``"local"``: option ``root`` (a folder of ``.SAFE`` folders and/or ``.zip`` files).
     """
-    kind = kind.lower()
+    kind = str(kind).lower()
     opts = {k: v for k, v in options.items() if v is not None}
     if kind == "dhus":
         from bigearthnet_s1.catalog.dhus import DhusCatalog
@@ -487,6 +498,7 @@ def open_catalog(kind: str, **options: Any) -> Catalog:
             raise CatalogError("dhus catalogue: no URL (pass url=... or set BIGEARTHNET_S1_DHUS_URL)")
         user = opts.pop("user", None) or _env("BIGEARTHNET_S1_DHUS_USER")
         password = opts.pop("password", None) or _env("BIGEARTHNET_S1_DHUS_PASSWORD")
+        _check_options("dhus", DhusCatalog, opts)
         return DhusCatalog(url, user=user, password=password, **opts)
     if kind == "cdse":
         from bigearthnet_s1.catalog.cdse import DEFAULT_URL, CdseCatalog
@@ -495,6 +507,7 @@ def open_catalog(kind: str, **options: Any) -> Catalog:
         user = opts.pop("user", None) or _env("BIGEARTHNET_S1_CDSE_USER", "CDSE_USER")
         password = opts.pop("password", None) or _env("BIGEARTHNET_S1_CDSE_PASSWORD", "CDSE_PASSWORD")
         token = opts.pop("token", None) or _env("CDSE_TOKEN")
+        _check_options("cdse", CdseCatalog, opts)
         return CdseCatalog(url, user=user, password=password, token=token, **opts)
     if kind == "local":
         from bigearthnet_s1.catalog.local import LocalCatalog
@@ -502,5 +515,6 @@ def open_catalog(kind: str, **options: Any) -> Catalog:
         root = opts.pop("root", None)
         if root is None:
             raise CatalogError("local catalogue: no root folder (pass root=...)")
+        _check_options("local", LocalCatalog, opts)
         return LocalCatalog(root, **opts)
     raise CatalogError(f"unknown catalogue kind {kind!r}; expected 'dhus', 'cdse' or 'local'")
