@@ -638,9 +638,9 @@ def _failure_reason(work: WorkDir, key: str) -> str:
     """Which step stopped a tile, read off the work dir (the last output present)."""
     if not work.tile_file(key).exists():
         return "not discovered in this work folder"
-    if not work.candidates_file(key).exists():
-        return "footprint lookup (catalogue search) did not finish"
     if not work.selection_file(key).exists():
+        if not work.candidates_file(key).exists():
+            return "footprint lookup (catalogue search) did not finish"
         return "orbit selection did not finish"
     sel = read_json(work.selection_file(key), f"selection of {key}")
     names = [p["name"] for p in sel.get("products", [])]

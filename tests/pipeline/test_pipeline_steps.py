@@ -1,0 +1,183 @@
+"""The pipeline's steps one by one: parameters, discovery, planning, fault hook, failures, summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from bigearthnet_s1 import pipeline
+from bigearthnet_s1.errors import SelectionError
+
+UTC = timezone.utc
+
+
+def test_run_window_explicit_scheduled_manual_and_empty() -> None:
+    d0, d1 = datetime(2017, 6, 13, tzinfo=UTC), datetime(2017, 6, 14, tzinfo=UTC)
+    assert pipeline.run_window(None, None, run_type="scheduled", interval_start=d0, interval_end=d1) == (d0, d1)
+    assert pipeline.run_window(None, None, run_type="backfill", interval_start=d0, interval_end=d1) == (d0, d1)
+    assert pipeline.run_window(None, None, run_type="manual", interval_start=d0, interval_end=d1) == (None, None)
+    # explicit values win; naive means UTC; a date alone is midnight
+    assert pipeline.run_window("2017-06-01", "2017-07-01T12:00:00", run_type="scheduled",
+                               interval_start=d0, interval_end=d1) == (
+        datetime(2017, 6, 1, tzinfo=UTC), datetime(2017, 7, 1, 12, tzinfo=UTC))
+    with pytest.raises(pipeline.ParameterError, match="empty time window"):
+        pipeline.run_window("2017-06-14", "2017-06-13")
+    with pytest.raises(pipeline.ParameterError, match="not an ISO date"):
+        pipeline.run_window("yesterday", None)
+
+
+def test_filter_tiles_by_id_key_and_half_open_window(s2_example: Path) -> None:
+    acqs = pipeline.read_tiles(s2_example)
+    assert [a.key for a in pipeline.filter_tiles(acqs, ["35VPK"])] == [
+        "35VPK_20170924T093020", "35VPK_20180204T094201"]
+    assert [a.key for a in pipeline.filter_tiles(acqs, ["35vpk_20180204t094201"])] == ["35VPK_20180204T094201"]
+    t = datetime(2017, 6, 13, 10, 10, 31, tzinfo=UTC)  # 33UUP's sensing time
+    assert [a.tile_id for a in pipeline.filter_tiles(acqs, start=t, end=t + timedelta(seconds=1))] == ["33UUP"]
+    assert pipeline.filter_tiles(acqs, start=t - timedelta(seconds=1), end=t) == []  # end is exclusive
+    with pytest.raises(pipeline.ParameterError, match=r"unknown tile\(s\) 99XXX, 33UUQ"):
+        pipeline.filter_tiles(acqs, ["33UUP", "99XXX", "33UUQ"])
+
+
+def test_check_writable_writes_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "archive"
+    pipeline.check_writable(target, "output archive")
+    assert list(tmp_path.iterdir()) == []
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(pipeline.ParameterError, match="is not a folder"):
+        pipeline.check_writable(blocker / "archive", "output archive")
+
+
+def test_prepare_run_checks_before_writing(s2_example: Path, tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    work = pipeline.WorkDir(tmp_path / "work")
+    bad = [
+        (dict(catalog="local", catalog_root=str(tmp_path / "nope")), "local catalogue folder"),
+        (dict(catalog="cdse", catalog_root=""), "needs credentials"),
+        (dict(catalog="ftp", catalog_root=str(catalog)), "catalog must be one of"),
+        (dict(catalog="local", catalog_root=str(catalog), dem="/no/such/dem.tif"), "DEM '/no/such/dem.tif'"),
+        (dict(catalog="local", catalog_root=str(catalog), engine="gdal"), "engine must be one of"),
+        (dict(catalog="local", catalog_root=str(catalog), tiles=["31UFS"]), "unknown tile"),
+    ]
+    env = {k: os.environ.pop(k) for k in ("CDSE_USER", "CDSE_TOKEN", "BIGEARTHNET_S1_CDSE_USER") if k in os.environ}
+    try:
+        for kwargs, message in bad:
+            with pytest.raises(pipeline.ParameterError, match=message):
+                pipeline.prepare_run(work, str(s2_example), **kwargs)
+            assert not work.root.exists(), kwargs
+    finally:
+        os.environ.update(env)
+    refs = pipeline.prepare_run(work, str(s2_example), tiles=["29UPU"], catalog="local", catalog_root=str(catalog))
+    assert refs == [{"key": "29UPU_20170617T113321", "tile_id": "29UPU",
+                     "sensing_time": "2017-06-17T11:33:21+00:00", "patches": 2}]
+    tile = pipeline.load_tile(work, "29UPU_20170617T113321")
+    assert {p.s2_name for p in tile.patches} == {"S2A_MSIL2A_20170617T113321_4_55", "S2A_MSIL2A_20170617T113321_36_85"}
+
+
+def test_plan_downloads_each_product_once_and_labels_pairs() -> None:
+    a = "S1A_IW_GRDH_1SDV_20170613T165043_20170613T165108_017018_01C579_7EEC"
+    b = "S1B_IW_GRDH_1SDV_20170614T051122_20170614T051147_006147_00AC99_1234"
+    out = pipeline.plan([{"key": "33UUP_20170613T101031", "products": [a, b]},
+                         {"key": "33UUQ_20170613T101031", "products": [a]},
+                         {"key": "32TQM_20170613T101031", "products": []}, None])
+    assert out["products"] == [a, b]
+    assert [(p["tile"], p["product"]) for p in out["pairs"]] == [
+        ("33UUP_20170613T101031", a), ("33UUP_20170613T101031", b), ("33UUQ_20170613T101031", a)]
+    assert out["pairs"][0]["label"] == "33UUP_20170613T101031 S1A 20170613T165043"
+    assert out["tiles"] == ["33UUP_20170613T101031", "33UUQ_20170613T101031"]
+
+
+def test_candidate_catalog_filters_by_time_and_footprint() -> None:
+    from shapely.geometry import box
+
+    from bigearthnet_s1.catalog import ProductRecord
+
+    def rec(name: str, day: int, geom) -> ProductRecord:
+        t = datetime(2017, 6, day, 16, 50, 43, tzinfo=UTC)
+        return ProductRecord(name=name, uuid=None, mission="S1A", start_time=t, stop_time=t + timedelta(seconds=25),
+                             absolute_orbit=17018, relative_orbit=168, orbit_direction="ASCENDING",
+                             datatake_id="01C579", footprint=geom, source="local")
+
+    names = [f"S1A_IW_GRDH_1SDV_201706{d:02d}T165043_201706{d:02d}T165108_017018_01C579_7EEC" for d in (10, 13, 16)]
+    cat = pipeline.CandidateCatalog([rec(names[0], 10, box(12, 47, 15, 49)), rec(names[1], 13, box(12, 47, 15, 49)),
+                                     rec(names[2], 16, box(20, 47, 22, 49))])
+    t = datetime(2017, 6, 13, tzinfo=UTC)
+    got = cat.search(box(13, 48, 14, 48.5), t - timedelta(days=3), t + timedelta(days=4))
+    assert [r.name for r in got] == names[:2]
+
+
+def test_fault_hook_fails_once_per_step_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = pipeline.WorkDir(tmp_path)
+    pipeline.inject_fault(work, "preprocess", "33UUP_x")  # inactive without the variable
+    monkeypatch.setenv(pipeline.FAULT_ENV, "preprocess:33UUP")
+    with pytest.raises(pipeline.InjectedFault, match="preprocess for 33UUP_x"):
+        pipeline.inject_fault(work, "preprocess", "33UUP_x")
+    pipeline.inject_fault(work, "preprocess", "33UUP_x")  # second attempt passes
+    pipeline.inject_fault(work, "preprocess", "29SND_y")  # other keys untouched
+    pipeline.inject_fault(work, "download", "33UUP_x")
+
+
+def test_assemble_names_what_is_missing_and_summary_says_why(big_tile_work) -> None:
+    from bigearthnet_s1.tiles import TileAcquisition
+
+    work, key, tile = big_tile_work(2)
+    other = "S1B_IW_GRDH_1SDV_20170614T051122_20170614T051147_006147_00AC99_1234"
+    sel = json.loads(work.selection_file(key).read_text())
+    pipeline.write_json(work.selection_file(key), {**sel, "products": sel["products"] + [{"name": other}]})
+    with pytest.raises(pipeline.PipelineError, match=f"preprocessed scene.*missing: {other}"):
+        pipeline.assemble_tile(work, key)
+    empty = TileAcquisition.from_json({**tile.to_json(), "sensing_time": "2017-06-20T10:10:31Z"})
+    pipeline.write_json(work.tile_file(empty.key), empty.to_json())
+    pipeline.write_json(work.candidates_file(empty.key), {"products": []})
+    pipeline.write_json(work.selection_file(empty.key), {"products": [], "coverage": 0.0})
+    with pytest.raises(SelectionError, match="no Sentinel-1 product covers"):
+        pipeline.assemble_tile(work, empty.key)
+    report = pipeline.summarise(work, [key, empty.key, "33UUP_20170701T101031"], run_id="t")
+    assert report["ok"] == 0 and report["tiles"] == 3
+    assert report["failed"] == {
+        key: f"preprocessing did not finish for {other}",
+        empty.key: "no Sentinel-1 product covers the tile's patches in the search window",
+        "33UUP_20170701T101031": "not discovered in this work folder",
+    }
+    assert json.loads(work.summary_file("t").read_text())["failed"] == report["failed"]
+
+
+@pytest.fixture(scope="module")
+def catalog_33uup(s2_example: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from bigearthnet_s1 import demo, tiles
+
+    tile = next(t for t in tiles.read_s2_archive(s2_example) if t.tile_id == "33UUP")
+    catalog = tmp_path_factory.mktemp("catalog")
+    for j, plan in enumerate(demo.product_plan(tile)[:2]):
+        demo._simulate(catalog, plan, seed=j, tile=tile)
+    return catalog
+
+
+def test_build_command_end_to_end_offline(s2_example: Path, catalog_33uup: Path, tmp_path: Path) -> None:
+    from bigearthnet_s1.archive import validate_archive
+
+    cmd = [sys.executable, "-m", "bigearthnet_s1.cli", "build", str(s2_example), "--tiles", "33UUP",
+           "--catalog", "local", "--catalog-root", str(catalog_33uup), "--work", str(tmp_path / "w"),
+           "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["ok"] == 1 and report["written"] == 1 and report["products"] == 1
+    assert report["coverage"] == {"33UUP_20170613T101031": 1.0}
+    archive = tmp_path / "w" / "archive"
+    assert validate_archive(archive).ok == 1
+    assert (tmp_path / "w" / "quicklooks" / "33UUP_20170613T101031.png").stat().st_size > 1000
+    sel = json.loads((tmp_path / "w" / "selection" / "33UUP_20170613T101031.json").read_text())
+    kept = [d for d in sel["decisions"] if d["kept"]]
+    assert len(kept) == 1 and len(sel["decisions"]) == 2  # two orbits offered, one chosen, both explained
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and json.loads(again.stdout)["written"] == 0
+    bad = subprocess.run(cmd[:6] + ["99XXX"] + cmd[7:], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "unknown tile(s) 99XXX" in bad.stderr
