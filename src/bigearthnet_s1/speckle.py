@@ -387,6 +387,9 @@ def _direction_ranges() -> NDArray[np.int64]:
 
 
 _DIR_RANGES = _direction_ranges()
+# sub-window d per gradient direction 0..3 when the first ("a") side resembles the centre
+# (row 0), or the second side does (row 1); SNAP's choice
+_DIR_SIDES = np.array([[4, 1, 2, 3], [0, 5, 6, 7]], dtype=np.int64)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -469,11 +472,13 @@ def _noise_variance(vals: NDArray[np.float64], n: int) -> float:
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _refined_lee_kernel(img, p1, p2, mean3, nv3, offs, out):  # type: ignore[no-untyped-def]
+def _refined_lee_kernel(img, p1, p2, mean3, nv3, offs, sides, out):  # type: ignore[no-untyped-def]
     h, w = img.shape
     for y in numba.prange(h):
         m = np.empty((3, 3))
         nvs = np.empty(9)
+        pa = np.empty(4)
+        pb = np.empty(4)
         for x in range(w):
             c = img[y, x]
             if c != c:
@@ -488,37 +493,36 @@ def _refined_lee_kernel(img, p1, p2, mean3, nv3, offs, out):  # type: ignore[no-
                             full = False
                         m[j, i] = v
             if full:
+                # strongest of the four gradients (first maximum on ties, as SNAP), then the
+                # side of the edge that resembles the centre; written branch-free (selects)
+                # because the choice is data-dependent and mispredicted branches dominated
                 g0 = abs(m[1, 0] - m[1, 2])
                 g1 = abs(m[0, 2] - m[2, 0])
                 g2 = abs(m[0, 1] - m[2, 1])
                 g3 = abs(m[0, 0] - m[2, 2])
-                direction = 0
-                gmax = g0
-                if g1 > gmax:
-                    gmax = g1
-                    direction = 1
-                if g2 > gmax:
-                    gmax = g2
-                    direction = 2
-                if g3 > gmax:
-                    direction = 3
-                if direction == 0:
-                    d = 4 if abs(m[1, 0] - m[1, 1]) < abs(m[1, 1] - m[1, 2]) else 0
-                elif direction == 1:
-                    d = 1 if abs(m[0, 2] - m[1, 1]) < abs(m[1, 1] - m[2, 0]) else 5
-                elif direction == 2:
-                    d = 2 if abs(m[0, 1] - m[1, 1]) < abs(m[1, 1] - m[2, 1]) else 6
-                else:
-                    d = 3 if abs(m[0, 0] - m[1, 1]) < abs(m[1, 1] - m[2, 2]) else 7
+                direction = 1 if g1 > g0 else 0
+                gmax = max(g0, g1)
+                direction = 2 if g2 > gmax else direction
+                gmax = max(gmax, g2)
+                direction = 3 if g3 > gmax else direction
+                pa[0] = m[1, 0]
+                pa[1] = m[0, 2]
+                pa[2] = m[0, 1]
+                pa[3] = m[0, 0]
+                pb[0] = m[1, 2]
+                pb[1] = m[2, 0]
+                pb[2] = m[2, 1]
+                pb[3] = m[2, 2]
+                near = abs(pa[direction] - m[1, 1]) < abs(m[1, 1] - pb[direction])
+                d = sides[0, direction] if near else sides[1, direction]
                 s1 = 0.0
                 s2 = 0.0
                 for r in range(7):  # row ranges of the sub-window, from the row prefix sums
-                    lo = offs[d, r, 0]
-                    hi = offs[d, r, 1]
-                    if hi >= lo:
-                        row = y - 3 + r
-                        s1 += p1[row, x + hi + 1] - p1[row, x + lo]
-                        s2 += p2[row, x + hi + 1] - p2[row, x + lo]
+                    row = y - 3 + r  # (empty rows have lo = hi + 1: they add 0)
+                    lo = x + offs[d, r, 0]
+                    hi = x + offs[d, r, 1] + 1
+                    s1 += p1[row, hi] - p1[row, lo]
+                    s2 += p2[row, hi] - p2[row, lo]
                 mean_y = s1 / 28.0
                 var_y = (s2 - s1 * mean_y) / 27.0
                 if var_y <= 0.0:
@@ -606,7 +610,7 @@ def refined_lee(
     _subarea_stats(p1, p2, pn, mean3, nv3)
     if out is None or out.shape != img.shape or out.dtype != np.float32:
         out = np.empty_like(img)
-    _refined_lee_kernel(img, p1, p2, mean3, nv3, _DIR_RANGES, out)
+    _refined_lee_kernel(img, p1, p2, mean3, nv3, _DIR_RANGES, _DIR_SIDES, out)
     return out
 
 
