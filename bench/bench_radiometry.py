@@ -123,7 +123,7 @@ def _child(kind: str, safe: str) -> dict:
         ds = xr.open_dataset(safe, engine="sentinel-1", group="IW/VV")
         cal = xr.open_dataset(safe, engine="sentinel-1", group="IW/VV/calibration")
         c, r, w, h = TILE
-        dn = ds.measurement.isel(line=slice(r, r + h), pixel=slice(c, c + w))
+        dn = ds.measurement.isel(azimuth_time=slice(r, r + h), ground_range=slice(c, c + w))
         out = xarray_sentinel.calibrate_intensity(dn, cal.sigmaNought).values
         info["VV"] = float(np.nanmean(out[::50, ::50]))
     else:
