@@ -701,8 +701,10 @@ def _heading_deg(p: NDArray[np.float64], v: NDArray[np.float64]) -> float:
 # DEM
 # --------------------------------------------------------------------------------------
 class _DemSampler:
-    """Bilinear heights (m, treated as ellipsoidal) from a GeoTIFF/VRT DEM; nodata and points
-    outside the DEM get 0 m. Reads only the window covering the given lon/lat box."""
+    """Bilinear heights (m, treated as ellipsoidal) between the posts (pixel centres) of a
+    GeoTIFF/VRT DEM. Nodata posts take the nearest valid post's height and points beyond the
+    DEM its edge's (clamped), so the terrain has no cliffs. Reads only the window covering the
+    given lon/lat box (plus a little)."""
 
     def __init__(self, path: str | os.PathLike[str], bounds: tuple[float, float, float, float]) -> None:
         import rasterio
@@ -744,8 +746,15 @@ class _DemSampler:
         arr = np.ma.filled(data, np.nan)
         valid = np.isfinite(arr)
         self.nodata_fraction = float(1.0 - valid.mean())
-        self._arr = np.where(valid, arr, 0.0)
-        self.mean_height = float(arr[valid].mean()) if valid.any() else 0.0
+        if not valid.any():
+            raise DemError(f"DEM {self.path}: only nodata over the simulated scene")
+        if not valid.all():  # holes take the nearest valid post (no cliffs for the geocoding)
+            from scipy.ndimage import distance_transform_edt
+
+            idx = distance_transform_edt(~valid, return_distances=False, return_indices=True)
+            arr = arr[tuple(idx)]
+        self._arr = arr
+        self.mean_height = float(arr.mean())
         self.inside = 0
         self.outside = 0
 
@@ -767,7 +776,7 @@ class _DemSampler:
         self.inside += int(inside.sum())
         self.outside += int(inside.size - inside.sum())
         h = map_coordinates(self._arr, [row.ravel(), col.ravel()], order=1, mode="nearest")
-        return np.where(inside.ravel(), h, 0.0).reshape(np.shape(lon))
+        return h.reshape(np.shape(lon))
 
 
 # --------------------------------------------------------------------------------------
@@ -1510,10 +1519,11 @@ def _point_splats(points: dict[str, NDArray[Any]], lines: int) -> tuple[NDArray[
 
 
 def _mapping_grid(
-    frame: _Frame, target: _Target, heights: HeightFn | None, step: int
+    frame: _Frame, target: _Target, heights: HeightFn | None, step: int, stats: dict[str, Any]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
     """Forward-geocoded ground points (tile-CRS x, y) every ``step`` lines and pixels (last line
-    and pixel included); the renderer interpolates them bilinearly."""
+    and pixel included); the renderer interpolates them bilinearly. ``stats`` gets the
+    convergence of the height iteration."""
     g_lines = np.append(np.arange(0, frame.lines - 1, step), frame.lines - 1).astype(np.int64)
     g_pixels = np.append(np.arange(0, frame.samples - 1, step), frame.samples - 1).astype(np.int64)
     gx = np.empty((g_lines.size, g_pixels.size))
@@ -1522,6 +1532,8 @@ def _mapping_grid(
     for r0 in range(0, g_lines.size, rows_per):
         ll, pp = np.meshgrid(g_lines[r0 : r0 + rows_per].astype(np.float64), g_pixels.astype(np.float64), indexing="ij")
         g = _forward_geocode(frame, ll, pp, heights)
+        stats["max_height_misfit_m"] = max(stats.get("max_height_misfit_m", 0.0), float(g["misfit"].max()))
+        stats["points_off_the_dem_by_1cm"] = stats.get("points_off_the_dem_by_1cm", 0) + int((g["misfit"] > 0.01).sum())
         x, y = target.from_wgs84(g["lon"].ravel(), g["lat"].ravel())
         gx[r0 : r0 + rows_per] = x.reshape(ll.shape)
         gy[r0 : r0 + rows_per] = y.reshape(ll.shape)
@@ -2440,7 +2452,7 @@ def _write_preview(folder: Path, name: str, files: dict[str, dict[str, str]], fo
         if rel:
             li = "\n".join(f'<li><a href="../{r}">{r.rsplit("/", 1)[-1]}</a></li>' for r in rel)
             items.append(f"<h2>{section}</h2>\n<ul>\n{li}\n</ul>")
-    title = name.rsplit("_", 1)[0]
+    title = name  # the product name without its CRC suffix, as in real previews
     (folder / "product-preview.html").write_text(
         '<html xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:fn="http://www.w3.org/2005/xpath-functions">\n<head>\n'
         f'<meta http-equiv="Content-Type" content="text/html; charset=UTF-8">\n<title>{title}</title>\n</head>\n<body>\n'
@@ -2712,7 +2724,8 @@ def simulate_product(
         points = _point_targets(target, plan, heights, borders)
         splats = _point_splats(points, frame.lines)
         step = 64 if heights is None else (4 if size == "small" else 16)
-        grid = _mapping_grid(frame, target, heights, step)
+        geo_stats: dict[str, Any] = {"mapping_grid_step_px": step}
+        grid = _mapping_grid(frame, target, heights, step, geo_stats)
         from rasterio.control import GroundControlPoint
 
         gcps = [GroundControlPoint(row=float(gcp["line"][k]), col=float(gcp["pixel"][k]), x=float(gcp["lon"][k]),
@@ -2754,6 +2767,7 @@ def simulate_product(
         truth_tif = tmp / f"{name}.truth.tif"
         truth_stats = _write_truth(truth_tif, target, gp, points, {"PRODUCT": name, "UNITS": "sigma0 linear"})
         truth = _truth_json(name, meta, plan, target, luts, borders, points, truth_stats, params, heights, size)
+        truth["geocoding"] = geo_stats
         (tmp / f"{name}.truth.json").write_text(json.dumps(truth, indent=1))
 
         final = out / f"{name}.SAFE"
@@ -2830,7 +2844,8 @@ def _truth_json(
         "grsr_fit_residual_m": frame.fit_residual,
         "terrain_height_m": plan.h_ref,
         "dem": None if heights is None else {"path": str(heights.path), "points_outside": heights.outside,
-                                             "points_inside": heights.inside, "nodata_fraction": heights.nodata_fraction},
+                                             "points_inside": heights.inside, "nodata_fraction": heights.nodata_fraction,
+                                             "beyond_the_dem": "edge heights extended", "nodata": "nearest valid post"},
         "heights": "ellipsoidal",
         "tile_id": target.tile_id,
         "tile_key": target.tile_key,

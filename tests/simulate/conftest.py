@@ -58,8 +58,8 @@ def sim_old(tmp_path_factory: pytest.TempPathFactory, tile_33uup) -> Sim:
 
 @pytest.fixture(scope="session")
 def rome_bounds() -> tuple[float, float, float, float]:
-    """A 6 x 5 km box on the Rome DEM (lon/lat)."""
-    return (12.46, 41.86, 12.53, 41.905)
+    """A 3.3 x 4.4 km box on the Rome DEM (lon/lat); with its 1.5 km margin the product stays on the DEM."""
+    return (12.48, 41.98, 12.52, 42.02)
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +68,7 @@ def sim_new(tmp_path_factory: pytest.TempPathFactory, rome_dem: Path, rome_bound
 
     safe = simulate_product(tmp_path_factory.mktemp("sim-new"), bounds_wgs84=rome_bounds,
                             time="2021-12-23T05:11:22.594441", pass_direction="auto", dem=rome_dem, seed=2,
-                            margin_m=3000.0, zip=True)
+                            margin_m=1500.0, zip=True)
     return _sim(safe, None)
 
 
