@@ -26,7 +26,6 @@ benchmark.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import warnings
@@ -473,6 +472,7 @@ class SafeProduct:
         self._c = container
         self.name = container.product_label
         self._files: dict[tuple[str, str], str] = {}
+        self._cache: dict[tuple[str, str], Any] = {}
         self._parse_manifest()
 
     # -- manifest ------------------------------------------------------------------
@@ -576,9 +576,25 @@ class SafeProduct:
         return self._c.gdal_path(rel)
 
     # -- per-polarisation metadata ---------------------------------------------------
-    @functools.cache
+    def _cached(self, key: tuple[str, str], make: Any) -> Any:
+        # per-instance cache (functools.cache on methods would keep every product alive)
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
     def annotation(self, pol: str) -> ImageAnnotation:
         """Parse the product annotation of ``pol`` (cached)."""
+        return self._cached(("annotation", pol.upper()), lambda: self._annotation(pol))
+
+    def calibration(self, pol: str) -> CalibrationLUT:
+        """Parse the calibration LUTs of ``pol`` (cached)."""
+        return self._cached(("calibration", pol.upper()), lambda: self._calibration(pol))
+
+    def noise(self, pol: str) -> NoiseLUT:
+        """Parse the thermal noise LUTs of ``pol`` (cached)."""
+        return self._cached(("noise", pol.upper()), lambda: self._noise(pol))
+
+    def _annotation(self, pol: str) -> ImageAnnotation:
         rel = self.file("annotation", pol)
         root = _parse_xml(self._c, rel)
         try:
@@ -586,9 +602,7 @@ class SafeProduct:
         except (AttributeError, ValueError, TypeError, IndexError) as exc:
             raise self._err(f"file {rel} is incomplete or malformed: {exc!r}") from exc
 
-    @functools.cache
-    def calibration(self, pol: str) -> CalibrationLUT:
-        """Parse the calibration LUTs of ``pol`` (cached)."""
+    def _calibration(self, pol: str) -> CalibrationLUT:
         rel = self.file("calibration", pol)
         root = _parse_xml(self._c, rel)
         try:
@@ -599,9 +613,7 @@ class SafeProduct:
             raise self._err(f"file {rel} has {lut.line.size} calibration vector(s); at least 2 are needed")
         return lut
 
-    @functools.cache
-    def noise(self, pol: str) -> NoiseLUT:
-        """Parse the thermal noise LUTs of ``pol`` (cached)."""
+    def _noise(self, pol: str) -> NoiseLUT:
         rel = self.file("noise", pol)
         root = _parse_xml(self._c, rel)
         try:
