@@ -1386,7 +1386,7 @@ def _make_luts(plan: _Plan, new_noise: bool, zero_far_min: int) -> _Luts:
             values = np.where(noise_pixels[None, :] > zero_far_min, 0.0, values)
         values = _text_round(values)
         noise[pol] = values
-        noise_rows[pol] = np.stack([_interp_segments(all_px, noise_pixels, row) for row in values])
+        noise_rows[pol] = np.stack([np.interp(all_px, noise_pixels.astype(np.float64), row) for row in values])
     # azimuth noise (IPF >= 2.9): burst scalloping of the noise, period ~2.76 s, per sub-swath
     az_lines = np.arange(0, frame.lines, 10, dtype=np.int64)
     if az_lines[-1] != frame.lines - 1:
@@ -1409,11 +1409,6 @@ def _make_luts(plan: _Plan, new_noise: bool, zero_far_min: int) -> _Luts:
         beta.copy(), cal_rows, noise_lines, [_plus(frame.t0, ln * frame.dt) for ln in noise_lines], noise_pixels,
         noise, noise_rows, swaths, swath_of, az_lines, az, az_rows, inc,
     )
-
-
-def _interp_segments(x: NDArray[np.float64], xp: NDArray[np.int64], fp: NDArray[np.float64]) -> NDArray[np.float64]:
-    """np.interp tolerant of repeated abscissae (none here, sub-swath LUT pixels are distinct)."""
-    return np.interp(x, xp.astype(np.float64), fp)
 
 
 @dataclass
@@ -2208,7 +2203,6 @@ def _manifest_xml(meta: _Meta, plan: _Plan, objects: dict[str, _DataObject], foo
             f'        <checksum checksumName="MD5">{o.md5}</checksum>\n'
             f"      </byteStream>\n    </dataObject>"
         )
-    frame = plan.frame
     proc_start = meta.processing_start
     slc_name = product_name(meta.mission, _plus(meta.start, -1.0), _plus(meta.stop, 3.0), meta.absolute_orbit, meta.datatake,
                             None).replace("GRDH_1SDV", "SL1__1_DV") + "_0000"
@@ -2354,7 +2348,6 @@ def _manifest_xml(meta: _Meta, plan: _Plan, objects: dict[str, _DataObject], foo
         f"                <gml:coordinates>{coords}</gml:coordinates>\n"
         "              </safe:footPrint>\n            </safe:frame>\n          </safe:frameSet>\n"
     )
-    del frame
     kinds_dmd = "acquisitionPeriod platform generalProductInformation measurementOrbitReference measurementFrameSet"
     text = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -2691,6 +2684,12 @@ def simulate_product(
     found = _existing(out, prefix, params)
     if found is not None and not overwrite:
         log.info("simulate: %s exists with the same parameters, kept", found.name)
+        if zip and not found.with_suffix(".zip").is_file():
+            tmp = Path(tempfile.mkdtemp(prefix=f".{prefix}.", dir=out))
+            try:
+                _zip_safe(found, found.with_suffix(".zip"), tmp)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         return found
 
     border_noise = ipf_value < 2.9
@@ -2771,14 +2770,19 @@ def simulate_product(
         (tmp / f"{name}.truth.json").write_text(json.dumps(truth, indent=1))
 
         final = out / f"{name}.SAFE"
-        if found is not None:
+        if found is not None:  # overwrite: the product made earlier goes (truth and zip too)
             _remove_product(found)
-        if final.exists():
-            _remove_product(final)
-        os.replace(tmp / f"{name}.truth.tif", out / f"{name}.truth.tif")
-        os.replace(tmp / f"{name}.truth.json", out / f"{name}.truth.json")
-        os.replace(safe_tmp, final)
-        if zip:
+        if (final / "manifest.safe").is_file():
+            # another process finished the same product meanwhile: the same name is the same
+            # manifest, hence the same files; keep theirs
+            log.info("simulate: %s appeared meanwhile, kept", final.name)
+        else:
+            os.replace(tmp / f"{name}.truth.tif", out / f"{name}.truth.tif")
+            os.replace(tmp / f"{name}.truth.json", out / f"{name}.truth.json")
+            if final.exists():  # a leftover without manifest
+                shutil.rmtree(final)
+            os.replace(safe_tmp, final)
+        if zip and not (out / f"{name}.zip").is_file():
             _zip_safe(final, out / f"{name}.zip", tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

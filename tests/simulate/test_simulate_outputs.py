@@ -88,6 +88,8 @@ def test_deterministic_and_rerun(tmp_path: Path, tile_33uup) -> None:
     mtime = (a / "manifest.safe").stat().st_mtime_ns
     again = simulate_product(tmp_path / "a", **kw)
     assert again == a and (a / "manifest.safe").stat().st_mtime_ns == mtime
+    zipped = simulate_product(tmp_path / "b", **kw, zip=True)  # zip added to the existing product
+    assert zipped == b and b.with_suffix(".zip").is_file() and (b / "manifest.safe").stat().st_mtime_ns > 0
     other = simulate_product(tmp_path / "a", **{**kw, "seed": 12})
     assert other != a and other.name[:-9] == a.name[:-9]
     assert sorted(p.name for p in (tmp_path / "a").iterdir() if not p.name.startswith(".")) == sorted(
@@ -144,3 +146,29 @@ def test_unreachable_target(tmp_path: Path) -> None:
 def test_no_temporary_leftovers(sim_old) -> None:
     assert not [p for p in sim_old.safe.parent.iterdir() if p.name.startswith(".")]
     assert os.access(sim_old.safe / "manifest.safe", os.R_OK)
+
+
+def test_truth_raster_is_the_ground_map(sim_old) -> None:
+    """The truth GeoTIFF holds the ground-map definition (``_ground_class``) at its pixel
+    centres, point-target pixels apart: checks the renderer's per-parcel caching."""
+    from bigearthnet_s1 import simulate
+
+    truth = json.loads(sim_old.truth_json.read_text())
+    gp_anchor = truth["ground_map"]["parcel_anchor"]
+    with rasterio.open(sim_old.truth_tif) as t:
+        vv = t.read(1)
+        a = t.transform
+    gp = simulate._map_params(simulate._make_target(sim_old.tile, None, "small", 5000.0), 1)
+    assert list(gp[:2]) == gp_anchor
+    cum, vv_lin, _ = simulate._class_arrays()
+    rng = np.random.default_rng(0)
+    rows, cols = rng.integers(0, vv.shape[0], 3000), rng.integers(0, vv.shape[1], 3000)
+    targets = {(int((a.f - t["y"]) // 10), int((t["x"] - a.c) // 10)) for t in truth["point_targets"]["targets"]}
+    n = 0
+    for r, c in zip(rows, cols):
+        if (r, c) in targets:
+            continue
+        k, jitter = simulate._ground_class(a.c + 10 * c + 5, a.f - 10 * r - 5, gp, cum)
+        assert vv[r, c] == pytest.approx(vv_lin[k] * 10 ** (jitter / 10), rel=1e-6)
+        n += 1
+    assert n > 2900
