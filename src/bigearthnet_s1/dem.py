@@ -89,6 +89,7 @@ DEFAULT_SRTM1_URL = "https://step.esa.int/auxdata/dem/SRTMGL1"
 #: SRTM covers 56 deg S .. 60 deg N: a 1-degree tile whose south edge lies in [-56, 59].
 SRTM_LAT_MIN, SRTM_LAT_MAX = -56, 60
 
+_WARP_THREADS = max(1, min(4, os.cpu_count() or 1))
 _EGM96_FILE = Path(__file__).with_name("data") / "egm96_15.i2.xz"
 _EGM96_SHAPE = (721, 1440)  # rows lat 90 .. -90, cols lon -180 .. 179.75, step 0.25 deg
 
@@ -179,17 +180,22 @@ def _smooth_field(
     cc = np.unique(np.r_[np.arange(0, w, step), w - 1]).astype(np.float64)
     lon, lat = _centre_lonlat(crs, transform, rr[:, None], cc[None, :])
     coarse = func(lon, lat)
-    # separable linear interpolation: columns first, then rows
+    # separable linear interpolation: columns first (at the coarse rows), then rows, one
+    # interval of coarse rows at a time (no full-size temporaries), float32
     ci = np.arange(w, dtype=np.float64)
-    tmp = np.empty((rr.size, w), dtype=np.float64)
+    tmp = np.empty((rr.size, w), dtype=np.float32)
     for i in range(rr.size):
         tmp[i] = np.interp(ci, cc, coarse[i])
-    ri = np.arange(h, dtype=np.float64)
-    j = np.clip(np.searchsorted(rr, ri, side="right") - 1, 0, max(rr.size - 2, 0))
     if rr.size == 1:
-        return np.broadcast_to(tmp[0], (h, w)).astype(np.float32)
-    f = ((ri - rr[j]) / (rr[j + 1] - rr[j]))[:, None]
-    return (tmp[j] * (1 - f) + tmp[j + 1] * f).astype(np.float32)
+        return np.broadcast_to(tmp[0], (h, w)).copy()
+    out = np.empty((h, w), dtype=np.float32)
+    for k in range(rr.size - 1):
+        a0, a1 = int(rr[k]), int(rr[k + 1])
+        last = k == rr.size - 2
+        n = a1 - a0 + (1 if last else 0)
+        f = (np.arange(n, dtype=np.float32) / np.float32(a1 - a0))[:, None]
+        out[a0:a0 + n] = tmp[k] + (tmp[k + 1] - tmp[k]) * f
+    return out
 
 
 def _fill_holes(a: NDArray[np.float32], what: str) -> int:
@@ -404,7 +410,7 @@ class RasterDem(Dem):
         h, w = int(shape[0]), int(shape[1])
         used = self._check_coverage(crs, transform, (h, w))
         out = np.full((h, w), np.nan, dtype=np.float32)
-        tmp = np.empty((h, w), dtype=np.float32)
+        tmp = out if len(used) == 1 else np.empty((h, w), dtype=np.float32)
         for s in used:
             tmp.fill(np.nan)
             with s.open() as ds:
@@ -421,12 +427,14 @@ class RasterDem(Dem):
                         dst_nodata=np.nan,
                         resampling=s.resampling,
                         init_dest_nodata=True,
-                        XSCALE=1, YSCALE=1,
+                        XSCALE=1, YSCALE=1,  # point interpolation: no antialiasing kernel
+                        num_threads=_WARP_THREADS,
                     )
                 except rasterio.errors.RasterioError as exc:
                     raise DemError(f"DEM {s.label}: reprojection failed: {exc}") from exc
-            take = np.isnan(out) & np.isfinite(tmp)
-            out[take] = tmp[take]
+            if tmp is not out:
+                take = np.isnan(out) & np.isfinite(tmp)
+                out[take] = tmp[take]
         _fill_holes(out, self.name)
         if self.vertical == "egm96":
             out += _smooth_field(crs, transform, (h, w), egm96_undulation)

@@ -297,24 +297,25 @@ def _cubic_w(t: float, a: float = -0.5) -> tuple[float, float, float, float]:
 
 
 @numba.njit(inline="always", cache=True, fastmath=_FM)
-def _bilinear(img: NDArray, li: float, pj: float) -> float:
-    nh, nw = img.shape
+def _bilinear(img: NDArray, k: int, li: float, pj: float) -> float:
+    """Bilinear sample of band k at (li, pj) (pixel centres at integers); see the module doc."""
+    nh, nw = img.shape[1], img.shape[2]
     i = int(math.floor(li))
     j = int(math.floor(pj))
     fi = li - i
     fj = pj - j
     if i >= 0 and j >= 0 and i + 1 < nh and j + 1 < nw:
-        v00 = img[i, j]
-        v01 = img[i, j + 1]
-        v10 = img[i + 1, j]
-        v11 = img[i + 1, j + 1]
+        v00 = img[k, i, j]
+        v01 = img[k, i, j + 1]
+        v10 = img[k, i + 1, j]
+        v11 = img[k, i + 1, j + 1]
         v = (v00 * (1 - fj) + v01 * fj) * (1 - fi) + (v10 * (1 - fj) + v11 * fj) * fi
         if math.isfinite(v):
             return v
     # slow path (edges, NaN neighbours): the nearest sample decides validity; other NaN neighbours are left out (weights renormalised)
     ni = min(max(int(math.floor(li + 0.5)), 0), nh - 1)
     nj = min(max(int(math.floor(pj + 0.5)), 0), nw - 1)
-    if not math.isfinite(img[ni, nj]):
+    if not math.isfinite(img[k, ni, nj]):
         return math.nan
     acc = 0.0
     wsum = 0.0
@@ -324,7 +325,7 @@ def _bilinear(img: NDArray, li: float, pj: float) -> float:
         for dj in range(2):
             jj = min(max(j + dj, 0), nw - 1)
             wj = fj if dj == 1 else 1.0 - fj
-            v = img[ii, jj]
+            v = img[k, ii, jj]
             if math.isfinite(v):
                 acc += wi * wj * v
                 wsum += wi * wj
@@ -332,14 +333,16 @@ def _bilinear(img: NDArray, li: float, pj: float) -> float:
 
 
 @numba.njit(inline="always", cache=True, fastmath=_FM)
-def _sample(img: NDArray, li: float, pj: float, method: int) -> float:
-    nh, nw = img.shape
+def _sample(img: NDArray, k: int, li: float, pj: float, method: int) -> float:
+    """Sample band k of (bands, lines, samples) ``img`` (indexed in place: a per-pixel
+    ``img[k]`` view would cost a reference count per pixel)."""
+    nh, nw = img.shape[1], img.shape[2]
     if method == 0:
         i = min(max(int(math.floor(li + 0.5)), 0), nh - 1)
         j = min(max(int(math.floor(pj + 0.5)), 0), nw - 1)
-        return img[i, j]
+        return img[k, i, j]
     if method == 1:
-        return _bilinear(img, li, pj)
+        return _bilinear(img, k, li, pj)
     # bicubic (Keys, a = -0.5); any NaN among the 16 samples -> bilinear; negatives -> 0
     i = int(math.floor(li))
     j = int(math.floor(pj))
@@ -353,10 +356,10 @@ def _sample(img: NDArray, li: float, pj: float, method: int) -> float:
         for dj in range(4):
             jj = min(max(j + dj - 1, 0), nw - 1)
             wj = wj0 if dj == 0 else (wj1 if dj == 1 else (wj2 if dj == 2 else wj3))
-            row += wj * img[ii, jj]
+            row += wj * img[k, ii, jj]
         acc += wi * row
     if not math.isfinite(acc):
-        return _bilinear(img, li, pj)
+        return _bilinear(img, k, li, pj)
     return acc if acc > 0.0 else 0.0
 
 
@@ -395,6 +398,8 @@ def _block_kernel(
         # lattice coefficients interpolated to this row once: (nc, nl) for line and range
         row_l = np.empty((nc, nl))
         row_r = np.empty((nc, nl))
+        buf_l = np.empty(bw)
+        buf_p = np.empty(bw)
         for b in range(nc):
             for q in range(nl):
                 row_l[b, q] = coef_line[a, b, q] * (1 - wa) + coef_line[a + 1, b, q] * wa
@@ -425,14 +430,24 @@ def _block_kernel(
                 out[0, r, c] = line
                 out[1, r, c] = pix
                 continue
-            if not (line >= -0.5 and line <= lines - 0.5 and pix >= -0.5 and pix <= samples - 0.5):
-                continue
             li = line - win_row
             pj = pix - win_col
-            if not (li >= -0.5 and li <= wh - 0.5 and pj >= -0.5 and pj <= ww - 0.5):
-                continue
-            for k in range(nb):
-                out[k, r, c] = _sample(images[k], li, pj, method)
+            if not (line >= -0.5 and line <= lines - 0.5 and pix >= -0.5 and pix <= samples - 0.5
+                    and li >= -0.5 and li <= wh - 0.5 and pj >= -0.5 and pj <= ww - 0.5):
+                li = math.nan  # outside the scene or the window: no data
+            buf_l[cc] = li
+            buf_p[cc] = pj
+        if coords:
+            continue
+        # second pass over the row: short independent iterations let the CPU overlap the
+        # image loads (in the fused loop each load waited for the long coordinate chain)
+        for k in range(nb):
+            for cc in range(bw):
+                li = buf_l[cc]
+                if li != li:
+                    out[k, r, c0 + cc] = math.nan
+                else:
+                    out[k, r, c0 + cc] = _sample(images, k, li, buf_p[cc], method)
 
 
 # --------------------------------------------------------------------------------------
@@ -505,57 +520,130 @@ _CHECK_OFFSETS = np.array([[0.5, 0.5], [0.19, 0.73], [0.81, 0.31]])
 _CHECK_LEVELS = np.array([-1.0, -0.45, 0.45, 1.0])
 
 
-def _block_model(
-    geo: RadarGeometry, grid: _Grid, r0: int, c0: int, bh: int, bw: int, hmin: float, hmax: float,
-    step: int, stats: GeocodingStats, tolerance: float, check: bool = True,
-) -> _BlockModel:
-    """Solve exactly on the block's lattice, check the interpolation error, refine the step.
+@dataclass
+class _Block:
+    """One block of the target grid and its coordinate model."""
+
+    r0: int
+    c0: int
+    bh: int
+    bw: int
+    hmin: float
+    hmax: float
+    model: _BlockModel | None = None
+
+    @property
+    def hc(self) -> float:
+        return 0.5 * (self.hmin + self.hmax)
+
+    @property
+    def hs(self) -> float:
+        return max(0.5 * (self.hmax - self.hmin), 1.0)
+
+
+def _lattice_points(b: _Block, step: int) -> tuple[NDArray, NDArray, NDArray, tuple[int, int]]:
+    """Target (row, col) of the block's lattice nodes at each level, and the lattice shape."""
+    nr = max(2, math.ceil((b.bh - 1) / step) + 1)
+    nc = max(2, math.ceil((b.bw - 1) / step) + 1)
+    rows = b.r0 + np.arange(nr, dtype=np.float64) * step
+    cols = b.c0 + np.arange(nc, dtype=np.float64) * step
+    R = np.broadcast_to(rows[:, None, None], (nr, nc, N_LEVELS))
+    C = np.broadcast_to(cols[None, :, None], (nr, nc, N_LEVELS))
+    H = np.broadcast_to(b.hc + b.hs * _cheb(N_LEVELS), (nr, nc, N_LEVELS))
+    return R, C, H, (nr, nc)
+
+
+def _check_points(b: _Block, step: int, shape: tuple[int, int]) -> tuple[NDArray, NDArray, NDArray]:
+    """(row, col relative to the block; normalised height) of the error check points: a few
+    points per lattice cell, at heights between the Chebyshev levels."""
+    nr, nc = shape
+    k = len(_CHECK_OFFSETS)
+    ar = np.arange(nr - 1)[:, None, None] * step + _CHECK_OFFSETS[None, None, :, 0] * step
+    ac = np.arange(nc - 1)[None, :, None] * step + _CHECK_OFFSETS[None, None, :, 1] * step
+    RR = np.minimum(np.broadcast_to(ar, (nr - 1, nc - 1, k)), b.bh - 1)[..., None]
+    CC = np.minimum(np.broadcast_to(ac, (nr - 1, nc - 1, k)), b.bw - 1)[..., None]
+    SS = np.broadcast_to(_CHECK_LEVELS, RR.shape[:-1] + (_CHECK_LEVELS.size,))
+    return np.broadcast_to(RR, SS.shape), np.broadcast_to(CC, SS.shape), SS
+
+
+def _solve_batches(geo: RadarGeometry, grid: _Grid, batches: list[tuple[NDArray, NDArray, NDArray]],
+                   stats: GeocodingStats) -> list[tuple[NDArray, NDArray]]:
+    """Exact (line, slant range) of many point sets (target row, col, height) in one call:
+    the Newton iteration is vectorised over all of them (per-block calls cost more in
+    numpy overhead than in arithmetic)."""
+    if not batches:
+        return []
+    sizes = [r.size for r, _, _ in batches]
+    rows = np.concatenate([r.ravel() for r, _, _ in batches])
+    cols = np.concatenate([c.ravel() for _, c, _ in batches])
+    hs = np.concatenate([np.asarray(h, dtype=np.float64).ravel() for _, _, h in batches])
+    lon, lat = grid.lonlat(rows, cols)
+    line, rng = geo.solve_range(lon, lat, hs)
+    stats.exact_points += line.size
+    out = []
+    i = 0
+    for (r, _, _), n in zip(batches, sizes):
+        out.append((line[i:i + n].reshape(r.shape), rng[i:i + n].reshape(r.shape)))
+        i += n
+    return out
+
+
+def _fit_model(b: _Block, line: NDArray, rng: NDArray, step: int) -> _BlockModel:
+    rng_ref = float(np.nanmean(rng)) if np.isfinite(rng).any() else 0.0
+    return _BlockModel(_fit_levels(line), _fit_levels(rng - rng_ref), rng_ref, step, b.hc, b.hs)
+
+
+def _models(geo: RadarGeometry, grid: _Grid, blocks: list[_Block], step: int | None, stats: GeocodingStats,
+            tolerance: float | None) -> list[float]:
+    """Fit every block's model at ``step`` (None: one cell per block) in one batch; with a
+    ``tolerance``, also measure each model's error at its check points (in one batch).
+    Returns the worst check error per block (0 without a check)."""
+    steps = [step if step is not None else max(b.bh, b.bw) for b in blocks]
+    lat_pts = [_lattice_points(b, st) for b, st in zip(blocks, steps)]
+    solved = _solve_batches(geo, grid, [(R, C, H) for R, C, H, _ in lat_pts], stats)
+    for b, st, (line, rng) in zip(blocks, steps, solved):
+        b.model = _fit_model(b, line, rng, st)
+    if tolerance is None:
+        return [0.0] * len(blocks)
+    checks = [_check_points(b, st, shape) for b, st, (_, _, _, shape) in zip(blocks, steps, lat_pts)]
+    exact = _solve_batches(geo, grid, [(b.r0 + RR, b.c0 + CC, b.hc + b.hs * SS)
+                                       for b, (RR, CC, SS) in zip(blocks, checks)], stats)
+    worst = []
+    for b, st, (RR, CC, SS), (le, re) in zip(blocks, steps, checks, exact):
+        m = b.model
+        assert m is not None
+        lm = _eval_model(m.coef_line, RR, CC, st, SS)
+        rm = _eval_model(m.coef_rng, RR, CC, st, SS) + m.rng_ref
+        err = np.hypot(lm - le, geo.pixel_of(lm, rm) - geo.pixel_of(le, re))
+        err = err[np.isfinite(err)]
+        worst.append(float(err.max()) if err.size else 0.0)
+    return worst
+
+
+def _checked_models(geo: RadarGeometry, grid: _Grid, blocks: list[_Block], stats: GeocodingStats,
+                    tolerance: float) -> None:
+    """Models at ``INITIAL_STEP``, checked; blocks over ``tolerance`` halve their step until
+    they are within it (or reach ``MIN_STEP``, with a warning).
 
     Line and slant range are smooth in (x, y, h) and are what is interpolated; the GRD pixel
     goes through the srgr polynomials per pixel, whose piecewise-linear interpolation in
     azimuth has kinks every polynomial (1 s) that no lattice interpolation would follow.
     """
-    hc = 0.5 * (hmin + hmax)
-    hs = max(0.5 * (hmax - hmin), 1.0)
-    while True:
-        nr = max(2, math.ceil((bh - 1) / step) + 1)
-        nc = max(2, math.ceil((bw - 1) / step) + 1)
-        rows = r0 + np.arange(nr) * step
-        cols = c0 + np.arange(nc) * step
-        lon, lat = grid.lonlat(rows[:, None], cols[None, :])
-        lon3 = np.repeat(lon[..., None], N_LEVELS, axis=-1)
-        lat3 = np.repeat(lat[..., None], N_LEVELS, axis=-1)
-        h3 = np.broadcast_to(hc + hs * _cheb(N_LEVELS), lon3.shape)
-        line, rng = geo.solve_range(lon3, lat3, h3)
-        stats.exact_points += line.size
-        rng_ref = float(np.nanmean(rng)) if np.isfinite(rng).any() else 0.0
-        model = _BlockModel(_fit_levels(line), _fit_levels(rng - rng_ref), rng_ref, step, hc, hs)
-        if not check:
-            return model
-        # error check: several points per lattice cell, at heights between the levels
-        k = len(_CHECK_OFFSETS)
-        ar = np.arange(nr - 1)[:, None, None] * step + _CHECK_OFFSETS[None, None, :, 0] * step
-        ac = np.arange(nc - 1)[None, :, None] * step + _CHECK_OFFSETS[None, None, :, 1] * step
-        RR = np.minimum(np.broadcast_to(ar, (nr - 1, nc - 1, k)), bh - 1)[..., None]
-        CC = np.minimum(np.broadcast_to(ac, (nr - 1, nc - 1, k)), bw - 1)[..., None]
-        SS = np.broadcast_to(_CHECK_LEVELS, RR.shape[:-1] + (_CHECK_LEVELS.size,))
-        RR = np.broadcast_to(RR, SS.shape)
-        CC = np.broadcast_to(CC, SS.shape)
-        lonc, latc = grid.lonlat(r0 + RR, c0 + CC)
-        le, re = geo.solve_range(lonc, latc, hc + hs * SS)
-        stats.exact_points += le.size
-        lm = _eval_model(model.coef_line, RR, CC, step, SS)
-        rm = _eval_model(model.coef_rng, RR, CC, step, SS) + rng_ref
-        err = np.hypot(lm - le, geo.pixel_of(lm, rm) - geo.pixel_of(le, re))
-        err = err[np.isfinite(err)]
-        worst = float(err.max()) if err.size else 0.0
-        if worst <= tolerance or step <= MIN_STEP:
-            if worst > tolerance:
-                log.warning("%s: coordinate model error %.3f px > %.3f px at the minimum step %d (block %d,%d)",
-                            geo.name, worst, tolerance, step, r0, c0)
-            stats.max_error_px = max(stats.max_error_px, worst)
-            stats.steps[step] = stats.steps.get(step, 0) + 1
-            return model
+    todo = blocks
+    step = INITIAL_STEP
+    while todo:
+        worst = _models(geo, grid, todo, step, stats, tolerance)
+        again = []
+        for b, e in zip(todo, worst):
+            if e <= tolerance or step <= MIN_STEP:
+                if e > tolerance:
+                    log.warning("%s: coordinate model error %.3f px > %.3f px at the minimum step %d (block %d,%d)",
+                                geo.name, e, tolerance, step, b.r0, b.c0)
+                stats.max_error_px = max(stats.max_error_px, e)
+                stats.steps[step] = stats.steps.get(step, 0) + 1
+            else:
+                again.append(b)
+        todo = again
         step //= 2
 
 
@@ -593,34 +681,42 @@ def _run(
     else:
         assert window is not None
         imgs = images
-        out = np.full((imgs.shape[0], h, w), np.nan, dtype=np.float32)
+        # every pixel of a processed block is written by the kernel (NaN where no data);
+        # skipped blocks are filled below: no separate pass over the (large) output
+        out = np.empty((imgs.shape[0], h, w), dtype=np.float32)
         wr, wc = float(window.row_off), float(window.col_off)
         wh, ww = imgs.shape[1], imgs.shape[2]
-    touched = False
     poly_line = np.ascontiguousarray(geo.poly_line)
-    for r0, c0, bh, bw in _blocks(grid.shape, BLOCK):
-        hmin, hmax = _block_height_range(heights, fy, fx, r0, c0, bh, bw)
-        # a cheap unchecked model first: skip blocks far outside the window/scene
-        rough = _block_model(geo, grid, r0, c0, bh, bw, hmin, hmax, max(bh, bw), stats, tolerance, check=False)
-        lmin, lmax, pmin, pmax = rough.radar_bounds(geo)
+    blocks = [_Block(r0, c0, bh, bw, *_block_height_range(heights, fy, fx, r0, c0, bh, bw))
+              for r0, c0, bh, bw in _blocks(grid.shape, BLOCK)]
+    # a cheap unchecked model first (one lattice cell per block): skip blocks far outside
+    # the window/scene
+    _models(geo, grid, blocks, None, stats, None)
+    lo_l, hi_l = max(wr, 0.0), min(wr + wh, geo.lines)
+    lo_p, hi_p = max(wc, 0.0), min(wc + ww, geo.samples)
+    active = []
+    for b in blocks:
+        assert b.model is not None
+        lmin, lmax, pmin, pmax = b.model.radar_bounds(geo)
         margin = 4.0 + 0.01 * (lmax - lmin + pmax - pmin)  # the rough model's own error bound
-        lo_l, hi_l = max(wr, 0.0), min(wr + wh, geo.lines)
-        lo_p, hi_p = max(wc, 0.0), min(wc + ww, geo.samples)
-        if not (math.isfinite(lmin) and math.isfinite(pmin)) or (
-            lmax + margin < lo_l - 0.5 or lmin - margin > hi_l - 0.5 or pmax + margin < lo_p - 0.5 or pmin - margin > hi_p - 0.5
-        ):
-            if coords and math.isfinite(lmin):
-                pass  # coordinates are still wanted off the scene
-            else:
-                stats.skipped += 1
-                continue
-        touched = True
-        model = _block_model(geo, grid, r0, c0, bh, bw, hmin, hmax, INITIAL_STEP, stats, tolerance)
+        outside = not (math.isfinite(lmin) and math.isfinite(pmin)) or (
+            lmax + margin < lo_l - 0.5 or lmin - margin > hi_l - 0.5 or pmax + margin < lo_p - 0.5
+            or pmin - margin > hi_p - 0.5)
+        if outside and not (coords and math.isfinite(lmin)):  # coordinates are wanted off the scene too
+            stats.skipped += 1
+            out[:, b.r0:b.r0 + b.bh, b.c0:b.c0 + b.bw] = np.nan
+        else:
+            active.append(b)
+    touched = bool(active)
+    _checked_models(geo, grid, active, stats, tolerance)
+    for b in active:
+        m = b.model
+        assert m is not None
         stats.blocks += 1
         _block_kernel(out, imgs, wr, wc, geo.lines, geo.samples, heights, fy, fx,
-                      model.coef_line, model.coef_rng, model.step, model.hc, model.hs, model.rng_ref,
+                      m.coef_line, m.coef_rng, m.step, m.hc, m.hs, m.rng_ref,
                       poly_line, geo.poly_sr0, geo.poly_coef, geo.range_pixel_spacing,
-                      r0, c0, bh, bw, method, coords)
+                      b.r0, b.c0, b.bh, b.bw, method, coords)
     if not touched:
         raise GeometryError(
             f"{geo.name}: the target grid ({grid.crs}, origin {grid.transform.c:.1f}, {grid.transform.f:.1f}, "
