@@ -189,14 +189,14 @@ def noise_power(noise: NoiseLUT, window: Window, *, out: NDArray[np.float32] | N
 # calibration and dB
 # --------------------------------------------------------------------------------------
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _calibrate_kernel(dn, lut, noise, has_noise, floor, out, flags):  # type: ignore[no-untyped-def]
+def _calibrate_kernel(dn, lut, noise, has_noise, floor, out, flags, novalue_flag):  # type: ignore[no-untyped-def]
     h, w = dn.shape
     for r in numba.prange(h):
         for c in range(w):
             d = dn[r, c]
             if d == 0:
                 out[r, c] = np.nan
-                flags[r, c] |= 1
+                flags[r, c] |= novalue_flag
                 continue
             p = float(d) * float(d)
             if has_noise:
@@ -217,6 +217,7 @@ def calibrate(
     return_flags: bool = False,
     out: NDArray[np.float32] | None = None,
     flags: NDArray[np.uint8] | None = None,
+    _novalue_flag: int = FLAG_NO_VALUE,
 ) -> NDArray[np.float32] | tuple[NDArray[np.float32], NDArray[np.uint8]]:
     """Calibrated linear power ``(DN^2 - noise_power) / lut^2`` (float32, NaN where DN == 0).
 
@@ -235,7 +236,7 @@ def calibrate(
     out = _out(out, d.shape)
     flags = _out(flags, d.shape, np.uint8)
     flags[...] = 0
-    _calibrate_kernel(d, lut_a, noise, noise_power is not None, float(floor_dn2), out, flags)
+    _calibrate_kernel(d, lut_a, noise, noise_power is not None, float(floor_dn2), out, flags, np.uint8(_novalue_flag))
     return (out, flags) if return_flags else out
 
 
@@ -442,6 +443,11 @@ def radar_chain(
     out = np.empty((h, w), dtype=np.float32)
     flags_out = np.zeros((h, w), dtype=np.uint8) if return_flags else None
     step = max(1, int(strip_rows))
+    # border masking by DN == 0 alone (IPF >= 2.90, or method "zero") is what calibrate does
+    # anyway: flag those pixels as border there instead of building the mask again
+    method = border_params.method.lower()
+    zero_only = method == "zero" or (method == "auto" and product.ipf_version >= 2.90)
+    novalue_flag = FLAG_NO_VALUE | FLAG_BORDER if border and zero_only else FLAG_NO_VALUE
     # strip buffers, allocated once and reused (touching fresh large allocations is slow on
     # a loaded machine, and it keeps the peak memory at the output plus one strip)
     scratch: dict[str, NDArray] = {}
@@ -458,8 +464,9 @@ def radar_chain(
         lut = calibration_lut(cal, sub, calibration, out=buf("lut", shape, np.float32)) if cal is not None else np.float32(1.0)
         npow = noise_power(noise, sub, out=buf("noise", shape, np.float32)) if noise is not None else None
         img, flags = calibrate(dn, lut, npow, floor_dn2=floor_dn2, return_flags=True,
-                               out=buf("img", shape, np.float32), flags=buf("flags", shape, np.uint8))
-        if border:
+                               out=buf("img", shape, np.float32), flags=buf("flags", shape, np.uint8),
+                               _novalue_flag=novalue_flag)
+        if border and not (zero_only and p in _CO_POLS):
             bmask = border_noise_mask(product, sub, params=border_params,
                                       dn=dn if p in _CO_POLS else None)
             img[bmask] = np.nan

@@ -474,6 +474,9 @@ def _noise_variance(vals: NDArray[np.float64], n: int) -> float:
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _refined_lee_kernel(img, p1, p2, mean3, nv3, offs, sides, out):  # type: ignore[no-untyped-def]
     h, w = img.shape
+    wp = w + 1
+    f1 = p1.ravel()
+    f2 = p2.ravel()
     for y in numba.prange(h):
         m = np.empty((3, 3))
         nvs = np.empty(9)
@@ -486,12 +489,13 @@ def _refined_lee_kernel(img, p1, p2, mean3, nv3, offs, sides, out):  # type: ign
                 continue
             full = y >= 3 and y + 3 < h and x >= 3 and x + 3 < w
             if full:
+                tot9 = 0.0
                 for j in range(3):
                     for i in range(3):
                         v = mean3[y - 2 + 2 * j, x - 2 + 2 * i]
-                        if v != v:
-                            full = False
+                        tot9 += v
                         m[j, i] = v
+                full = tot9 == tot9  # a NaN sub-area mean: fewer than 49 valid pixels
             if full:
                 # strongest of the four gradients (first maximum on ties, as SNAP), then the
                 # side of the edge that resembles the centre; written branch-free (selects)
@@ -517,12 +521,16 @@ def _refined_lee_kernel(img, p1, p2, mean3, nv3, offs, sides, out):  # type: ign
                 d = sides[0, direction] if near else sides[1, direction]
                 s1 = 0.0
                 s2 = 0.0
-                for r in range(7):  # row ranges of the sub-window, from the row prefix sums
-                    row = y - 3 + r  # (empty rows have lo = hi + 1: they add 0)
-                    lo = x + offs[d, r, 0]
-                    hi = x + offs[d, r, 1] + 1
-                    s1 += p1[row, hi] - p1[row, lo]
-                    s2 += p2[row, hi] - p2[row, lo]
+                # row ranges of the sub-window from the row prefix sums (empty rows have
+                # lo = hi + 1 and add 0); flat unsigned indices avoid numba's negative-index
+                # wraparound code on every load
+                base = np.uint64((y - 3) * wp + x)
+                for r in range(7):
+                    lo = base + np.uint64(offs[d, r, 0] + 3) - np.uint64(3)
+                    hi = base + np.uint64(offs[d, r, 1] + 4) - np.uint64(3)
+                    s1 += f1[hi] - f1[lo]
+                    s2 += f2[hi] - f2[lo]
+                    base += np.uint64(wp)
                 mean_y = s1 / 28.0
                 var_y = (s2 - s1 * mean_y) / 27.0
                 if var_y <= 0.0:
