@@ -98,7 +98,7 @@ RANGE_SAMPLING_RATE = 6.434523812571428e7  # Hz
 PIXEL_SPACING = 10.0  # m, GRDH ground range and azimuth
 NEAR_INCIDENCE_DEG = 30.40  # IW swath near edge (ellipsoid)
 FAR_INCIDENCE_DEG = 45.90  # IW swath far edge
-SUBSWATH_SPLITS = (0.3372, 0.6773)  # IW1|IW2 and IW2|IW3 boundaries, fraction of the width
+SUBSWATH_INCIDENCE_DEG = (36.3, 41.6)  # IW1|IW2 and IW2|IW3 boundaries (the real products: 36.2-36.5, 41.5-41.7)
 FULL_DURATION = 25.0  # s, one GRD slice (~16,700 lines)
 ENL = 4.4  # equivalent number of looks of IW GRDH
 BETA_NOUGHT = 474.0  # calibration constant (amplitude) of IW GRD products
@@ -121,7 +121,8 @@ _MISSIONS: dict[str, dict[str, Any]] = {
         "nssdc": "2014-016A",
         # (absolute orbit, mission datatake id) of real products (BigEarthNet-S1 scene names
         # and the shared S1A product): datatake ids are interpolated between them.
-        "datatakes": ((17018, 0x01C579), (20452, 0x022F7E), (36201, 0x043ED0)),
+        "datatakes": ((17018, 0x01C579), (17070, 0x01C718), (18527, 0x01F38C), (19797, 0x021ACD), (20452, 0x022F7E),
+                      (36201, 0x043ED0)),
         "active": (np.datetime64("2014-04-03", "ns"), np.datetime64("2100-01-01", "ns")),
     },
     "S1B": {
@@ -199,8 +200,8 @@ def _seconds(a: np.datetime64, b: np.datetime64) -> float:
 
 
 def _iso(t: np.datetime64) -> str:
-    """Annotation time format: ``2021-01-19T03:16:53.799379`` (UTC, microseconds, no zone)."""
-    return str(np.datetime_as_string(np.datetime64(t, "ns"), unit="us"))
+    """Annotation time format: ``2021-01-19T03:16:53.799379`` (UTC, rounded to the microsecond, no zone)."""
+    return str(np.datetime_as_string(_round_us(np.datetime64(t, "ns")), unit="us"))
 
 
 def _e(x: float, digits: int = 15) -> str:
@@ -1230,10 +1231,7 @@ def _plan_scene(
     s_c = float(orb.seconds(t_prov))
     p, v, _ = orb.interpolate(np.array([s_c - 0.5, s_c, s_c + 0.5]))
     (r_n, r_f), (_, width_full) = _range_at_incidence(p[1], v[1], [NEAR_INCIDENCE_DEG, FAR_INCIDENCE_DEG], h_ref)
-    bounds_inc = (
-        NEAR_INCIDENCE_DEG + SUBSWATH_SPLITS[0] * (FAR_INCIDENCE_DEG - NEAR_INCIDENCE_DEG),
-        NEAR_INCIDENCE_DEG + SUBSWATH_SPLITS[1] * (FAR_INCIDENCE_DEG - NEAR_INCIDENCE_DEG),
-    )
+    bounds_inc = SUBSWATH_INCIDENCE_DEG
     # azimuth time interval: 10 m along the ground track at mid swath
     r_mid = 0.5 * (r_n + r_f)
     ground = []
@@ -1244,8 +1242,9 @@ def _plan_scene(
         ground.append(np.array([np.interp(r_mid, rng, pts[:, i]) for i in range(3)]))
     dt = PIXEL_SPACING / float(np.linalg.norm(ground[1] - ground[0]))
 
-    if size == "full":
-        lines = int(round(FULL_DURATION / dt))
+    if size == "full":  # exactly 25 s from the first to the last line, as real slices
+        lines = int(round(FULL_DURATION / dt)) + 1
+        dt = FULL_DURATION / (lines - 1)
         tau0 = -azimuth_position * (lines - 1) * dt
         r_near = float(r_n)
         width = float(width_full)
