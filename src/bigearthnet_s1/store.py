@@ -249,6 +249,31 @@ class ProductLock:
         os.close(self._fd)
         self._fd = None
 
+    def clear_if_stale(self) -> None:
+        """Remove the lock file if no live process holds it (left by a killed holder).
+
+        A holder killed after renaming its result into place but before releasing leaves the
+        file behind; fast paths that find the result call this so the store ends clean.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except FileNotFoundError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)  # held by a live process: theirs to remove
+            return
+        try:
+            st_fd, st_path = os.fstat(fd), os.stat(self.path)
+            if (st_fd.st_ino, st_fd.st_dev) == (st_path.st_ino, st_path.st_dev):
+                os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
     def __enter__(self) -> ProductLock:
         self.acquire()
         return self
@@ -642,10 +667,9 @@ class ProductStore:
             return local_product_path(record)
         name = check_product_name(record.name)
         zp = self.zip_path(name)
-        if zp.is_file():
-            return zp
-        if self.safe_path(name).is_dir():
-            return self.safe_path(name)
+        if zp.is_file() or self.safe_path(name).is_dir():
+            self.lock(name).clear_if_stale()
+            return zp if zp.is_file() else self.safe_path(name)
         sess = session or self.session
         a = self.hub.auth_for(record, auth)
         with self.lock(name):
@@ -754,6 +778,7 @@ class ProductStore:
         name = check_product_name(name)
         safe = self.safe_path(name)
         if safe.is_dir():
+            self.lock(name).clear_if_stale()
             return safe
         zp = self.zip_path(name)
         with self.lock(name):

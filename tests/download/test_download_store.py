@@ -58,6 +58,26 @@ def test_fetch_once_then_from_store(hub, tmp_path, leftovers):
     assert leftovers(tmp_path) == [] and store.names() == [NAME]
 
 
+def test_stale_lock_of_a_killed_holder_is_cleared_on_the_fast_path(hub, tmp_path, leftovers):
+    """A holder killed between renaming the zip into place and releasing leaves its lock file;
+    the next fetch/extract that finds the result removes it, but never a live holder's lock."""
+    p = hub.add()
+    store = _store(tmp_path, hub)
+    rec = hub.record(p)
+    store.fetch(rec)
+    store.lock_path(NAME).write_text('{"pid": 999999, "host": "gone"}')
+    assert store.fetch(rec) == store.zip_path(NAME)
+    assert not store.lock_path(NAME).exists()
+    store.extract(NAME)
+    store.lock_path(NAME).write_text("{}")
+    assert store.extract(NAME) == store.safe_path(NAME)
+    assert not store.lock_path(NAME).exists()
+    with store.lock(NAME):  # a live holder keeps its lock file
+        store.fetch(rec)
+        assert store.lock_path(NAME).exists()
+    assert len(hub.requests_for(p)) == 1 and leftovers(tmp_path) == []
+
+
 def test_fetch_builds_url_from_uuid(hub, tmp_path):
     p = hub.add()
     store = _store(tmp_path, hub)
