@@ -45,9 +45,9 @@ import tempfile
 import time
 import zipfile
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pyproj
@@ -304,7 +304,7 @@ class _Source:
         mem = MemoryFile()
         ds = mem.open(
             driver="GTiff", width=n, height=n, count=1, dtype="float32", crs=self.crs,
-            transform=rasterio.transform.from_bounds(left, bottom, right, top, n, n),
+            transform=Affine((right - left) / n, 0.0, left, 0.0, -(top - bottom) / n, top),
         )
         ds.write(np.full((1, n, n), self.constant, dtype=np.float32))
         return ds

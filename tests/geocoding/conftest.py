@@ -21,7 +21,7 @@ from affine import Affine
 from rasterio.windows import Window
 from scipy.interpolate import RegularGridInterpolator
 
-from bigearthnet_s1.orbit import ecef_to_geodetic, geodetic_to_ecef
+from bigearthnet_s1.orbit import geodetic_to_ecef
 from bigearthnet_s1.safe import open_safe
 
 UTM33 = 32633

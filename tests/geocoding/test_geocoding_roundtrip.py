@@ -4,7 +4,6 @@ back onto a 10 m UTM grid, and measure where the bright points and the edge land
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np

@@ -11,7 +11,6 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from bigearthnet_s1.archive import SceneRef
 from bigearthnet_s1.mosaic import MosaicError, SceneOnGrid, mosaic_tile, scene_order
 
 # patch grid: cols 10..14, rows 20..22 -> window cols 1200..1800, rows 2400..2760 (px)
