@@ -23,6 +23,8 @@ Conventions
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,7 +126,7 @@ def _bilinear(vec_lines: NDArray, pixels: Any, values: Any, rows: NDArray, cols:
     if out is None:
         out = np.empty((rows.size, cols.size), dtype=np.float32)
     s = np.ones(rows.size) if scale is None else np.asarray(scale, dtype=np.float64)
-    _lerp_rows(V, i - lo, w, out, s)
+    _speckle._k(_lerp_rows)(V, i - lo, w, out, s)
     return out
 
 
@@ -236,7 +238,7 @@ def calibrate(
     out = _out(out, d.shape)
     flags = _out(flags, d.shape, np.uint8)
     flags[...] = 0
-    _calibrate_kernel(d, lut_a, noise, noise_power is not None, float(floor_dn2), out, flags, np.uint8(_novalue_flag))
+    _speckle._k(_calibrate_kernel)(d, lut_a, noise, noise_power is not None, float(floor_dn2), out, flags, np.uint8(_novalue_flag))
     return (out, flags) if return_flags else out
 
 
@@ -408,6 +410,7 @@ def radar_chain(
     floor_dn2: float = NOISE_FLOOR_DN2,
     strip_rows: int = 512,
     return_flags: bool = False,
+    workers: int | None = None,
 ) -> NDArray[np.float32] | tuple[NDArray[np.float32], NDArray[np.uint8]]:
     """Border noise removal, thermal noise removal, calibration and speckle filtering of
     ``pol`` on ``window`` (radar geometry; whole image when None).
@@ -420,6 +423,8 @@ def radar_chain(
     each strip read from the image (not padded), so the result of a window equals the same
     pixels of a whole-scene run. With ``return_flags`` also returns uint8 flags
     (``FLAG_NO_VALUE | FLAG_BORDER | FLAG_NOISE_CLIPPED``, before speckle filtering).
+    ``workers`` threads process strips concurrently (default: numba's thread count; 1 = in
+    this thread, strip after strip).
     """
     p = pol.upper()
     ann = product.annotation(p)
@@ -448,14 +453,24 @@ def radar_chain(
     method = border_params.method.lower()
     zero_only = method == "zero" or (method == "auto" and product.ipf_version >= 2.90)
     novalue_flag = FLAG_NO_VALUE | FLAG_BORDER if border and zero_only else FLAG_NO_VALUE
-    # strip buffers, allocated once and reused (touching fresh large allocations is slow on
-    # a loaded machine, and it keeps the peak memory at the output plus one strip)
-    scratch: dict[str, NDArray] = {}
+    if border:  # parse the co-pol metadata the border mask needs before any thread starts
+        border_pol = next((q for q in _CO_POLS if q in product.available_polarisations), p)
+        product.annotation(border_pol)
+        if not zero_only:
+            product.noise(border_pol)
+            product.calibration(border_pol)
+    local = threading.local()
 
-    def buf(key: str, shape: tuple[int, int], dtype: Any) -> NDArray:
-        return _speckle._scratch(scratch, key, shape, dtype)
+    def do_strip(s0: int) -> None:
+        # strip buffers, allocated once per thread and reused (touching fresh large
+        # allocations is slow on a loaded machine; peak memory = output + one strip per thread)
+        scratch = getattr(local, "scratch", None)
+        if scratch is None:
+            scratch = local.scratch = {}
 
-    for s0 in range(r0, r0 + h, step):
+        def buf(key: str, shape: tuple[int, int], dtype: Any) -> NDArray:
+            return _speckle._scratch(scratch, key, shape, dtype)
+
         s1 = min(s0 + step, r0 + h)
         e0, e1 = max(0, s0 - hy), min(ann.lines, s1 + hy)
         sub = Window(ec0, e0, ec1 - ec0, e1 - e0)
@@ -479,4 +494,20 @@ def radar_chain(
         out[s0 - r0:s1 - r0] = img[rr, cc]
         if flags_out is not None:
             flags_out[s0 - r0:s1 - r0] = flags[rr, cc]
+
+    def serial_strip(s0: int) -> None:
+        with _speckle.serial_kernels():
+            do_strip(s0)
+
+    starts = list(range(r0, r0 + h, step))
+    n_workers = min(len(starts), int(workers) if workers else numba.get_num_threads())
+    if n_workers <= 1:
+        for s0 in starts:  # one thread: strips in order, each kernel parallel over rows
+            do_strip(s0)
+    else:
+        # one strip per worker thread at a time (serial nogil kernels): the load balances
+        # dynamically over strips and a thread's reading overlaps another's computing
+        with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="radar_chain") as pool:
+            for f in [pool.submit(serial_strip, s0) for s0 in starts]:
+                f.result()
     return (out, flags_out) if flags_out is not None else out

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import warnings
 import zipfile
 import zlib
@@ -62,6 +63,8 @@ __all__ = [
     "SafeError",
     "normalise_window",
 ]
+
+_OPEN_LOCK = threading.Lock()
 
 _NS = {
     "xfdu": "urn:ccsds:schema:xfdu:1",
@@ -633,7 +636,7 @@ class SafeProduct:
         ann = self.annotation(pol)
         win = normalise_window(window, ann.lines, ann.samples, f"{self.name} {pol}")
         try:
-            with warnings.catch_warnings():
+            with _OPEN_LOCK, warnings.catch_warnings():  # catch_warnings is process-wide state
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)  # GRD TIFFs carry GCPs only
                 ds = rasterio.open(self._c.gdal_path(rel))
             with ds:

@@ -43,6 +43,10 @@ averages the pixels of the 7x7 window inside the sigma range.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import types
+from collections.abc import Iterator
 from typing import Any
 
 import numba
@@ -66,6 +70,47 @@ __all__ = [
     "lee_sigma",
     "equivalent_number_of_looks",
 ]
+
+
+# ------------------------------------------------------------------------------- kernels
+# Every heavy kernel is compiled with parallel=True (prange over rows) for callers that
+# filter one big array. ``radiometry.radar_chain`` instead runs one strip per worker thread
+# (dynamic load balance over strips, reading overlapped with computing); there each thread
+# must use a serial twin of the kernel (numba's default workqueue threading layer must not
+# be entered from two threads at once). ``serial_kernels()`` selects the twins for the
+# calling thread.
+_TLS = threading.local()
+_TWINS: dict[Any, Any] = {}
+_TWINS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def serial_kernels() -> Iterator[None]:
+    """Within this context the calling thread uses single-threaded (nogil) kernels."""
+    old = getattr(_TLS, "serial", False)
+    _TLS.serial = True
+    try:
+        yield
+    finally:
+        _TLS.serial = old
+
+
+def _k(kernel: Any) -> Any:
+    """``kernel`` or, inside ``serial_kernels()``, its serial twin (compiled on first use;
+    a distinct qualified name keeps numba's on-disk cache entries apart)."""
+    if not getattr(_TLS, "serial", False):
+        return kernel
+    twin = _TWINS.get(kernel)
+    if twin is None:
+        with _TWINS_LOCK:
+            twin = _TWINS.get(kernel)
+            if twin is None:
+                f = kernel.py_func
+                g = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__, f.__closure__)
+                g.__qualname__ = f.__qualname__ + "_serial"
+                g.__module__ = f.__module__
+                twin = _TWINS[kernel] = numba.njit(cache=True, nogil=True)(g)
+    return twin
 
 
 class SpeckleFilterError(InputError):
@@ -265,7 +310,7 @@ def _mean_var(image: NDArray[np.floating], sy: int, sx: int) -> tuple[NDArray, N
     """Mean, sample variance (n-1) and count of valid pixels in an sy x sx window
     (centred; for even sizes SNAP's half-size sy//2 on both sides is used)."""
     img = np.ascontiguousarray(image, dtype=np.float32)
-    s1, s2, n = _box_sums(img, sy // 2, sx // 2)
+    s1, s2, n = _k(_box_sums)(img, sy // 2, sx // 2)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = s1 / n
         var = np.where(n > 1, (s2 - s1 * mean) / (n - 1), 0.0)
@@ -614,11 +659,11 @@ def refined_lee(
     pn = _scratch(scratch, "rl_pn", (h, w + 1), np.float64)
     mean3 = _scratch(scratch, "rl_mean3", img.shape, np.float32)
     nv3 = _scratch(scratch, "rl_nv3", img.shape, np.float32)
-    _prefix_sums(img, p1, p2, pn)
-    _subarea_stats(p1, p2, pn, mean3, nv3)
+    _k(_prefix_sums)(img, p1, p2, pn)
+    _k(_subarea_stats)(p1, p2, pn, mean3, nv3)
     if out is None or out.shape != img.shape or out.dtype != np.float32:
         out = np.empty_like(img)
-    _refined_lee_kernel(img, p1, p2, mean3, nv3, _DIR_RANGES, _DIR_SIDES, out)
+    _k(_refined_lee_kernel)(img, p1, p2, mean3, nv3, _DIR_RANGES, _DIR_SIDES, out)
     return out
 
 
@@ -769,5 +814,5 @@ def lee_sigma(
     thalf = _size(targetWindowSizeStr, "targetWindowSizeStr") // 2
     if out is None or out.shape != img.shape or out.dtype != np.float32:
         out = np.empty_like(img)
-    _lee_sigma_kernel(img, out, half, thalf, i1, i2, 1.0 / looks, svp * svp, int(block_rows))
+    _k(_lee_sigma_kernel)(img, out, half, thalf, i1, i2, 1.0 / looks, svp * svp, int(block_rows))
     return out

@@ -90,6 +90,12 @@ def test_window_results_do_not_depend_on_the_window(s1a_scene):
     sub = Window(big.col_off + 101, big.row_off + 203, 300, 280)
     part = R.radar_chain(p, "VH", sub, strip_rows=97)
     np.testing.assert_array_equal(part, full[203:483, 101:401])
+    # strips in worker threads (serial kernels) == strips in order in this thread (parallel kernels)
+    one = R.radar_chain(p, "VH", sub, strip_rows=97, workers=1)
+    np.testing.assert_array_equal(one, part)
+    lee_sigma = {"speckle": "Lee Sigma", "strip_rows": 64}
+    np.testing.assert_array_equal(R.radar_chain(p, "VV", big, workers=1, **lee_sigma),
+                                  R.radar_chain(p, "VV", big, workers=3, **lee_sigma))
     # and the speckle filter in the chain is the plain filter on the calibrated image
     cal = R.radar_chain(p, "VH", big, speckle=None)
     np.testing.assert_array_equal(S.refined_lee(cal)[3:-3, 3:-3], full[3:-3, 3:-3])
