@@ -28,9 +28,12 @@ def runs(af, postgres, one_tile_sample: dict, tmp_path_factory: pytest.TempPathF
     conf = {"s2_source": str(one_tile_sample["s2"]), "tiles": ["33UUP"], "catalog": "local",
             "catalog_root": str(one_tile_sample["catalog"]), "dem": "flat", "engine": "native",
             "work_dir": str(work), "archive_dir": str(archive)}
-    first, second = af.dag_test(env, [{"conf": conf, "logical_date": "2017-06-13T00:00:00Z"},
-                                      {"conf": conf, "logical_date": "2017-06-14T00:00:00Z"}])
-    return {"first": first, "second": second, "work": work, "archive": archive}
+    # third run: a second tile that no product covers fails alone; 33UUP stays done
+    two = {**conf, "tiles": ["33UUP", "29SND"]}
+    first, second, third = af.dag_test(env, [{"conf": conf, "logical_date": "2017-06-13T00:00:00Z"},
+                                             {"conf": conf, "logical_date": "2017-06-14T00:00:00Z"},
+                                             {"conf": two, "logical_date": "2017-06-15T00:00:00Z"}])
+    return {"first": first, "second": second, "third": third, "work": work, "archive": archive, "env": env}
 
 
 def _tis(run: dict, task_id: str) -> list[dict]:
@@ -114,8 +117,40 @@ def test_second_run_redoes_nothing(runs: dict) -> None:
     summary = next(x for x in run["xcom"] if x["task_id"] == "summary")
     assert summary
     assert "preprocessed in" not in out  # the processed GeoTIFF was reused
-    work: Path = runs["work"]
-    reports = sorted((work / "summaries").glob("*.json"), key=lambda p: p.stat().st_mtime)
-    first, last = (json.loads(r.read_text()) for r in (reports[0], reports[-1]))
-    assert len(reports) == 2 and first["written"] == 1
+    from bigearthnet_s1.pipeline import WorkDir
+
+    work = WorkDir(runs["work"])
+    first, last = (json.loads(work.summary_file(runs[r]["run_id"]).read_text()) for r in ("first", "second"))
+    assert first["written"] == 1
     assert last["ok"] == 1 and last["written"] == 0 and last["patches"] == 1 and last["failed"] == {}
+
+
+@pytest.mark.postgres
+def test_backfill_creates_one_run_per_day_of_sensing_times(af, runs: dict, postgres) -> None:
+    """``airflow backfill create`` over the archive's year plans daily runs (data intervals)."""
+    import subprocess
+
+    env = runs["env"]
+    proc = subprocess.run([str(Path(af.python).with_name("airflow")), "backfill", "create", "--dag-id",
+                           "bigearthnet_s1", "--from-date", "2017-06-01", "--to-date", "2017-06-05", "--dry-run"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    planned = [line.split("|")[1].strip() for line in proc.stdout.splitlines()
+               if line.startswith("| 2017-")]
+    assert planned == [f"2017-06-0{d} 00:00:00+00:00" for d in range(1, 6)]
+
+
+@pytest.mark.postgres
+def test_a_failing_tile_fails_alone_and_the_summary_names_it(runs: dict) -> None:
+    run = runs["third"]
+    assert run["state"] == "failed"
+    by_label = {(t["task_id"], t["rendered_map_index"]): t for t in run["tis"]}
+    other = "29SND_20171221T112501"
+    assert by_label[("assemble_tile", KEY)]["state"] == "success"
+    failed = [t for t in run["tis"] if t["state"] == "failed"]
+    assert {t["task_id"] for t in failed} == {"summary"} | {t["task_id"] for t in failed if t["rendered_map_index"] == other}
+    assert all(t["try_number"] == 1 for t in failed), "a tile without coverage is not retried"
+    summary = next(t for t in run["tis"] if t["task_id"] == "summary")
+    assert summary["state"] == "failed"
+    assert f"1 of 2 tiles failed: {other}: no Sentinel-1 product covers" in run["output"]
+    assert (runs["archive"] / "index.parquet").exists()
