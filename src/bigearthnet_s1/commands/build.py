@@ -2,8 +2,9 @@
 
 Same steps and work-dir layout as the DAG (``bigearthnet_s1.pipeline``), so a build can be
 resumed by the DAG and the other way round. Hub credentials come from the environment:
-``BIGEARTHNET_S1_HUB_USER`` / ``BIGEARTHNET_S1_HUB_PASSWORD`` (or the catalogue's own variables,
-see ``bigearthnet_s1.catalog.open_catalog``); never from the command line.
+``BIGEARTHNET_S1_HUB_USER`` / ``BIGEARTHNET_S1_HUB_PASSWORD``, or the catalogue's own variables
+(``CDSE_USER``/``CDSE_PASSWORD``, ``BIGEARTHNET_S1_DHUS_USER``/``..._PASSWORD``, see
+``bigearthnet_s1.catalog.open_catalog``); never from the command line.
 """
 
 from __future__ import annotations
@@ -42,10 +43,16 @@ def run(args: argparse.Namespace) -> int:
     options: dict[str, str] = {}
     if args.catalog_url:
         options["url"] = args.catalog_url
-    user = os.environ.get("BIGEARTHNET_S1_HUB_USER")
-    if user:
-        options["user"] = user
-        options["password"] = os.environ.get("BIGEARTHNET_S1_HUB_PASSWORD", "")
+    # the same account serves the search and the downloads (the catalogue's own variables too)
+    pairs = [("BIGEARTHNET_S1_HUB_USER", "BIGEARTHNET_S1_HUB_PASSWORD")] + {
+        "cdse": [("BIGEARTHNET_S1_CDSE_USER", "BIGEARTHNET_S1_CDSE_PASSWORD"), ("CDSE_USER", "CDSE_PASSWORD")],
+        "dhus": [("BIGEARTHNET_S1_DHUS_USER", "BIGEARTHNET_S1_DHUS_PASSWORD")],
+    }.get(args.catalog, [])
+    for user_var, password_var in pairs:
+        if os.environ.get(user_var):
+            options["user"] = os.environ[user_var]
+            options["password"] = os.environ.get(password_var, "")
+            break
     work = pipeline.WorkDir(args.work, args.archive)
     report = pipeline.build(
         work, args.source, tiles=args.tiles,
