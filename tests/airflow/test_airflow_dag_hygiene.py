@@ -120,10 +120,22 @@ def test_schedule_params_and_trigger_form(dagbag: dict) -> None:
     assert schema["tiles"]["type"] == "array"
 
 
-def test_plugin_package_is_kept_out_of_the_plugin_manager(af) -> None:
-    """Airflow's plugin manager imports every .py under plugins/ unless .airflowignore excludes it."""
-    from airflow.sdk._shared.module_loading import find_path_from_directory  # noqa: PLC0415
+PLUGIN_FILES = r'''
+import json, sys
+from airflow.sdk._shared.module_loading import find_path_from_directory
+print(json.dumps(sorted(find_path_from_directory(sys.argv[1], ".airflowignore"))))
+'''
 
-    files = [Path(p).relative_to(af.repo / "plugins").as_posix()
-             for p in find_path_from_directory(str(af.repo / "plugins"), ".airflowignore")]
+
+def test_plugin_package_is_kept_out_of_the_plugin_manager(af, airflow_home: Path) -> None:
+    """Airflow's plugin manager imports every .py under plugins/ unless .airflowignore excludes it."""
+    import subprocess
+
+    plugins = af.repo / "plugins"
+    env = af.env(airflow_home, "sqlite:///" + str(airflow_home / "airflow.db"))
+    proc = subprocess.run([af.python, "-c", PLUGIN_FILES, str(plugins)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    files = [Path(p).relative_to(plugins).as_posix() for p in json.loads(proc.stdout.strip().splitlines()[-1])]
+    assert (plugins / "bigearthnet_s1_airflow" / "triggers.py").is_file()
     assert not [f for f in files if f.startswith("bigearthnet_s1_airflow/")], files
