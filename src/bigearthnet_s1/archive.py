@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
+from bigearthnet_s1.atomic import atomic_path
 from bigearthnet_s1.errors import ArchiveError
 from bigearthnet_s1.tiles import (
     MAX_PATCH_INDEX,
@@ -623,14 +624,11 @@ def write_index_part(root: str | os.PathLike[str], tile_key: str, rows: list[dic
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{tile_key}.parquet"
     table = pa.Table.from_pylist(rows, schema=_index_schema())
-    tmp = folder / f".{path.name}{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:  # ".part": never matched by merge_index's *.parquet
+            pq.write_table(table, tmp)
     except OSError as exc:
         raise ArchiveError(f"cannot write index part {path}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -655,22 +653,17 @@ def merge_index(root: str | os.PathLike[str]) -> Path:
     geometry = shapely.from_wkb(df.pop("geometry").to_numpy())
     gdf = gpd.GeoDataFrame(df.reset_index(drop=True), geometry=geometry, crs="EPSG:4326")
     out = root / INDEX_FILE
-    tmp = root / f".{INDEX_FILE}{_TMP_MARK}{os.getpid()}"
     try:
-        gdf.to_parquet(tmp, index=False)
-        os.replace(tmp, out)
-        gj = root / GEOJSON_FILE
-        tmp_gj = root / f".{GEOJSON_FILE}{_TMP_MARK}{os.getpid()}"
+        with atomic_path(out) as tmp:
+            gdf.to_parquet(tmp, index=False)
         gjdf = gdf.copy()
         for c in ("s1_time", "s2_time"):
             gjdf[c] = pd.to_datetime(gjdf[c]).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         gjdf["labels"] = gjdf["labels"].map(lambda v: "; ".join(v) if v is not None else "")
-        _write_geojson(gjdf, tmp_gj)
-        os.replace(tmp_gj, gj)
+        with atomic_path(root / GEOJSON_FILE) as tmp_gj:
+            _write_geojson(gjdf, tmp_gj)
     except OSError as exc:
         raise ArchiveError(f"cannot write the archive index in {root}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 

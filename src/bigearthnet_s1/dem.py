@@ -41,7 +41,6 @@ import logging
 import lzma
 import math
 import os
-import tempfile
 import time
 import zipfile
 from abc import ABC, abstractmethod
@@ -64,6 +63,7 @@ from scipy import ndimage
 from shapely import geometry as sgeom
 from shapely.ops import unary_union
 
+from bigearthnet_s1.atomic import atomic_path, atomic_write_bytes
 from bigearthnet_s1.errors import DemError
 
 log = logging.getLogger(__name__)
@@ -536,7 +536,7 @@ class TiledDem(Dem):
             try:
                 with self.session.get(url, stream=True, timeout=self.timeout) as r:
                     if r.status_code == 404:
-                        _atomic_write_bytes(missing, f"404 {url}\n".encode())
+                        atomic_write_bytes(missing, f"404 {url}\n".encode())
                         log.info("DEM tile %s absent on the server (ocean): height 0 above the geoid", name)
                         return None
                     if r.status_code >= 500:
@@ -544,16 +544,11 @@ class TiledDem(Dem):
                         continue
                     if r.status_code != 200:
                         raise DemError(f"DEM tile {name}: HTTP {r.status_code} from {url}")
-                    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part" + path.suffix, dir=path.parent)
-                    try:
-                        with os.fdopen(fd, "wb") as f:
+                    with atomic_path(path, suffix=".part" + path.suffix) as tmp:  # .zip: /vsizip/ needs it
+                        with open(tmp, "wb") as f:
                             for chunk in r.iter_content(1 << 20):
                                 f.write(chunk)
-                        self._verify(Path(tmp), src, name)
-                        os.replace(tmp, path)
-                    finally:
-                        if os.path.exists(tmp):
-                            os.unlink(tmp)
+                        self._verify(tmp, src, name)
                     log.info("DEM tile %s downloaded from %s", name, url)
                     return path
             except requests.RequestException as exc:
@@ -603,17 +598,6 @@ class TiledDem(Dem):
 
     def heights(self, crs: Any, transform: Affine, shape: tuple[int, int]) -> NDArray[np.float32]:
         return self.raster_dem(crs, transform, shape).heights(crs, transform, shape)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def open_dem(spec: str | os.PathLike[str] | Dem, cache_dir: str | os.PathLike[str] | None = None, **options: Any) -> Dem:

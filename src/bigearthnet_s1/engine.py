@@ -35,7 +35,6 @@ import logging
 import math
 import os
 import tempfile
-import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -52,6 +51,7 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from bigearthnet_s1 import graph as G
+from bigearthnet_s1.atomic import atomic_path
 from bigearthnet_s1.errors import (
     BigEarthNetS1Error,
     GeometryError,
@@ -766,7 +766,6 @@ def write_geotiff(
         arr = arr[None]
     if arr.shape[1:] != tuple(grid.shape) or len(descriptions) != arr.shape[0]:
         raise InputError(f"{path}: {arr.shape} array does not fit grid {grid.shape} / {len(descriptions)} band names")
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.partial.tif")
     profile = dict(
         driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0], dtype="float32",
         crs=grid.crs, transform=grid.transform, nodata=float("nan"), compress="deflate", predictor=3,
@@ -774,17 +773,12 @@ def write_geotiff(
     )
     if profile["tiled"]:
         profile.update(blockxsize=256, blockysize=256)
-    try:
-        with rasterio.open(tmp, "w", **profile) as ds:
-            ds.write(arr)
-            for i, d in enumerate(descriptions, start=1):
-                ds.set_band_description(i, d)
-            if tags:
-                ds.update_tags(**{k: str(v) for k, v in tags.items()})
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".partial.tif") as tmp, rasterio.open(tmp, "w", **profile) as ds:
+        ds.write(arr)
+        for i, d in enumerate(descriptions, start=1):
+            ds.set_band_description(i, d)
+        if tags:
+            ds.update_tags(**{k: str(v) for k, v in tags.items()})
     return path
 
 
@@ -846,13 +840,11 @@ def write_flat_dem(path: str | os.PathLike[str], bounds_wgs84: tuple[float, floa
     w = max(2, math.ceil((lon1 - lon0) / step_deg))
     h = max(2, math.ceil((lat1 - lat0) / step_deg))
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial.tif")
-    with rasterio.open(
+    with atomic_path(path, suffix=".partial.tif") as tmp, rasterio.open(
         tmp, "w", driver="GTiff", width=w, height=h, count=1, dtype="int16", crs="EPSG:4326",
         transform=Affine(step_deg, 0, lon0, 0, -step_deg, lat0 + h * step_deg), nodata=-32768, compress="deflate",
     ) as ds:
         ds.write(np.zeros((1, h, w), dtype=np.int16))
-    os.replace(tmp, path)
     return path
 
 

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bigearthnet_s1.atomic import atomic_write_text
 from bigearthnet_s1.errors import BigEarthNetS1Error, EngineUnavailableError
 from bigearthnet_s1.graph import Graph, validate
 
@@ -342,8 +343,4 @@ def set_vmoptions_memory(gpt: str | os.PathLike[str], memory: str) -> Path:
     lines = vm.read_text(encoding="utf-8").splitlines() if vm.exists() else []
     lines = [ln for ln in lines if not ln.strip().startswith("-Xmx")]
     lines.append(f"-Xmx{memory}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{vm.name}.", dir=vm.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, vm)
-    return vm
+    return atomic_write_text(vm, "\n".join(lines) + "\n")

@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from typing import Any
 
 import defusedxml.ElementTree as SafeET
 
+from bigearthnet_s1.atomic import atomic_write_text
 from bigearthnet_s1.errors import GraphError
 
 __all__ = [
@@ -609,15 +609,7 @@ class Graph:
         """Write the graph XML atomically (temporary file in the same folder, then rename)."""
         path = Path(path)
         data = '<?xml version="1.0" encoding="UTF-8"?>\n' + self.to_string() + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write_text(path, data, suffix=".tmp")
 
 
 def parse_graph(text: str | bytes, name: str = "graph") -> Graph:

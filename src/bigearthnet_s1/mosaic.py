@@ -24,7 +24,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +35,7 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from bigearthnet_s1.archive import SceneRef, write_tile_patches
+from bigearthnet_s1.atomic import atomic_path, atomic_write_bytes
 from bigearthnet_s1.errors import InputError
 from bigearthnet_s1.tiles import PATCH_PX, TileAcquisition
 
@@ -223,40 +223,23 @@ class Mosaic:
 
     def write_summary(self, path: str | os.PathLike[str]) -> Path:
         """The :meth:`summary` as JSON (atomic write)."""
-        return _atomic_bytes(Path(path), json.dumps(self.summary(), indent=1).encode())
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return atomic_write_bytes(path, json.dumps(self.summary(), indent=1).encode())
 
     def write_provenance(self, path: str | os.PathLike[str]) -> Path:
         """Provenance raster as an int8 GeoTIFF on the mosaic window (nodata -1), scene ids in
         the tags ``SCENE_<index>`` (atomic write)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.tif", dir=path.parent)
-        os.close(fd)
         h, w = self.provenance.shape
-        try:
+        with atomic_path(path, suffix=".part.tif") as tmp:
             with rasterio.open(tmp, "w", driver="GTiff", width=w, height=h, count=1, dtype="int8", nodata=-1,
                                crs=self.tile.grid.crs, transform=self.tile.grid.window_transform(self.window),
                                compress="deflate", tiled=w >= 256 and h >= 256) as ds:
                 ds.write(self.provenance, 1)
                 ds.update_tags(TILE=self.tile.key, **{f"SCENE_{i}": s.scene_id for i, s in enumerate(self.scenes)})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         return path
-
-
-def _atomic_bytes(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def mosaic_tile(tile: TileAcquisition, scenes: Sequence[SceneOnGrid], *, min_valid_fraction: float = 1.0,

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
+from bigearthnet_s1.atomic import atomic_path
 from bigearthnet_s1.mosaic import Mosaic
 from bigearthnet_s1.tiles import PATCH_PX
 
@@ -131,12 +131,6 @@ def write_quicklook(path: str | os.PathLike[str], mosaic: Mosaic, *, max_size: i
         draw.text((gap + line_h, y), f"{sc['index']}: {sc['scene_id']}  {sc['hours_from_s2']:+.1f} h  "
                                      f"{sc['patches']} patches", fill=(0, 0, 0), font=font)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".part.png") as tmp:
         canvas.save(tmp, format="PNG", optimize=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -49,6 +49,7 @@ from urllib.parse import unquote, urlsplit
 import requests
 
 from bigearthnet_s1 import transfer
+from bigearthnet_s1.atomic import fsync_dir
 from bigearthnet_s1.errors import DownloadError, InputError, ProductOfflineError, SafeError
 from bigearthnet_s1.transfer import (
     CdseTokenAuth,
@@ -806,7 +807,7 @@ class ProductStore:
                     os.rename(top, safe)
                 finally:
                     shutil.rmtree(tmp, ignore_errors=True)
-            transfer._fsync_dir(self.root)
+            fsync_dir(self.root)
             log.info("%s: extracted to %s", name, safe)
             return safe
 

@@ -46,6 +46,7 @@ import urllib3.exceptions
 from requests.auth import AuthBase
 
 from bigearthnet_s1 import __version__
+from bigearthnet_s1.atomic import fsync_dir
 from bigearthnet_s1.errors import AuthenticationError, ChecksumError, DownloadError, ProductOfflineError
 
 log = logging.getLogger(__name__)
@@ -604,19 +605,6 @@ def part_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".part")
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _body_snippet(resp: requests.Response, limit: int = 2048) -> bytes:
     try:
         return resp.raw.read(limit, decode_content=True) or b""
@@ -766,7 +754,7 @@ def download(
             break
         reporter.finish()
         os.replace(part, dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
         return dest
     except BaseException:
         if state.hasher is not None:

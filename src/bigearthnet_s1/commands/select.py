@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -72,6 +70,7 @@ def brief(sel: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from bigearthnet_s1.atomic import atomic_write_text
     from bigearthnet_s1.catalog import open_catalog
     from bigearthnet_s1.selection import search_and_select
     from bigearthnet_s1.tiles import read_tiles
@@ -103,13 +102,6 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         out = Path(args.output)
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write("".join(line + "\n" for line in lines))
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(out, "".join(line + "\n" for line in lines))
     log.info("selected products for %d tile acquisitions (%d not covered)", len(tiles), uncovered)
     return 1 if (uncovered and args.fail_uncovered) else 0
