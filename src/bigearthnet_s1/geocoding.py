@@ -230,6 +230,27 @@ def _dem_grid(dem: Dem, grid: _Grid, res_hint: float | None = None) -> tuple[NDA
 # --------------------------------------------------------------------------------------
 # numba kernel
 # --------------------------------------------------------------------------------------
+@numba.njit(inline="always", cache=True)
+def lerp_index(grid: NDArray, v: float) -> tuple[int, float]:
+    """Linear interpolation at ``v`` in an increasing ``grid`` (>= 2 nodes): the interval
+    ``k`` (0 .. n-2) and the weight ``w`` of node ``k + 1``, both clamped at the ends (no
+    extrapolation). Inlined into its numba callers, whose fastmath flags then apply; numba's
+    cache checks only the caller's file, so after changing this, clear the callers' caches
+    (``__pycache__/*.nbi``, ``*.nbc`` of geocoding and simulate)."""
+    n = grid.size
+    k = np.searchsorted(grid, v, side="right") - 1
+    if k < 0:
+        k = 0
+    if k > n - 2:
+        k = n - 2
+    w = (v - grid[k]) / (grid[k + 1] - grid[k])
+    if w < 0.0:
+        w = 0.0
+    if w > 1.0:
+        w = 1.0
+    return k, w
+
+
 @numba.njit(inline="always", cache=True, fastmath=_FM)
 def _srgr_pixel(line: float, rng: float, poly_line: NDArray, poly_sr0: NDArray, poly_coef: NDArray, rps: float) -> float:
     """GRD pixel of one-way slant range ``rng`` (m) at (fractional) ``line``: the annotated
@@ -238,16 +259,7 @@ def _srgr_pixel(line: float, rng: float, poly_line: NDArray, poly_sr0: NDArray, 
     i = 0
     w = 0.0
     if n > 1:
-        i = np.searchsorted(poly_line, line, side="right") - 1
-        if i < 0:
-            i = 0
-        if i > n - 2:
-            i = n - 2
-        w = (line - poly_line[i]) / (poly_line[i + 1] - poly_line[i])
-        if w < 0.0:
-            w = 0.0
-        if w > 1.0:
-            w = 1.0
+        i, w = lerp_index(poly_line, line)
     i1 = i + 1 if n > 1 else i
     x = rng - (poly_sr0[i] * (1 - w) + poly_sr0[i1] * w)
     acc = 0.0

@@ -59,6 +59,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bigearthnet_s1.errors import DemError, GeometryError, InputError
+from bigearthnet_s1.geocoding import lerp_index
 from bigearthnet_s1.orbit import (
     SPEED_OF_LIGHT,
     WGS84_A,
@@ -878,22 +879,6 @@ def _render_truth(
                 cls[r, c] = k
 
 
-@numba.njit(cache=True)
-def _lerp_index(grid: NDArray[np.int64], v: float) -> tuple[int, float]:
-    n = grid.size
-    k = np.searchsorted(grid, v, side="right") - 1
-    if k < 0:
-        k = 0
-    if k > n - 2:
-        k = n - 2
-    w = (v - grid[k]) / (grid[k + 1] - grid[k])
-    if w < 0.0:
-        w = 0.0
-    if w > 1.0:
-        w = 1.0
-    return k, w
-
-
 @numba.njit(cache=True, nogil=True)
 def _render_line(
     line: int, out_vv: NDArray[np.uint16], out_vh: NDArray[np.uint16], stats: NDArray[np.float64],
@@ -909,9 +894,9 @@ def _render_line(
     """One line of :func:`_render_lines`."""
     ns = out_vv.shape[0]
     nt = table.size - 1
-    kc, wc = _lerp_index(cal_lines, float(line))
-    kn, wn = _lerp_index(noise_lines, float(line))
-    kg, wg = _lerp_index(g_lines, float(line))
+    kc, wc = lerp_index(cal_lines, float(line))
+    kn, wn = lerp_index(noise_lines, float(line))
+    kg, wg = lerp_index(g_lines, float(line))
     zn = zero_near[line]
     vf = valid_first[line]
     vl = valid_last[line]
