@@ -32,10 +32,11 @@ import threading
 import warnings
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml
@@ -65,6 +66,7 @@ __all__ = [
 ]
 
 _OPEN_LOCK = threading.Lock()
+_T = TypeVar("_T")
 
 _NS = {
     "xfdu": "urn:ccsds:schema:xfdu:1",
@@ -597,32 +599,27 @@ class SafeProduct:
         """Parse the thermal noise LUTs of ``pol`` (cached)."""
         return self._cached(("noise", pol.upper()), lambda: self._noise(pol))
 
-    def _annotation(self, pol: str) -> ImageAnnotation:
-        rel = self.file("annotation", pol)
+    def _parse_file(self, kind: str, pol: str, parse: Callable[[Any, str], _T]) -> tuple[str, _T]:
+        """``(relative path, parse(root, POL))`` of the ``kind`` XML of ``pol``; a parser
+        failure becomes a SafeError naming the file."""
+        rel = self.file(kind, pol)
         root = _parse_xml(self._c, rel)
         try:
-            return _parse_annotation(root, pol.upper())
+            return rel, parse(root, pol.upper())
         except (AttributeError, ValueError, TypeError, IndexError) as exc:
             raise self._err(f"file {rel} is incomplete or malformed: {exc!r}") from exc
 
+    def _annotation(self, pol: str) -> ImageAnnotation:
+        return self._parse_file("annotation", pol, _parse_annotation)[1]
+
     def _calibration(self, pol: str) -> CalibrationLUT:
-        rel = self.file("calibration", pol)
-        root = _parse_xml(self._c, rel)
-        try:
-            lut = _parse_calibration(root, pol.upper())
-        except (AttributeError, ValueError, TypeError, IndexError) as exc:
-            raise self._err(f"file {rel} is incomplete or malformed: {exc!r}") from exc
+        rel, lut = self._parse_file("calibration", pol, _parse_calibration)
         if lut.line.size < 2:
             raise self._err(f"file {rel} has {lut.line.size} calibration vector(s); at least 2 are needed")
         return lut
 
     def _noise(self, pol: str) -> NoiseLUT:
-        rel = self.file("noise", pol)
-        root = _parse_xml(self._c, rel)
-        try:
-            lut = _parse_noise(root, pol.upper())
-        except (AttributeError, ValueError, TypeError, IndexError) as exc:
-            raise self._err(f"file {rel} is incomplete or malformed: {exc!r}") from exc
+        rel, lut = self._parse_file("noise", pol, _parse_noise)
         if lut.range_line.size < 1:
             raise self._err(f"file {rel} has no noise range vectors")
         return lut
