@@ -340,8 +340,13 @@ def execute(
                 written = _op_write(ctx, src)
             results[n.id] = src  # type: ignore[assignment]
             continue
-        op = _OPERATORS[n.operator]
-        results[n.id] = op(ctx, src)
+        if n.operator == "Read":
+            product = _op_read(ctx)
+        else:
+            assert src is not None
+            product = _OPERATORS[n.operator](ctx, src.copy())  # each operator works on its own copy
+        product.history.append(n.operator)
+        results[n.id] = product
     sinks = [n for n in order if not any(n.id in m.sources.values() for m in order)]
     if len(sinks) != 1:
         raise GraphError(f"{g.name}: the native engine needs exactly one final node, found {len(sinks)}")
@@ -378,7 +383,7 @@ def _select_bands(node: G.Node, product: _Product, param: str = "sourceBands") -
     return out
 
 
-def _op_read(ctx: _Context, _src: _Product | None) -> _Product:
+def _op_read(ctx: _Context) -> _Product:
     from bigearthnet_s1.safe import open_safe
 
     n = ctx.node
@@ -414,41 +419,33 @@ def _op_read(ctx: _Context, _src: _Product | None) -> _Product:
                 chosen.append(pol.upper())
         pols = chosen
     bands = {f"{_AMPLITUDE}_{p}": _Band(p) for p in pols}
-    return _Product(safe, window, bands, history=["Read"])
+    return _Product(safe, window, bands)
 
 
-def _op_border(ctx: _Context, src: _Product | None) -> _Product:
-    assert src is not None
+def _op_border(ctx: _Context, out: _Product) -> _Product:
     n = ctx.node
-    out = src.copy()
     pols = _pols_param(n, out)
     for b in out.bands.values():
         if b.pol not in pols:
             continue
         _require(n, b, radar=True, thermal=False, calibration=False, speckle=False)
         b.border = (int(n.value("borderLimit")), float(n.value("trimThreshold")))
-    out.history.append(n.operator)
     return out
 
 
-def _op_thermal(ctx: _Context, src: _Product | None) -> _Product:
-    assert src is not None
+def _op_thermal(ctx: _Context, out: _Product) -> _Product:
     n = ctx.node
-    out = src.copy()
     pols = _pols_param(n, out)
     for b in out.bands.values():
         if b.pol in pols:
             _require(n, b, radar=True, thermal=False, calibration=False, speckle=False)
             b.thermal = True
     out.rename()
-    out.history.append(n.operator)
     return out
 
 
-def _op_calibration(ctx: _Context, src: _Product | None) -> _Product:
-    assert src is not None
+def _op_calibration(ctx: _Context, out: _Product) -> _Product:
     n = ctx.node
-    out = src.copy()
     kinds = [k for k, p in (("sigma0", "outputSigmaBand"), ("gamma0", "outputGammaBand"), ("beta0", "outputBetaBand")) if n.value(p)]
     if len(kinds) != 1:
         raise GraphError(
@@ -466,19 +463,15 @@ def _op_calibration(ctx: _Context, src: _Product | None) -> _Product:
     if not new:
         raise GraphError(f"node {n.id!r} (Calibration): no band selected")
     out.bands = new  # SNAP's Calibration outputs only the calibrated bands
-    out.history.append(n.operator)
     return out
 
 
-def _op_speckle(ctx: _Context, src: _Product | None) -> _Product:
+def _op_speckle(ctx: _Context, out: _Product) -> _Product:
     from bigearthnet_s1 import speckle
 
-    assert src is not None
     n = ctx.node
-    out = src.copy()
     name = n.value("filter")
     if name == "None":
-        out.history.append(n.operator)
         return out
     params = {
         k: n.value(k)
@@ -494,16 +487,13 @@ def _op_speckle(ctx: _Context, src: _Product | None) -> _Product:
         _require(n, b, radar=True, speckle=False)
         b.speckle = (fname, params)
     out.bands = {b.name(): b for b in chosen}  # SNAP keeps only the filtered bands
-    out.history.append(n.operator)
     return out
 
 
-def _op_terrain(ctx: _Context, src: _Product | None) -> _Product:
+def _op_terrain(ctx: _Context, out: _Product) -> _Product:
     from bigearthnet_s1.geocoding import terrain_correct
 
-    assert src is not None
     n = ctx.node
-    out = src.copy()
     chosen = _select_bands(n, out)
     for b in chosen:
         _require(n, b, radar=True)
@@ -527,16 +517,13 @@ def _op_terrain(ctx: _Context, src: _Product | None) -> _Product:
         b.data = np.asarray(data[i], dtype=np.float32)
     out.bands = {b.name(): b for b in chosen}
     out.grid = grid
-    out.history.append(n.operator)
     return out
 
 
-def _op_db(ctx: _Context, src: _Product | None) -> _Product:
+def _op_db(ctx: _Context, out: _Product) -> _Product:
     from bigearthnet_s1.radiometry import to_db
 
-    assert src is not None
     n = ctx.node
-    out = src.copy()
     chosen = _select_bands(n, out)
     for b in chosen:
         if b.db:
@@ -545,7 +532,6 @@ def _op_db(ctx: _Context, src: _Product | None) -> _Product:
         b.data = to_db(lin)
         b.db = True
     out.bands = {b.name(): b for b in chosen}
-    out.history.append(n.operator)
     return out
 
 
@@ -568,8 +554,9 @@ def _op_write(ctx: _Context, src: _Product) -> Path:
     )
 
 
-_OPERATORS: dict[str, Callable[[_Context, _Product | None], _Product]] = {
-    "Read": _op_read,
+#: Operators after Read: each gets a copy of its source product and returns the result
+#: (``execute`` records the operator in the result's history).
+_OPERATORS: dict[str, Callable[[_Context, _Product], _Product]] = {
     "Remove-GRD-Border-Noise": _op_border,
     "ThermalNoiseRemoval": _op_thermal,
     "Calibration": _op_calibration,
