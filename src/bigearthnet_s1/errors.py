@@ -1,7 +1,8 @@
 """The library's exception hierarchy.
 
 Every error raised on bad input names the input at fault (file, tile, product, node)
-in its message, so that a failed Airflow task log says what to fix.
+in its message, so that a failed Airflow task log says what to fix. The modules that raise
+an error re-export it (``from bigearthnet_s1.transfer import HttpStatusError`` still works).
 """
 
 from __future__ import annotations
@@ -35,20 +36,55 @@ class SelectionError(BigEarthNetS1Error):
     """No usable Sentinel-1 selection for a tile."""
 
 
+# -- downloads (transfer.py, store.py)
 class DownloadError(BigEarthNetS1Error):
     """A product download that failed after its retries."""
+
+
+class HttpStatusError(DownloadError):
+    """The server answered with an HTTP status that is not retried (404, 410, 400, ...)."""
+
+    def __init__(self, message: str, status: int, url: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.url = url
+
+
+class StoreLockTimeout(DownloadError):
+    """Another process held a product's lock for longer than the store's ``lock_timeout``."""
 
 
 class ChecksumError(DownloadError):
     """A downloaded file whose checksum or zip integrity test failed."""
 
 
+class NotAZipError(ChecksumError):
+    """The server sent something else (typically an HTML error page) instead of a zip."""
+
+
 class ProductOfflineError(DownloadError):
     """A product still in the hub's long-term archive after the wait limit."""
 
 
+class RetrievalPendingError(ProductOfflineError):
+    """The hub answered 202 Accepted: the product is offline, its retrieval was triggered."""
+
+
+# -- products and processing
 class SafeError(InputError):
     """A Sentinel-1 SAFE product (folder or zip) that is missing a file or malformed."""
+
+
+class UnsafeArchiveError(SafeError):
+    """A product zip with a member that would escape the target folder or is a link/device."""
+
+
+class RadiometryError(InputError):
+    """Bad parameters for a radiometric step (unknown LUT kind, window mismatch, ...)."""
+
+
+class SpeckleFilterError(InputError):
+    """An unknown or unsupported speckle filter or parameter."""
 
 
 class GeometryError(BigEarthNetS1Error):
@@ -59,9 +95,33 @@ class DemError(InputError):
     """A DEM that does not cover the area, has the wrong CRS, or cannot be read."""
 
 
+class MosaicError(InputError):
+    """A preprocessed scene that does not fit the tile grid, or an impossible mosaic."""
+
+
+class SimulationError(InputError):
+    """Bad simulator parameters (size, pass, IPF version, area...)."""
+
+
+# -- processing graphs and engines
 class GraphError(InputError):
     """A SNAP graph that is invalid or uses an operator/parameter the engine lacks."""
 
 
 class EngineUnavailableError(BigEarthNetS1Error):
     """A processing engine that is not installed here (e.g. SNAP's gpt)."""
+
+
+class GptError(BigEarthNetS1Error):
+    """SNAP's ``gpt`` ran but failed (non-zero exit, or no output written)."""
+
+    def __init__(self, message: str, *, returncode: int | None = None, node: str | None = None,
+                 stderr_tail: str = "") -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.node = node
+        self.stderr_tail = stderr_tail
+
+
+class GptTimeoutError(GptError):
+    """``gpt`` did not finish within the timeout; it was killed."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bigearthnet_s1.atomic import atomic_write_text
-from bigearthnet_s1.errors import BigEarthNetS1Error, EngineUnavailableError
+from bigearthnet_s1.errors import BigEarthNetS1Error, EngineUnavailableError, GptError, GptTimeoutError
 from bigearthnet_s1.graph import Graph, validate
 
 __all__ = [
@@ -56,21 +56,6 @@ INSTALL_HINT = (
     "or use this project's Docker image), then put <snap>/bin on PATH or set "
     f"{GPT_ENV}=/path/to/snap/bin/gpt; or choose the pure-Python engine with `--engine native`"
 )
-
-
-class GptError(BigEarthNetS1Error):
-    """``gpt`` ran but failed (non-zero exit, or no output written)."""
-
-    def __init__(self, message: str, *, returncode: int | None = None, node: str | None = None,
-                 stderr_tail: str = "") -> None:
-        super().__init__(message)
-        self.returncode = returncode
-        self.node = node
-        self.stderr_tail = stderr_tail
-
-
-class GptTimeoutError(GptError):
-    """``gpt`` did not finish within the timeout; it was killed."""
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from rasterio.windows import Window
 
 from bigearthnet_s1.archive import SceneRef, write_tile_patches
 from bigearthnet_s1.atomic import atomic_path, atomic_write_bytes
-from bigearthnet_s1.errors import InputError
+from bigearthnet_s1.errors import MosaicError
 from bigearthnet_s1.tiles import PATCH_PX, TileAcquisition
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,6 @@ __all__ = ["MosaicError", "SceneOnGrid", "PatchChoice", "Mosaic", "mosaic_tile",
 
 #: patch rows per strip when composing (480 px of every scene in memory at once)
 STRIP_PATCH_ROWS = 4
-
-
-class MosaicError(InputError):
-    """A preprocessed scene that does not fit the tile grid, or an impossible mosaic.
-    (Subclass of ``InputError`` here until the lead adds it to ``bigearthnet_s1.errors``.)"""
 
 
 def _parse_time(text: str, what: str) -> datetime:

@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from bigearthnet_s1 import speckle as _speckle
-from bigearthnet_s1.errors import InputError
+from bigearthnet_s1.errors import RadiometryError
 from bigearthnet_s1.safe import CalibrationLUT, NoiseLUT, SafeError, SafeProduct, normalise_window
 
 __all__ = [
@@ -67,10 +67,6 @@ FLAG_BORDER = 2  #: masked by the border noise removal
 FLAG_NOISE_CLIPPED = 4  #: DN^2 - noise < 0, set to the floor
 
 _CO_POLS = ("VV", "HH")
-
-
-class RadiometryError(InputError):
-    """Bad parameters for a radiometric step (unknown LUT kind, window mismatch, ...)."""
 
 
 def _window_ints(window: Window) -> tuple[int, int, int, int]:

@@ -58,7 +58,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from bigearthnet_s1.errors import DemError, GeometryError, InputError
+from bigearthnet_s1.errors import DemError, GeometryError, SimulationError
 from bigearthnet_s1.geocoding import lerp_index
 from bigearthnet_s1.orbit import (
     SPEED_OF_LIGHT,
@@ -75,10 +75,6 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 __all__ = ["simulate_product", "describe_product", "SimulationError", "product_name", "orbit_numbers"]
-
-
-class SimulationError(InputError):
-    """Bad simulator parameters (size, pass, IPF version, area...)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -369,9 +365,36 @@ class _Kepler:
         return np.stack([x, y, r[..., 2]], axis=-1), np.stack([vx, vy, v[..., 2]], axis=-1)
 
 
-def _solve_kepler(lon: float, lat: float, height: float, incidence_deg: float, ascending: bool) -> _Kepler:
+def _kepler_state0(lam: NDArray[np.float64], u: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """ECEF position and velocity at tau = 0 of the orbits (lam, u_c) (arrays): ``_Kepler.state(0)``
+    vectorised over orbits (the grid search of :func:`_solve_kepler`)."""
+    inc = math.radians(INCLINATION_DEG)
+    cl, sl, ci, si = np.cos(lam), np.sin(lam), math.cos(inc), math.sin(inc)
+    cu, su = np.cos(u), np.sin(u)
+    node = np.stack([cl, sl, np.zeros_like(cl)], axis=-1)
+    normal_dir = np.stack([-sl * ci, cl * ci, np.full_like(cl, si)], axis=-1)
+    r = SEMI_MAJOR_AXIS * (cu[..., None] * node + su[..., None] * normal_dir)
+    v = SEMI_MAJOR_AXIS * MEAN_MOTION * (-su[..., None] * node + cu[..., None] * normal_dir)
+    v = v + EARTH_ROTATION * np.stack([r[..., 1], -r[..., 0], np.zeros_like(cl)], axis=-1)
+    return r, v
+
+
+def _solve_kepler(
+    lon: float, lat: float, height: float, incidence_deg: float, ascending: bool, *, spherical_guess: bool = True
+) -> _Kepler:
     """The orbit that sees the ground point right-looking at ``incidence_deg`` at tau = 0 with
-    zero Doppler, on an ascending or descending pass."""
+    zero Doppler, on an ascending or descending pass.
+
+    Two equations (zero Doppler, incidence) in the node longitude and the argument of latitude,
+    solved with MINPACK (``fsolve``) from first guesses on a sphere; a solution counts when
+    its residuals are below 1e-10 (cosine, deg/10), the target lies to the right of the
+    velocity and the satellite's pass is the requested one. If none of those guesses gets
+    there, the guesses are the best points of a 1 deg x 0.5 deg grid of all orbits of that pass
+    (so the answer never hangs on the spherical guess alone; ``spherical_guess=False`` goes
+    straight to the grid, for tests). GeometryError when no orbit
+    of the pass sees the point at that incidence (e.g. the south polar gap of a right-looking
+    SAR, or beyond the incidence the orbit's geometry allows near the poles).
+    """
     from scipy.optimize import fsolve
 
     target = geodetic_to_ecef(lon, lat, height)
@@ -383,8 +406,22 @@ def _solve_kepler(lon: float, lat: float, height: float, incidence_deg: float, a
         look = p - target
         rng = np.linalg.norm(look)
         f1 = float(v @ look / (np.linalg.norm(v) * rng))
-        f2 = (math.degrees(math.acos(float(n_t @ look / rng))) - incidence_deg) / 10.0
+        # clipped: fsolve may try an orbit right above the point (rounding past 1 would be a ValueError)
+        f2 = (math.degrees(math.acos(max(-1.0, min(1.0, float(n_t @ look / rng))))) - incidence_deg) / 10.0
         return [f1, f2]
+
+    def solve(guesses: Sequence[tuple[float, float]]) -> _Kepler | None:
+        for lam0, u0 in guesses:
+            sol, _info, _ier, _msg = fsolve(equations, [lam0, u0], full_output=True, xtol=1e-13)
+            k = _Kepler(float(sol[0]) % (2 * math.pi), float(sol[1]) % (2 * math.pi))
+            if max(abs(e) for e in equations(np.array([k.lam, k.u_c]))) > 1e-10:
+                continue
+            p, v = k.state(0.0)
+            right = np.cross(v, _unit(p))
+            going_north = v[2] > 0
+            if float((target - p) @ right) > 0 and going_north == ascending:
+                return k
+        return None
 
     # first guess on a sphere: the sub-satellite point lies the incidence's ground angle to the
     # left of the target, across a ground track of heading asin(cos i / cos lat)
@@ -403,20 +440,96 @@ def _solve_kepler(lon: float, lat: float, height: float, incidence_deg: float, a
         s = max(-1.0, min(1.0, math.sin(la2) / math.sin(inc)))
         u0 = math.asin(s) if ascending else math.pi - math.asin(s)
         guesses.append((lo2 - math.atan2(math.cos(inc) * math.sin(u0), math.cos(u0)), u0))
-    for lam0, u0 in guesses:
-        sol, _info, _ier, _msg = fsolve(equations, [lam0, u0], full_output=True, xtol=1e-13)
-        k = _Kepler(float(sol[0]) % (2 * math.pi), float(sol[1]) % (2 * math.pi))
-        if max(abs(e) for e in equations(np.array([k.lam, k.u_c]))) > 1e-10:
+    k = solve(guesses) if spherical_guess else None
+    if k is None:
+        k = solve(_grid_guesses(target, n_t, incidence_deg, ascending))
+    if k is None:
+        raise GeometryError(
+            f"simulate: no {'ascending' if ascending else 'descending'} right-looking Sentinel-1 orbit sees "
+            f"lon {lon:.4f} lat {lat:.4f} at incidence {incidence_deg:.2f} deg"
+        )
+    return k
+
+
+def _grid_guesses(
+    target: NDArray[np.float64], n_t: NDArray[np.float64], incidence_deg: float, ascending: bool, count: int = 4
+) -> list[tuple[float, float]]:
+    """Starting points for :func:`_solve_kepler` from a grid of all orbits of one pass (node
+    longitude every 1 deg, argument of latitude every 0.5 deg over the pass's half orbit):
+    the ``count`` best right-looking ones (smallest Doppler and incidence misfit), at least
+    3 deg apart."""
+    lam = np.radians(np.arange(0.0, 360.0, 1.0))
+    u = np.radians(np.arange(-89.75, 90.0, 0.5) + (0.0 if ascending else 180.0))
+    lam_g, u_g = (a.ravel() for a in np.meshgrid(lam, u, indexing="ij"))
+    p, v = _kepler_state0(lam_g, u_g)
+    look = p - target
+    rng = np.linalg.norm(look, axis=-1)
+    f1 = _dot(v, look) / (np.linalg.norm(v, axis=-1) * rng)
+    f2 = (np.degrees(np.arccos(np.clip(_dot(look, n_t) / rng, -1.0, 1.0))) - incidence_deg) / 10.0
+    right = _dot(-look, np.cross(v, _unit(p))) > 0
+    visible = _dot(look, n_t) > 0
+    cost = np.where(right & visible & ((v[:, 2] > 0) == ascending), f1 * f1 + f2 * f2, np.inf)
+    out: list[tuple[float, float]] = []
+    for i in np.argsort(cost, kind="stable"):
+        if not np.isfinite(cost[i]) or len(out) == count:
+            break
+        far = all(min(abs(lam_g[i] - a) % (2 * math.pi), -abs(lam_g[i] - a) % (2 * math.pi)) > math.radians(3.0)
+                  or abs(u_g[i] - b) > math.radians(3.0) for a, b in out)
+        if far:
+            out.append((float(lam_g[i]), float(u_g[i])))
+    return out
+
+
+def _incidence_at(swath_position: float) -> float:
+    """Ellipsoid incidence (deg) of a position across the IW swath (0 near .. 1 far)."""
+    return NEAR_INCIDENCE_DEG + swath_position * (FAR_INCIDENCE_DEG - NEAR_INCIDENCE_DEG)
+
+
+#: Swath positions tried, nearest first, when the requested one has no orbit (then refined).
+_SWATH_SCAN = tuple(float(x) for x in np.round(np.linspace(0.0, 1.0, 41), 3))
+
+
+def _place_orbit(
+    lon: float, lat: float, height: float, swath_position: float, ascending: bool, what: str,
+) -> tuple[_Kepler, float]:
+    """The orbit seeing the target centre (lon, lat deg, height m) right-looking on the
+    requested pass at ``swath_position`` (0 near .. 1 far), and the swath position used.
+
+    Where no orbit of that pass sees the point at that incidence, the nearest swath position
+    that has one is used instead (scan every 0.025, then bisection to 0.001 of the
+    boundary) and logged; GeometryError naming ``what`` (tile, time) and the pass when no
+    position across the swath works."""
+    try:
+        return _solve_kepler(lon, lat, height, _incidence_at(swath_position), ascending), swath_position
+    except GeometryError:
+        pass
+    pass_name = "ascending" if ascending else "descending"
+    found: tuple[_Kepler, float] | None = None
+    for sp in sorted(_SWATH_SCAN, key=lambda x: (abs(x - swath_position), x)):
+        try:
+            found = _solve_kepler(lon, lat, height, _incidence_at(sp), ascending), sp
+            break
+        except GeometryError:
             continue
-        p, v = k.state(0.0)
-        right = np.cross(v, _unit(p))
-        going_north = v[2] > 0
-        if float((target - p) @ right) > 0 and going_north == ascending:
-            return k
-    raise GeometryError(
-        f"simulate: no {'ascending' if ascending else 'descending'} right-looking Sentinel-1 orbit sees "
-        f"lon {lon:.4f} lat {lat:.4f} at incidence {incidence_deg:.1f} deg"
+    if found is None:
+        raise GeometryError(
+            f"simulate: {what}: no {pass_name} right-looking Sentinel-1 orbit sees lon {lon:.4f} lat {lat:.4f} "
+            f"anywhere across the IW swath (incidence {NEAR_INCIDENCE_DEG}-{FAR_INCIDENCE_DEG} deg, swath_position "
+            f"0..1)"
+        )
+    bad, (k, good) = swath_position, found
+    while abs(good - bad) > 1e-3:  # the boundary of the feasible positions, approached from inside
+        mid = round(0.5 * (good + bad), 6)
+        try:
+            k, good = _solve_kepler(lon, lat, height, _incidence_at(mid), ascending), mid
+        except GeometryError:
+            bad = mid
+    log.warning(
+        "simulate: %s: no %s orbit sees the target centre (lon %.4f lat %.4f) at swath_position %.3f "
+        "(incidence %.2f deg); using the nearest feasible swath_position %.3f (incidence %.2f deg)",
+        what, pass_name, lon, lat, swath_position, _incidence_at(swath_position), good, _incidence_at(good),
     )
+    return k, good
 
 
 def _orbit_from_kepler(k: _Kepler, t_c: np.datetime64, first: np.datetime64, last: np.datetime64) -> Orbit:
@@ -1197,18 +1310,22 @@ class _Plan:
     incidence_c: float
     h_ref: float
     subswath_incidence: tuple[float, float]  # IW1|IW2, IW2|IW3 boundaries (deg)
+    swath_position: float  # of the target centre, as used (the requested one unless it had no orbit)
 
 
 def _plan_scene(
     target: _Target, t_start: np.datetime64, size: str, ascending: bool, heights: HeightFn | None,
     h_ref: float, swath_position: float, azimuth_position: float,
 ) -> _Plan:
-    """Orbit and radar frame of the product (first line exactly at ``t_start``)."""
+    """Orbit and radar frame of the product (first line exactly at ``t_start``). The target
+    centre is seen at ``swath_position`` across the swath, or at the nearest position an orbit
+    of the pass allows (see :func:`_place_orbit`; ``_Plan.swath_position`` says which)."""
     cx, cy = target.area.centroid.x, target.area.centroid.y
     lon_c, lat_c = (float(v[0]) for v in target.to_wgs84(np.array([cx]), np.array([cy])))
     h_c = float(heights(np.array([lon_c]), np.array([lat_c]))[0]) if heights is not None else 0.0
-    inc_c = NEAR_INCIDENCE_DEG + swath_position * (FAR_INCIDENCE_DEG - NEAR_INCIDENCE_DEG)
-    kep = _solve_kepler(lon_c, lat_c, h_c, inc_c, ascending)
+    what = (f"tile {target.tile_key or target.tile_id}" if target.tile_id else "area") + f" at {_iso(t_start)}Z"
+    kep, swath_position = _place_orbit(lon_c, lat_c, h_c, swath_position, ascending, what)
+    inc_c = _incidence_at(swath_position)
 
     # provisional orbit: target crossing 100 s after t_start (only relative timing matters)
     t_prov = _plus(t_start, 100.0)
@@ -1262,7 +1379,7 @@ def _plan_scene(
         frame.samples = int(math.ceil(px.max())) + 16 + 1
         if frame.samples * PIXEL_SPACING > width:
             raise GeometryError("simulate: internal error, small frame narrower than the target")
-    return _Plan(frame, kep, t_c, ascending, inc_c, h_ref, bounds_inc)
+    return _Plan(frame, kep, t_c, ascending, inc_c, h_ref, bounds_inc, swath_position)
 
 
 # --------------------------------------------------------------------------------------
@@ -2565,7 +2682,8 @@ def _prepare(
         l, b, r, t = target.area.bounds
         gx, gy = np.meshgrid(np.linspace(l, r, 40), np.linspace(b, t, 40))
         h_ref = float(np.mean(heights(*target.to_wgs84(gx.ravel(), gy.ravel()))))
-        plan = _plan_scene(plan_target, t_start, size, ascending, heights, h_ref, swath_position, azimuth_position)
+        plan = _plan_scene(plan_target, t_start, size, ascending, heights, h_ref, plan.swath_position,
+                           azimuth_position)
     frame = plan.frame
     anx = _round_us(_plus(plan.t_c, -plan.kepler.u_c / MEAN_MOTION))
     mission_id = _choose_mission(mission, t_start, anx)
@@ -2596,11 +2714,16 @@ def describe_product(
 ) -> dict[str, Any]:
     """What :func:`simulate_product` would make with these arguments, without writing it:
     name without the CRC suffix, mission, orbit numbers, datatake, pass, IPF, times (UTC ISO),
-    image size, incidence of the target. Fast (no image)."""
+    image size, incidence and swath position of the target centre (the nearest feasible one if
+    the requested position has no orbit of that pass), and ``footprint_wgs84``: the image
+    corners on the ellipsoid (or the DEM) as (lon, lat) degrees, in the manifest's order
+    (last line near, last far, first far, first near). Fast (no image)."""
     pr = _prepare(tile=tile, bounds_wgs84=bounds_wgs84, time=time, size=size, pass_direction=pass_direction, dem=dem,
                   seed=0, mission=mission, ipf_version=ipf_version, swath_position=swath_position,
                   azimuth_position=azimuth_position, margin_m=margin_m)
     f = pr.plan.frame
+    corners = _forward_geocode(f, np.array([f.lines - 1.0, f.lines - 1.0, 0.0, 0.0]),
+                               np.array([0.0, f.samples - 1.0, f.samples - 1.0, 0.0]), pr.heights)
     return {
         "name_prefix": pr.prefix, "mission": pr.mission, "absolute_orbit": pr.numbers["absolute"],
         "relative_orbit": pr.numbers["relative"], "cycle": pr.numbers["cycle"], "datatake_id": f"{pr.datatake:06X}",
@@ -2608,6 +2731,8 @@ def describe_product(
         "start_time": _iso(pr.t_start) + "Z", "stop_time": _iso(f.last_time) + "Z",
         "ascending_node_time": _iso(pr.anx) + "Z", "lines": f.lines, "samples": f.samples,
         "azimuth_time_interval": f.dt, "target_incidence_deg": pr.plan.incidence_c,
+        "swath_position": pr.plan.swath_position,
+        "footprint_wgs84": [(float(x), float(y)) for x, y in zip(corners["lon"], corners["lat"], strict=True)],
     }
 
 
@@ -2828,6 +2953,7 @@ def _truth_json(
         "near_slant_range_m": frame.r_near,
         "target_zero_doppler_time": _iso(plan.t_c) + "Z",
         "target_incidence_deg": plan.incidence_c,
+        "target_swath_position": plan.swath_position,
         "incidence_range_deg": [float(np.min(luts.incidence_rows)), float(np.max(luts.incidence_rows))],
         "grsr_fit_residual_m": frame.fit_residual,
         "terrain_height_m": plan.h_ref,

@@ -53,7 +53,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from bigearthnet_s1.errors import InputError
+from bigearthnet_s1.errors import SpeckleFilterError
 
 __all__ = [
     "DEFAULT_FILTER",
@@ -111,10 +111,6 @@ def _k(kernel: Any) -> Any:
                 g.__module__ = f.__module__
                 twin = _TWINS[kernel] = numba.njit(cache=True, nogil=True)(g)
     return twin
-
-
-class SpeckleFilterError(InputError):
-    """An unknown or unsupported speckle filter or parameter."""
 
 
 DEFAULT_FILTER = "Refined Lee"

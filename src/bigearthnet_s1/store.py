@@ -50,7 +50,14 @@ import requests
 
 from bigearthnet_s1 import transfer
 from bigearthnet_s1.atomic import fsync_dir
-from bigearthnet_s1.errors import DownloadError, InputError, ProductOfflineError, SafeError
+from bigearthnet_s1.errors import (
+    DownloadError,
+    InputError,
+    ProductOfflineError,
+    SafeError,
+    StoreLockTimeout,
+    UnsafeArchiveError,
+)
 from bigearthnet_s1.transfer import (
     CdseTokenAuth,
     ProgressCallback,
@@ -59,14 +66,6 @@ from bigearthnet_s1.transfer import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class UnsafeArchiveError(SafeError):
-    """A product zip with a member that would escape the target folder or is a link/device."""
-
-
-class StoreLockTimeout(DownloadError):
-    """Another process held a product's lock for longer than the store's ``lock_timeout``."""
 
 
 @runtime_checkable

@@ -47,7 +47,14 @@ from requests.auth import AuthBase
 
 from bigearthnet_s1 import __version__
 from bigearthnet_s1.atomic import fsync_dir
-from bigearthnet_s1.errors import AuthenticationError, ChecksumError, DownloadError, ProductOfflineError
+from bigearthnet_s1.errors import (
+    AuthenticationError,
+    ChecksumError,
+    DownloadError,
+    HttpStatusError,
+    NotAZipError,
+    RetrievalPendingError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,27 +65,6 @@ CDSE_TOKEN_URL = "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/prot
 
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _MiB = 1 << 20
-
-
-# --------------------------------------------------------------------------------------------
-# errors (subclasses of the library's hierarchy; the lead may move them to errors.py)
-
-
-class HttpStatusError(DownloadError):
-    """The server answered with an HTTP status that is not retried (404, 410, 400, ...)."""
-
-    def __init__(self, message: str, status: int, url: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.url = url
-
-
-class RetrievalPendingError(ProductOfflineError):
-    """The hub answered 202 Accepted: the product is offline, its retrieval was triggered."""
-
-
-class NotAZipError(ChecksumError):
-    """The server sent something else (typically an HTML error page) instead of a zip."""
 
 
 # --------------------------------------------------------------------------------------------
