@@ -11,7 +11,8 @@ Geometry (shared with terrain correction through :mod:`bigearthnet_s1.orbit`):
 * orbit: circular Keplerian orbit (inclination 98.18 deg, period 12 d / 175 so that orbit
   numbers count like Sentinel-1's), propagated in an inertial frame and rotated into ECEF
   with the Earth's rotation; solved so that the target is seen right-looking at the
-  requested incidence, at the requested time. State vectors every 10 s, rounded to the
+  requested incidence, at the requested time (near the poles, where an orbit of the pass may
+  not see the target at that incidence, at the nearest incidence of the swath that works). State vectors every 10 s, rounded to the
   annotation's precision (mm, um/s) before anything else uses them, so that every value in
   the product derives from the orbit a reader sees.
 * GRD projection: pixel ``p`` (centre) of line ``l`` lies at ground range ``10 m * p`` along the
@@ -2767,7 +2768,10 @@ def simulate_product(
       swath) with the target's centre at (``azimuth_position``, ``swath_position``) of it.
     * ``pass_direction``: "ascending", "descending" or "auto" (from local solar time, as
       Sentinel-1's dawn-dusk orbit). The target centre is seen at incidence
-      30.4 + 15.5 * ``swath_position`` degrees.
+      30.4 + 15.5 * ``swath_position`` degrees; where no right-looking orbit of that pass sees
+      it there (only near the poles: everywhere in 37-70 N any position works), the nearest
+      swath position that has one is used and logged (``target_swath_position`` in the
+      truth JSON); GeometryError (naming tile, time and pass) if no position works.
     * ``dem``: GeoTIFF/VRT of heights (treated as ellipsoidal) or None (ellipsoid, h = 0).
     * ``mission`` (S1A/S1B; default: the satellite whose real orbit timeline matches this
       pass best) and ``ipf_version`` (default: the version in use at ``time``: "002.84" before

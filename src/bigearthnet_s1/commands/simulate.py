@@ -41,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mission", choices=("S1A", "S1B"), help="default: the satellite whose orbit timeline fits")
     parser.add_argument("--ipf", help="IPF version, e.g. 002.84 or 003.40 (default: the one in use at --time)")
     parser.add_argument("--swath-position", type=float, default=0.5,
-                        help="where the target's centre lies across the swath, 0 near .. 1 far (default 0.5)")
+                        help="where the target's centre lies across the swath, 0 near .. 1 far (default 0.5); "
+                        "where no orbit of the pass sees it there (polar targets), the nearest position that "
+                        "has one is used and logged")
     parser.add_argument("--azimuth-position", type=float, default=0.5,
                         help="full size: where the target's centre lies along the scene, 0..1 (default 0.5)")
     parser.add_argument("--margin", type=float, default=5000.0, help="small size: margin around the patches, m")
