@@ -73,18 +73,11 @@ def product_plan(tile: Any) -> list[dict[str, Any]]:
 
 
 def _simulate(catalog: Path, plan: dict[str, Any], *, seed: int, **kwargs: Any) -> Path:
-    """One simulated product; where the simulator finds no orbit seeing the target from mid-swath
-    (it happens for some descending passes at 62 N), the target is put nearer the near range."""
+    """One small simulated product for ``plan`` (the simulator picks a feasible orbit itself)."""
     from bigearthnet_s1 import simulate
-    from bigearthnet_s1.errors import GeometryError
 
-    for swath_position in (0.5, 0.3, 0.7):
-        try:
-            return simulate.simulate_product(catalog, time=plan["time"], size="small", pass_direction=plan["pass"],
-                                             seed=seed, swath_position=swath_position, **kwargs)
-        except GeometryError as exc:
-            error = exc
-    raise error
+    return simulate.simulate_product(catalog, time=plan["time"], size="small", pass_direction=plan["pass"],
+                                     seed=seed, **kwargs)
 
 
 def prepare_sample(root: Path) -> dict[str, Any]:
