@@ -169,7 +169,8 @@ def bigearthnet_s1() -> None:
         return pipeline.select_for_tile(
             _work(p), found["key"], tolerance=p["coverage_tolerance"], target=p["coverage_target"],
             window=timedelta(days=p["search_window_days"]),
-            max_window=timedelta(days=p["max_window_days"]))
+            max_window=timedelta(days=p["max_window_days"]),
+            catalog_options=_catalog_options(p["catalog_conn_id"]) if p["catalog"] == "dhus" else None)
 
     @task(task_display_name="Plan downloads")
     def plan_downloads(selections: list[dict[str, Any]]) -> list[str]:

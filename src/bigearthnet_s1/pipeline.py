@@ -401,10 +401,16 @@ def lookup_footprint(work: WorkDir, key: str, *, catalog: str, catalog_root: str
 
 
 class CandidateCatalog:
-    """A catalogue over saved search results (the footprint lookup's), for the selection step."""
+    """A catalogue over saved search results (the footprint lookup's), for the selection step.
 
-    def __init__(self, records: Sequence[ProductRecord]):
+    ``hub``: the live catalogue, when it can ``complete`` records (DHuS searches give rounded
+    sizes and no checksum; its OData API gives exact ones for the few chosen products).
+    """
+
+    def __init__(self, records: Sequence[ProductRecord], hub: Catalog | None = None):
         self.records = list(records)
+        if hub is not None and hasattr(hub, "complete"):
+            self.complete = hub.complete
 
     def search(self, footprint_wgs84: Any, start: datetime, end: datetime) -> list[ProductRecord]:
         """Candidates intersecting ``footprint_wgs84`` that start in [start, end] (UTC)."""
@@ -413,12 +419,14 @@ class CandidateCatalog:
 
 
 def select_for_tile(work: WorkDir, key: str, *, tolerance: float = 0.999, target: str = "patches",
-                    window: timedelta = timedelta(days=3), max_window: timedelta = timedelta(days=9)
-                    ) -> dict[str, Any]:
+                    window: timedelta = timedelta(days=3), max_window: timedelta = timedelta(days=9),
+                    catalog_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Select products for a tile among its saved candidates (one per relative orbit, greedy cover).
 
     Saves the selection (with the reasons) and the chosen product records; returns the chosen
-    names and the coverage. Deterministic, so re-running it is harmless.
+    names and the coverage. Deterministic, so re-running it is harmless. For a DHuS search the
+    chosen records are completed from the hub (exact size, MD5, online status), so that the
+    download can be verified; ``catalog_options`` carries the hub's URL and credentials.
     """
     from bigearthnet_s1.catalog import ProductRecord
     from bigearthnet_s1.selection import search_and_select
@@ -426,7 +434,11 @@ def select_for_tile(work: WorkDir, key: str, *, tolerance: float = 0.999, target
     inject_fault(work, "select_orbits", key)
     tile = load_tile(work, key)
     saved = read_json(work.candidates_file(key), f"candidates of {key}")
-    cands = CandidateCatalog([ProductRecord.from_json(d) for d in saved["products"]])
+    records = [ProductRecord.from_json(d) for d in saved["products"]]
+    hub = None
+    if saved.get("query", {}).get("catalog") == "dhus" and records:
+        hub = open_catalog_for("dhus", "", catalog_options)
+    cands = CandidateCatalog(records, hub)
     sel = search_and_select(cands, tile, window=window, max_window=max_window,
                             tolerance=tolerance, target=target)
     for p in sel.products:
@@ -725,7 +737,7 @@ def build(work: WorkDir, source: str, *, tiles: Sequence[str] = (), start: datet
             lookup_footprint(work, key, catalog=catalog, catalog_root=catalog_root,
                              catalog_options=catalog_options, max_window=max_window)
             sel = select_for_tile(work, key, tolerance=tolerance, target=target, window=window,
-                                  max_window=max_window)
+                                  max_window=max_window, catalog_options=catalog_options)
             for name in sel["products"]:
                 if name not in fetched:
                     status = product_status(work, name, catalog_options)
