@@ -125,3 +125,15 @@ class GptError(BigEarthNetS1Error):
 
 class GptTimeoutError(GptError):
     """``gpt`` did not finish within the timeout; it was killed."""
+
+
+class ParameterError(InputError):
+    """A run parameter that cannot work (unknown tile, empty window, unwritable output ...)."""
+
+
+class PipelineError(BigEarthNetS1Error):
+    """A pipeline step that cannot run because an earlier step's output is missing."""
+
+
+class InjectedFault(BigEarthNetS1Error):
+    """A transient failure injected on purpose by the pipeline's test hook (``pipeline.FAULT_ENV``)."""

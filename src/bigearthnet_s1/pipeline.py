@@ -18,7 +18,6 @@ killed task resumes where it stopped. No Airflow import here.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -31,7 +30,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bigearthnet_s1.errors import BigEarthNetS1Error, InputError
+from bigearthnet_s1.errors import BigEarthNetS1Error, InjectedFault, ParameterError, PipelineError
 
 if TYPE_CHECKING:  # heavy modules are imported inside the steps
     from bigearthnet_s1.catalog import Catalog, ProductRecord
@@ -49,18 +48,6 @@ FAULT_ENV = "BIGEARTHNET_S1_FAIL_ONCE"
 #: Environment variables in which the catalogue backends find credentials (see ``open_catalog``).
 _CREDENTIAL_ENV = {"local": (), "dhus": ("BIGEARTHNET_S1_DHUS_USER",),
                    "cdse": ("BIGEARTHNET_S1_CDSE_USER", "CDSE_USER", "CDSE_TOKEN")}
-
-
-class ParameterError(InputError):
-    """A run parameter that cannot work (unknown tile, empty window, unwritable output ...)."""
-
-
-class PipelineError(BigEarthNetS1Error):
-    """A step that cannot run because an earlier step's output is missing."""
-
-
-class InjectedFault(BigEarthNetS1Error):
-    """A transient failure injected on purpose by the test hook (:data:`FAULT_ENV`)."""
 
 
 # ------------------------------------------------------------------------------ work dir
@@ -111,18 +98,10 @@ class WorkDir:
 
 def write_json(path: Path, data: Any) -> Path:
     """Write JSON atomically (temporary file in the same folder, then ``os.replace``)."""
+    from bigearthnet_s1.atomic import atomic_write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n", suffix=".tmp")
 
 
 def read_json(path: Path, what: str) -> Any:
