@@ -859,6 +859,38 @@ def _dem_choice(dem: str | os.PathLike[str], lat_range: tuple[float, float], bou
                                 nodata=-32768.0 if nodata is None else float(nodata))
 
 
+#: Ellipsoidal height range (m) a named DEM (SRTM, GLO-30) may hold anywhere on Earth:
+#: Dead Sea shore (-430 m) plus the lowest geoid undulation (-106 m) .. Everest plus geoid.
+TERRAIN_HEIGHT_RANGE = (-600.0, 8900.0)
+
+
+def _radar_window(ann: Any, choice: G.DemChoice, grid: GridSpec, margin: int) -> Window | None:
+    """The radar window (grown by ``margin`` px) the target grid needs with DEM ``choice``.
+
+    A DEM file is opened and used as is. A named DEM (SRTM/GLO-30, fetched by the engine
+    later) is not read here: the window is the union of the windows for flat terrain at both
+    ends of ``TERRAIN_HEIGHT_RANGE``. Terrain at height h moves towards near range by about
+    h / tan(incidence) in ground range (1.7 h at 30 deg), so a window for h = 0 plus a fixed
+    margin loses the near-range edge of the grid in high mountains.
+    """
+    from bigearthnet_s1.geocoding import radar_window_for_grid
+
+    kw = dict(crs=grid.crs, transform=grid.transform, shape=grid.shape, margin=margin)
+    if choice.file is not None:
+        from bigearthnet_s1.dem import open_dem
+
+        return radar_window_for_grid(ann, open_dem(choice.file, vertical="egm96" if choice.apply_egm else "ellipsoid"), **kw)
+    wins = [radar_window_for_grid(ann, f"flat:{h:g}", **kw) for h in TERRAIN_HEIGHT_RANGE]
+    wins = [w for w in wins if w is not None]
+    if not wins:
+        return None
+    c0 = min(int(w.col_off) for w in wins)
+    r0 = min(int(w.row_off) for w in wins)
+    c1 = max(int(w.col_off + w.width) for w in wins)
+    r1 = max(int(w.row_off + w.height) for w in wins)
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
 def preprocess(
     product_path: str | os.PathLike[str],
     tile: Any,
@@ -884,7 +916,6 @@ def preprocess(
     on the tile-grid window :func:`target_window`; tags SCENE_ID, START_TIME (UTC), GRAPH,
     ENGINE, DEM. Raises GeometryError when the product does not cover the tile.
     """
-    from bigearthnet_s1.geocoding import radar_window_for_grid
     from bigearthnet_s1.safe import open_safe
 
     if engine not in ENGINES:
@@ -920,16 +951,8 @@ def preprocess(
         with tempfile.TemporaryDirectory(prefix=f".{out_path.stem}.", dir=out_path.parent) as scratch_s:
             scratch = Path(scratch_s)
             choice = _dem_choice(dem, lat_range, fp_bounds, scratch)
-            # the radar window: the native DEM when it is a file, else a flat DEM with a margin
-            # wide enough for terrain displacement (<= ~3 km for 4 km relief at 30+ deg incidence)
-            if choice.file is not None:
-                from bigearthnet_s1.dem import open_dem
-
-                wdem, wmargin = open_dem(choice.file, vertical="egm96" if choice.apply_egm else "ellipsoid"), margin
-            else:
-                wdem, wmargin = "flat", margin + 320
             ann = safe.annotation(pols[0])
-            rwin = radar_window_for_grid(ann, wdem, crs=grid.crs, transform=grid.transform, shape=grid.shape, margin=wmargin)
+            rwin = _radar_window(ann, choice, grid, margin)
             if rwin is None:
                 raise GeometryError(f"product {safe.name} does not reach tile {tile.key} window {win}")
             rwin = rwin.round_offsets().round_lengths()

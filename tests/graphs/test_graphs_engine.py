@@ -253,3 +253,23 @@ def test_target_window_whole_tile_and_patches(rome_case) -> None:
     # the scene covers the tile's eastern part only: whole patch cells, clipped to 10980 px
     assert ww.col_off % 120 == 0 and ww.row_off % 120 == 0 and ww.col_off > 0
     assert ww.col_off + ww.width == 10980 and ww.row_off + ww.height <= 10980
+
+
+def test_radar_window_for_a_named_dem_holds_mountains(rome_case) -> None:
+    """With SRTM/GLO-30 (not read before the engine runs), the radar window must still hold
+    every grid pixel of high terrain: at 4000 m it sits ~450 px nearer in range than at 0 m
+    here (42 deg incidence), more than a fixed margin around the flat-terrain window."""
+    from bigearthnet_s1.geocoding import radar_coordinates
+
+    ann = open_safe(rome_case.safe).annotation("VV")
+    win = E.target_window(rome_case.tile, open_safe(rome_case.safe).footprint)
+    grid = E.GridSpec(rome_case.tile.grid.crs, rome_case.tile.grid.window_transform(win), (int(win.height), int(win.width)))
+    margin = 32
+    rwin = E._radar_window(ann, G.DemChoice(G.SRTM_1SEC), grid, margin)
+    for h in (0.0, 2000.0, 4000.0, 8000.0):
+        line, pixel = radar_coordinates(ann, f"flat:{h:g}", crs=grid.crs, transform=grid.transform, shape=grid.shape)
+        # every pixel with its resampling neighbours and the margin inside the window
+        assert np.nanmin(pixel) - margin >= rwin.col_off - 1, h
+        assert np.nanmax(pixel) + margin <= rwin.col_off + rwin.width, h
+        assert np.nanmin(line) - margin >= rwin.row_off - 1, h
+        assert np.nanmax(line) + margin <= rwin.row_off + rwin.height, h
