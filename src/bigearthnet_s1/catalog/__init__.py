@@ -216,6 +216,15 @@ def clean_footprint(geom: BaseGeometry | None, product: str) -> BaseGeometry:
         raise InputError(f"product {product} has an empty footprint")
     if geom.geom_type not in ("Polygon", "MultiPolygon"):
         raise InputError(f"product {product} has a {geom.geom_type} footprint, expected a polygon")
+    split = _split_antimeridian(geom)
+    if split is not None:
+        warnings.warn(
+            f"product {product}: footprint crosses the antimeridian (corners either side of 180 deg); "
+            f"split into {len(shapely.get_parts(split))} parts at +-180 deg",
+            FootprintRepairWarning,
+            stacklevel=2,
+        )
+        geom = split
     if geom.is_valid:
         return geom
     reason = shapely.is_valid_reason(geom)
@@ -234,6 +243,40 @@ def clean_footprint(geom: BaseGeometry | None, product: str) -> BaseGeometry:
         stacklevel=2,
     )
     return out
+
+
+def _split_antimeridian(geom: BaseGeometry) -> BaseGeometry | None:
+    """``geom`` cut at +-180 deg when one of its edges jumps across the antimeridian, else None.
+
+    Manifests and DHuS write the corners of a product over the antimeridian as they are
+    (179.2, -178.6, ...): read as a plain polygon, that is a band round the whole Earth at the
+    product's latitudes. Such a ring is unwrapped (negative longitudes + 360), cut at 180 deg
+    and the eastern piece shifted back by -360 deg. Footprints span far less than 180 deg of
+    longitude, so an edge longer than 180 deg can only be such a crossing.
+    """
+    polys = [p for p in shapely.get_parts(geom) if not p.is_empty]
+
+    def crosses(ring: Any) -> bool:
+        x = shapely.get_coordinates(ring)[:, 0]
+        return bool(len(x) > 1 and (abs(x[1:] - x[:-1]) > 180.0).any())
+
+    if not any(crosses(r) for p in polys for r in (p.exterior, *p.interiors)):
+        return None
+    out: list[BaseGeometry] = []
+    for p in polys:
+        if not any(crosses(r) for r in (p.exterior, *p.interiors)):
+            out.append(p)
+            continue
+
+        def unwrap(ring: Any) -> list[tuple[float, float]]:
+            return [(x + 360.0 if x < 0 else x, y) for x, y in shapely.get_coordinates(ring)]
+
+        q = shapely.make_valid(shapely.Polygon(unwrap(p.exterior), [unwrap(r) for r in p.interiors]))
+        west = shapely.clip_by_rect(q, -180.0, -90.0, 180.0, 90.0)
+        east = shapely.transform(shapely.clip_by_rect(q, 180.0, -90.0, 540.0, 90.0), lambda xy: xy - [360.0, 0.0])
+        for piece in (west, east):
+            out.extend(g for g in shapely.get_parts(piece) if g.geom_type == "Polygon" and not g.is_empty)
+    return out[0] if len(out) == 1 else shapely.MultiPolygon(out)
 
 
 def _geometry_from_json(value: Any) -> BaseGeometry:

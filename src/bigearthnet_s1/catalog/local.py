@@ -82,6 +82,15 @@ def parse_manifest(data: bytes, name: str, source: str) -> dict[str, object]:
     if family != "SENTINEL-1":
         raise InputError(f"{source}: platform {family!r} is not SENTINEL-1")
     datatake = _text(root, ".//{*}standAloneProductInformation/{*}missionDataTakeID", source, required=False)
+    try:
+        return _manifest_fields(root, name, source, number, datatake)
+    except ValueError as exc:  # a number, time or coordinate that does not parse
+        raise InputError(f"{source}: manifest.safe has an unreadable value ({exc})") from None
+
+
+def _manifest_fields(
+    root: Element, name: str, source: str, number: str | None, datatake: str | None
+) -> dict[str, object]:
     return {
         "name": name,
         "mission": f"S1{number}",
