@@ -38,7 +38,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from bigearthnet_s1.atomic import atomic_path
-from bigearthnet_s1.errors import ArchiveError
+from bigearthnet_s1.errors import ArchiveError, TileError
 from bigearthnet_s1.tiles import (
     MAX_PATCH_INDEX,
     PATCH_M,
@@ -48,6 +48,7 @@ from bigearthnet_s1.tiles import (
     S2_NAME_RE,
     Patch,
     TileAcquisition,
+    parse_s1_name,
     parse_s2_name,
     to_wgs84,
 )
@@ -758,6 +759,10 @@ def check_patch(patch_dir: Path) -> list[str]:
     m = S1_NAME_RE.match(name)
     if not m:
         return [f"bad folder name: {name!r} is not <S1 id>_<start>_<tile>_<col>_<row>"]
+    try:  # the pattern lets through dates that do not exist and col/row beyond 90
+        parse_s1_name(name)
+    except TileError as exc:
+        return [f"bad folder name: {exc}"]
     expected = set(_patch_files(name))
     try:
         present = {e.name for e in os.scandir(patch_dir)}

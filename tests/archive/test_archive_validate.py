@@ -154,3 +154,22 @@ def test_validate_errors(tmp_path: Path) -> None:
         archive.validate_archive(tmp_path / "missing")
     res = _cli("validate", str(tmp_path))
     assert res.returncode == 1 and "no patch folders" in res.stderr
+
+
+def test_impossible_times_and_positions_in_folder_names_are_reported_not_raised(example_pairs, tmp_path: Path) -> None:
+    """A folder name that matches the pattern but holds a date that does not exist (month 13)
+    or a col/row beyond 90 is a bad patch named in the report, not an exception."""
+    pair = example_pairs[0]
+    good = archive.write_patch(tmp_path, pair.tile, pair.patch, pair.scene, pair.vv, pair.vh)
+    short = "_".join(good.name.split("_")[:4])  # "S1A_IW_GRDH_1SDV"
+    for bad in (f"{short}_20171313T165043_{pair.tile.tile_id}_1_2", f"{short}_20170613T165043_{pair.tile.tile_id}_95_2"):
+        d = tmp_path / bad
+        shutil.copytree(good, d)
+        for f in list(d.iterdir()):
+            f.rename(d / f.name.replace(good.name, bad))
+    report = archive.validate_archive(tmp_path)
+    assert report.ok == 1
+    got = {p.name: r for p, r in report.bad}
+    assert set(got) == {f"{short}_20171313T165043_{pair.tile.tile_id}_1_2", f"{short}_20170613T165043_{pair.tile.tile_id}_95_2"}
+    for name, reasons in got.items():
+        assert reasons[0].startswith("bad folder name") and name in reasons[0], reasons
