@@ -462,10 +462,39 @@ def _store(work: WorkDir, source: str = "local", options: Mapping[str, Any] | No
     return ProductStore(work.products, endpoints=hub_endpoints(source, options))
 
 
-def _auth(options: Mapping[str, Any] | None) -> dict[str, Any]:
+#: (user, password) environment variables of each hub, as ``open_catalog`` reads them.
+_ACCOUNT_ENV = {"dhus": (("BIGEARTHNET_S1_DHUS_USER", "BIGEARTHNET_S1_DHUS_PASSWORD"),),
+                "cdse": (("BIGEARTHNET_S1_CDSE_USER", "BIGEARTHNET_S1_CDSE_PASSWORD"),
+                         ("CDSE_USER", "CDSE_PASSWORD"))}
+
+
+class _BearerToken:
+    """A fixed bearer token (a Connection's ``token`` extra or ``CDSE_TOKEN``) for requests."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __repr__(self) -> str:  # never show the token
+        return "_BearerToken(***)"
+
+    def __call__(self, r: Any) -> Any:
+        r.headers["Authorization"] = f"Bearer {self._token}"
+        return r
+
+
+def _auth(options: Mapping[str, Any] | None, source: str = "") -> dict[str, Any]:
+    """Download credentials: the Connection's login or token, else the hub's environment
+    variables (the same ones :func:`prepare_run` accepts as the catalogue's credentials)."""
     opts = dict(options or {})
     if opts.get("user"):
         return {"auth": (str(opts["user"]), str(opts.get("password") or ""))}
+    if opts.get("token"):
+        return {"auth": _BearerToken(str(opts["token"]))}
+    for user_var, password_var in _ACCOUNT_ENV.get(source, ()):
+        if os.environ.get(user_var):
+            return {"auth": (os.environ[user_var], os.environ.get(password_var, ""))}
+    if source == "cdse" and os.environ.get("CDSE_TOKEN"):
+        return {"auth": _BearerToken(os.environ["CDSE_TOKEN"])}
     return {}
 
 
@@ -482,7 +511,7 @@ def product_status(work: WorkDir, name: str, options: Mapping[str, Any] | None =
     from bigearthnet_s1.store import HubClient
 
     hub = HubClient(endpoints=hub_endpoints(record.source, options))
-    st = hub.retrieval_status(record, order_id=order_id, **_auth(options))
+    st = hub.retrieval_status(record, order_id=order_id, **_auth(options, record.source))
     return {"state": st.state, "order_id": st.order_id, "message": st.message}
 
 
@@ -492,7 +521,7 @@ def request_product(work: WorkDir, name: str, options: Mapping[str, Any] | None 
 
     record = load_record(work, name)
     hub = HubClient(endpoints=hub_endpoints(record.source, options))
-    st = hub.request_retrieval(record, **_auth(options))
+    st = hub.request_retrieval(record, **_auth(options, record.source))
     return {"state": st.state, "order_id": st.order_id, "message": st.message}
 
 
@@ -503,7 +532,7 @@ def fetch_product(work: WorkDir, name: str, options: Mapping[str, Any] | None = 
     store = _store(work, record.source, options)
     cached = record.source != "local" and store.has(name)
     t0 = time.monotonic()
-    path = store.fetch(record, **_auth(options))
+    path = store.fetch(record, **_auth(options, record.source))
     size = Path(path).stat().st_size if Path(path).is_file() else None
     dt = time.monotonic() - t0
     if not cached and record.source != "local" and size:
