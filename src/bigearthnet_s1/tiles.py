@@ -552,7 +552,7 @@ def read_patch_table(
     ``path`` defaults to the table bundled with bigearthnet-common (.csv or .csv.bz2). The
     table has no coordinates: the tile comes from the S1 name's tile field, the grid from
     :func:`mgrs_tile_origin`, patch coordinates from (col, row); labels are empty, the
-    country is the table's. ``tiles`` keeps only those MGRS tiles. Sorted by
+    country is the table's. ``tiles`` keeps only those MGRS tiles (none if empty). Sorted by
     (tile_id, sensing_time); patches by (row, col).
     """
     import pyarrow as pa
@@ -562,6 +562,8 @@ def read_patch_table(
     t = _load_table(table_path)
     if tiles is not None:
         wanted = sorted({x.upper().removeprefix("T") for x in tiles})
+        if not wanted:  # an empty selection keeps nothing (as read_tiles does for a folder)
+            return []
         # the tile field sits between the S1 start time and col_row: match it as a substring
         mask = None
         for w in wanted:

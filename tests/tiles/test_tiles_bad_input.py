@@ -236,3 +236,12 @@ def test_small_table_and_its_errors(tmp_path: Path) -> None:
     (tmp_path / "nocols.csv").write_text("a,b\n1,2\n")
     with pytest.raises(TileError, match="nocols.csv"):
         tiles.read_patch_table(tmp_path / "nocols.csv")
+
+
+def test_an_empty_tile_selection_selects_nothing_from_either_source(tmp_path: Path, s2_json_copy: Path) -> None:
+    table = _write_table(
+        tmp_path / "t.csv", [("S1A_IW_GRDH_1SDV_20170613T165043_33UUP_87_48", UUP, "Austria", "Summer")]
+    )
+    assert tiles.read_patch_table(table, tiles=[]) == []
+    assert tiles.read_tiles(table, tiles=[]) == []
+    assert tiles.read_tiles(s2_json_copy, tiles=[]) == []
