@@ -95,6 +95,14 @@ class GridSpec:
     def epsg(self) -> int | None:
         return self.crs.to_epsg()
 
+    def bounds_wgs84(self) -> tuple[float, float, float, float]:
+        """(lon_min, lat_min, lon_max, lat_max) of the grid's outer pixel corners, edges densified."""
+        from rasterio.transform import array_bounds
+        from rasterio.warp import transform_bounds
+
+        rows, cols = self.shape
+        return transform_bounds(self.crs, "EPSG:4326", *array_bounds(rows, cols, self.transform), densify_pts=21)
+
 
 @dataclass
 class _Band:
@@ -835,6 +843,16 @@ def write_flat_dem(path: str | os.PathLike[str], bounds_wgs84: tuple[float, floa
     return path
 
 
+def flat_dem_bounds(footprint_bounds: tuple[float, float, float, float], grid: GridSpec) -> tuple[float, float, float, float]:
+    """WGS84 bounds a flat DEM needs: the product footprint's and the target grid's together.
+
+    The grid is made of whole 1200 m patch cells, which can reach past the footprint by ~1.7 km:
+    more than the flat DEM's two-post margin (0.02 deg of longitude is ~1 km at 62 deg N)."""
+    gb = grid.bounds_wgs84()
+    return (min(footprint_bounds[0], gb[0]), min(footprint_bounds[1], gb[1]),
+            max(footprint_bounds[2], gb[2]), max(footprint_bounds[3], gb[3]))
+
+
 def _dem_choice(dem: str | os.PathLike[str], lat_range: tuple[float, float], bounds_wgs84: tuple[float, float, float, float],
                 scratch: Path) -> G.DemChoice:
     """Map a DEM spec ("flat", "auto", "srtm1", "glo30", or a raster path) to the graph's DEM."""
@@ -947,10 +965,11 @@ def preprocess(
         grid = GridSpec(tile.grid.crs, tile.grid.window_transform(win), (int(win.height), int(win.width)))
         fp_bounds = safe.footprint.bounds
         lat_range = (fp_bounds[1], fp_bounds[3])
+        dem_bounds = flat_dem_bounds(fp_bounds, grid)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f".{out_path.stem}.", dir=out_path.parent) as scratch_s:
             scratch = Path(scratch_s)
-            choice = _dem_choice(dem, lat_range, fp_bounds, scratch)
+            choice = _dem_choice(dem, lat_range, dem_bounds, scratch)
             ann = safe.annotation(pols[0])
             rwin = _radar_window(ann, choice, grid, margin)
             if rwin is None:
