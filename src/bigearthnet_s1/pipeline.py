@@ -689,12 +689,16 @@ def summarise(work: WorkDir, keys: Sequence[str], *, run_id: str = "manual",
     products: set[str] = set()
     for key in keys:
         res_path = work.result_file(key)
+        selected: set[str] | None = None
         if work.selection_file(key).exists():
             sel = read_json(work.selection_file(key), f"selection of {key}")
             coverage[key] = round(float(sel.get("coverage", 0.0)), 6)
-            products.update(p["name"] for p in sel.get("products", []))
-        if res_path.exists():
-            res = read_json(res_path, f"result of {key}")
+            selected = {p["name"] for p in sel.get("products", [])}
+            products.update(selected)
+        res = read_json(res_path, f"result of {key}") if res_path.exists() else None
+        if res is not None and selected is not None and set(res.get("scenes", ())) != selected:
+            res = None  # assembled from an earlier selection: not this selection's result
+        if res is not None:
             ok.append(key)
             patches += int(res["patches"])
             uncovered += int(res.get("uncovered", 0))

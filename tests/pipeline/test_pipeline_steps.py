@@ -181,3 +181,20 @@ def test_build_command_end_to_end_offline(s2_example: Path, catalog_33uup: Path,
     assert again.returncode == 0 and json.loads(again.stdout)["written"] == 0
     bad = subprocess.run(cmd[:6] + ["99XXX"] + cmd[7:], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "unknown tile(s) 99XXX" in bad.stderr
+
+
+def test_summary_does_not_count_a_result_left_by_an_earlier_selection(big_tile_work) -> None:
+    # run 1 assembled the tile; run 2 selected another product too, whose preprocessing failed,
+    # so run 2's assemble_tile failed: the summary must not report the tile ok off run 1's result
+    work, key, _ = big_tile_work(2)
+    first = pipeline.assemble_tile(work, key)
+    assert first["patches"] == 4 and work.result_file(key).exists()
+    assert pipeline.summarise(work, [key], run_id="run1")["failed"] == {}
+    other = "S1B_IW_GRDH_1SDV_20170614T051122_20170614T051147_006147_00AC99_1234"
+    sel = json.loads(work.selection_file(key).read_text())
+    pipeline.write_json(work.selection_file(key), {**sel, "products": sel["products"] + [{"name": other}]})
+    with pytest.raises(pipeline.PipelineError, match="missing"):
+        pipeline.assemble_tile(work, key)
+    report = pipeline.summarise(work, [key], run_id="run2")
+    assert report["ok"] == 0 and report["patches"] == 0
+    assert report["failed"] == {key: f"preprocessing did not finish for {other}"}
