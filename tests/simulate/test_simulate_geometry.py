@@ -54,7 +54,7 @@ def test_gcp_heights_follow_the_dem(sim_new, rome_dem: Path) -> None:
         dem = d.read(1).astype(float)
         inv = ~d.transform
         nodata = d.nodata
-    col, row = inv * (g.longitude, g.latitude)
+    col, row = inv @ (g.longitude, g.latitude)
     col, row = np.asarray(col) - 0.5, np.asarray(row) - 0.5
     inside = (col >= 0) & (row >= 0) & (col < dem.shape[1] - 1) & (row < dem.shape[0] - 1)
     c0, r0 = np.floor(col[inside]).astype(int), np.floor(row[inside]).astype(int)

@@ -30,7 +30,7 @@ def _truth_in_radar_geometry(sim, product, pol: str) -> tuple[np.ndarray, np.nda
         inv = ~t.transform
 
     def sample(dx: float, dy: float) -> np.ndarray:
-        c, r = inv * (x + dx, y + dy)
+        c, r = inv @ (x + dx, y + dy)
         c, r = np.floor(np.asarray(c)).astype(int), np.floor(np.asarray(r)).astype(int)
         ok = (c >= 0) & (r >= 0) & (c < band.shape[1]) & (r < band.shape[0])
         out = np.full(c.shape, np.nan)
