@@ -27,6 +27,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from bigearthnet_s1.atomic import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "bigearthnet_s1"
 UI_USER, UI_PASSWORD = "admin", "admin"
@@ -141,8 +143,8 @@ def _write_airflow_cfg(home: Path, env: dict[str, str]) -> None:
         if m:
             sections.setdefault(m.group(1).lower(), []).append(f"{m.group(2).lower()} = {value}")
     text = "".join(f"[{name}]\n" + "\n".join(lines) + "\n\n" for name, lines in sections.items())
-    (home / "airflow.cfg").write_text(text)
-    (home / "passwords.json").write_text(json.dumps({UI_USER: UI_PASSWORD}) + "\n")
+    atomic_write_text(home / "airflow.cfg", text)
+    atomic_write_text(home / "passwords.json", json.dumps({UI_USER: UI_PASSWORD}) + "\n")
 
 
 def _airflow(*args: str, env: dict[str, str], log: Path | None = None, echo: bool = False) -> int:
