@@ -799,6 +799,11 @@ class ProductStore:
                     if reason:
                         raise UnsafeArchiveError(f"{name}: refusing to extract {zp.name}: member {info.filename!r} {reason}")
                 tmp = Path(tempfile.mkdtemp(prefix=f".{name}.SAFE.tmp-", dir=self.root))
+                # mkdtemp makes the folder 0700; when it becomes the .SAFE itself (zip with the
+                # manifest at its root), give it a plain folder's mode so other users can read it.
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o777 & ~umask)
                 try:
                     for info in infos:
                         zf.extract(info, tmp)

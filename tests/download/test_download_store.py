@@ -172,6 +172,23 @@ def test_extract_refuses_unsafe_members(hub, tmp_path, leftovers, make_zip, evil
     assert not (tmp_path / "evil.txt").exists() and not Path("/tmp/evil-absolute.txt").exists()
 
 
+@pytest.mark.parametrize("top", [f"{NAME}.SAFE/", ""])
+def test_extracted_safe_is_readable_by_other_users(tmp_path, top):
+    """The .SAFE gets a plain folder's mode (umask applied), also when the zip holds the
+    manifest at its root and the extraction folder itself becomes the .SAFE."""
+    store = ProductStore(tmp_path)
+    with zipfile.ZipFile(store.zip_path(NAME), "w") as zf:
+        zf.writestr(f"{top}manifest.safe", "<xfdu:XFDU/>")
+        zf.writestr(f"{top}measurement/s1a-iw-grd-vv.tiff", b"\0" * 64)
+    old = os.umask(0o022)
+    try:
+        safe = store.extract(NAME)
+    finally:
+        os.umask(old)
+    assert (safe / "manifest.safe").is_file()
+    assert safe.stat().st_mode & 0o777 == 0o755
+
+
 def test_extract_refuses_another_products_zip(hub, tmp_path, make_zip):
     p = hub.add(data=make_zip(NAME, size=10_000, top=f"{NAME2}.SAFE"))
     store = _store(tmp_path, hub)
