@@ -350,13 +350,23 @@ def _record_json(r: ProductRecord) -> dict[str, Any]:
     return r.to_json()
 
 
+#: Hubs publish a GRD product within about a day of sensing: a search made this long after
+#: the end of its time window has seen every product the window will ever hold.
+SEARCH_SETTLED_AFTER = timedelta(days=2)
+
+
 def lookup_footprint(work: WorkDir, key: str, *, catalog: str, catalog_root: str = "",
                      catalog_options: Mapping[str, Any] | None = None,
-                     max_window: timedelta = timedelta(days=9)) -> dict[str, Any]:
+                     max_window: timedelta = timedelta(days=9),
+                     max_age: timedelta = timedelta(hours=6),
+                     now: datetime | None = None) -> dict[str, Any]:
     """Search the catalogue once over the tile's footprint and the widest time window.
 
     Saves the candidates so that :func:`select_for_tile` (and its window widening) runs
-    without further queries. Skipped when the same search was saved before.
+    without further queries. A saved identical search is reused when it is younger than
+    ``max_age`` (a retried task) or was made once the window had settled (its end plus
+    :data:`SEARCH_SETTLED_AFTER`); otherwise the hub is asked again, so that a re-run sees
+    products published after the first search (``now``: UTC, for tests).
     """
     inject_fault(work, "lookup_footprint", key)
     tile = load_tile(work, key)
@@ -366,16 +376,20 @@ def lookup_footprint(work: WorkDir, key: str, *, catalog: str, catalog_root: str
              "start": start.isoformat(), "end": end.isoformat(), "footprint": footprint.wkt}
     qhash = hashlib.sha1(json.dumps(query, sort_keys=True).encode()).hexdigest()[:16]
     path = work.candidates_file(key)
+    now = now or datetime.now(timezone.utc)
     if path.exists():
         saved = read_json(path, f"candidates of {key}")
-        if saved.get("query_hash") == qhash:
+        searched_at = datetime.fromisoformat(saved["searched_at"]) if saved.get("searched_at") else None
+        fresh = searched_at is not None and (now - searched_at < max_age or searched_at >= end + SEARCH_SETTLED_AFTER)
+        if saved.get("query_hash") == qhash and fresh:
             return {"key": key, "candidates": len(saved["products"]), "cached": True}
     cat = open_catalog_for(catalog, catalog_root, catalog_options)
     t0 = time.monotonic()
     records = cat.search(tile.footprint_wgs84, start, end)
     log.info("tile %s: %d candidate products in [%s, %s] (%.1f s)", key, len(records), start, end,
              time.monotonic() - t0)
-    write_json(path, {"query_hash": qhash, "query": query, "products": [_record_json(r) for r in records]})
+    write_json(path, {"query_hash": qhash, "query": query, "searched_at": now.isoformat(),
+                      "products": [_record_json(r) for r in records]})
     return {"key": key, "candidates": len(records), "cached": False}
 
 
