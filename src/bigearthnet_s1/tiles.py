@@ -25,7 +25,7 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -802,8 +802,10 @@ def read_s2_archive(
         records.append(_read_s2_json(js, d.name))
 
     country_index: Mapping[str, str] = {}
+    table_path: str | None = None
     if countries:
-        country_index = _country_index(_table_path(None if countries is True else countries))
+        table_path = _table_path(None if countries is True else countries)
+        country_index = _country_index(table_path)
 
     by_tile: dict[str, list[_S2Record]] = defaultdict(list)
     for r in records:
@@ -814,7 +816,34 @@ def read_s2_archive(
         for members in _clusters([r.time for r in recs]):
             group = sorted((recs[i] for i in members), key=lambda r: (r.row, r.col, r.name))
             out.append(_acquisition_from_records(tile_id, group, country_index))
+    if table_path is not None:
+        out = _align_with_table(out, table_path)
     out.sort(key=lambda t: (t.tile_id, t.sensing_time))
+    return out
+
+
+def _align_with_table(acqs: list[TileAcquisition], table_path: str) -> list[TileAcquisition]:
+    """Give each acquisition whose patches the patch-name table lists the table's sensing time.
+
+    Patch-name times of one overpass differ by a few seconds and the sensing time is the
+    earliest of them, so a folder holding a subset of an acquisition's patches would get a
+    later time, and another key, than the same acquisition read from the table. Acquisitions
+    the table does not hold (new S2 tiles) keep their own time."""
+    index = _country_index(table_path)  # every S2 name of the table
+    names = {p.s2_name for a in acqs for p in a.patches}
+    known = sorted({a.tile_id for a in acqs if any(p.s2_name in index for p in a.patches)})
+    if not known:
+        return acqs
+    table = [t for t in read_patch_table(table_path, tiles=known) if any(p.s2_name in names for p in t.patches)]
+    out = []
+    for a in acqs:
+        mine = {p.s2_name for p in a.patches}
+        match = [t for t in table if t.tile_id == a.tile_id and mine <= {p.s2_name for p in t.patches}]
+        if len(match) == 1 and match[0].sensing_time != a.sensing_time:
+            log.debug("tile %s: sensing time %s from the patch-name table (folder: %s)",
+                      a.tile_id, match[0].sensing_time, a.sensing_time)
+            a = replace(a, sensing_time=match[0].sensing_time)
+        out.append(a)
     return out
 
 

@@ -114,8 +114,8 @@ def test_cli_tile_resolution(s2_example, tmp_path) -> None:
 
     start = datetime(2017, 9, 24, 16, 0, tzinfo=UTC)
     a = resolve_tile("35VPK", s2_root=s2_example, tile_json=None, time="2018-02-04T09:42:01Z", product_start=start)
-    assert a.key == "35VPK_20180204T094201" and len(a.patches) == 1
-    with pytest.raises(TileError, match=r"2 acquisitions match \(35VPK_20170924T093020, 35VPK_20180204T094201\); give --time"):
+    assert a.key == "35VPK_20180204T094200" and len(a.patches) == 1
+    with pytest.raises(TileError, match=r"2 acquisitions match \(35VPK_20170924T093019, 35VPK_20180204T094200\); give --time"):
         resolve_tile("35VPK", s2_root=s2_example, tile_json=None, time=None, product_start=start)
     b = resolve_tile("T33UUP", s2_root=None, tile_json=None, time="2017-06-13T10:10:31", product_start=start)
     assert b.key == "33UUP_20170613T101031" and len(b.patches) > 100  # from the bundled patch-name table

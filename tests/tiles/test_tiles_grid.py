@@ -165,8 +165,8 @@ def test_example_s2_archive_reads_to_five_acquisitions(s2_example: Path) -> None
         "29SND_20171221T112501",
         "29UPU_20170617T113321",
         "33UUP_20170613T101031",
-        "35VPK_20170924T093020",
-        "35VPK_20180204T094201",  # name time 94161: hour lost its zero, seconds 61 carried
+        "35VPK_20170924T093019",
+        "35VPK_20180204T094200",  # the table's time; this folder's one patch says 94161 (09:42:01)
     ]
     by_key = {a.key: a for a in acqs}
     a = by_key["33UUP_20170613T101031"]
@@ -184,8 +184,14 @@ def test_example_s2_archive_reads_to_five_acquisitions(s2_example: Path) -> None
     assert [(q.col, q.row) for q in b.patches] == [(4, 55), (36, 85)]  # sorted by row, col
     assert {q.country for q in b.patches} == {"Ireland"}
     assert by_key["29SND_20171221T112501"].patches[0].country == "Portugal"
-    assert by_key["35VPK_20170924T093020"].sensing_time.isoformat() == "2017-09-24T09:30:20+00:00"
-    assert by_key["35VPK_20170924T093020"].patches[0].country == "Finland"
+    # The folder holds one patch of each 35VPK overpass (name times 09:30:20, 09:42:01); the
+    # acquisition takes the patch-name table's time (its earliest patch), so both sources agree.
+    assert by_key["35VPK_20170924T093019"].sensing_time.isoformat() == "2017-09-24T09:30:19+00:00"
+    table = {t.key: t.sensing_time for t in tiles.read_patch_table(tiles=["35VPK"])}
+    assert all(table[a.key] == a.sensing_time for a in acqs if a.tile_id == "35VPK")
+    own = {a.key for a in tiles.read_s2_archive(s2_example, countries=False)}
+    assert {"35VPK_20170924T093020", "35VPK_20180204T094201"} <= own  # without the table: own times
+    assert by_key["35VPK_20170924T093019"].patches[0].country == "Finland"
 
 
 def test_sensing_time_quirks() -> None:
