@@ -69,3 +69,23 @@ def s2_example(examples_dir: Path) -> Path:
 def s1_example(examples_dir: Path) -> Path:
     """The six real BigEarthNet-S1 example patches (read-only: copy before changing)."""
     return samples.s1_example(examples_dir)
+
+
+@pytest.fixture(scope="session")
+def one_patch_tile():
+    """Factory: a tile acquisition with one 1200 m patch around (lon, lat) on the 1200 m grid
+    from the UTM corner (ulx, uly) of tile ``tile_id`` in ``epsg``, sensed at ``time`` (UTC)."""
+    import pyproj
+
+    from bigearthnet_s1.tiles import Patch, TileAcquisition, TileGrid
+
+    def make(tile_id: str, epsg: int, ulx: float, uly: float, lon: float, lat: float, time, label: str):
+        x, y = pyproj.Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
+        col, row = int((x - ulx) // 1200), int((uly - y) // 1200)
+        px, py = ulx + 1200 * col, uly - 1200 * row
+        patch = Patch(s2_name=f"S2A_MSIL2A_{time:%Y%m%dT%H%M%S}_{col}_{row}", col=col, row=row, labels=(label,),
+                      ulx=px, uly=py, lrx=px + 1200, lry=py - 1200)
+        return TileAcquisition(tile_id=tile_id, sensing_time=time, s2_product=None,
+                               grid=TileGrid(epsg=epsg, ulx=ulx, uly=uly), patches=(patch,))
+
+    return make

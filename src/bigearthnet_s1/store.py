@@ -219,13 +219,7 @@ class ProductLock:
                 time.sleep(delay)
                 delay = min(self.poll, delay * 2)
                 continue
-            try:
-                st_fd = os.fstat(fd)
-                st_path = os.stat(self.path)
-                same = (st_fd.st_ino, st_fd.st_dev) == (st_path.st_ino, st_path.st_dev)
-            except FileNotFoundError:
-                same = False
-            if not same:  # the previous holder removed it after we opened it: start over
+            if not self._names(fd):  # the previous holder removed it after we opened it: start over
                 os.close(fd)
                 continue
             previous = self.holder()
@@ -249,6 +243,14 @@ class ProductLock:
         os.close(self._fd)
         self._fd = None
 
+    def _names(self, fd: int) -> bool:
+        """Whether ``self.path`` still names the inode open as ``fd`` (not removed or replaced)."""
+        try:
+            st_fd, st_path = os.fstat(fd), os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return (st_fd.st_ino, st_fd.st_dev) == (st_path.st_ino, st_path.st_dev)
+
     def clear_if_stale(self) -> None:
         """Remove the lock file if no live process holds it (left by a killed holder).
 
@@ -265,11 +267,9 @@ class ProductLock:
             os.close(fd)  # held by a live process: theirs to remove
             return
         try:
-            st_fd, st_path = os.fstat(fd), os.stat(self.path)
-            if (st_fd.st_ino, st_fd.st_dev) == (st_path.st_ino, st_path.st_dev):
-                os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+            if self._names(fd):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)

@@ -8,36 +8,24 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pyproj
 from pytest_httpserver import HTTPServer
 
 from bigearthnet_s1 import pipeline
 from bigearthnet_s1.catalog import ProductRecord
-from bigearthnet_s1.tiles import Patch, TileAcquisition, TileGrid
 
 UUID = "753c29d7-42c4-4ff9-a962-bfb4219816c6"
 NAME = "S1A_IW_GRDH_1SDV_20230310T075746_20230310T075811_047579_05B6B2_8312"
 
 
-def _azores_tile() -> TileAcquisition:
-    """One patch at 28.5 W 37.8 N (inside the recorded product's footprint only), UTM 26N."""
-    x, y = pyproj.Transformer.from_crs(4326, 32626, always_xy=True).transform(-28.5, 37.8)
-    ulx, uly = 300000.0, 4200000.0
-    col, row = int((x - ulx) // 1200), int((uly - y) // 1200)
-    px, py = ulx + 1200 * col, uly - 1200 * row
-    patch = Patch(s2_name=f"S2A_MSIL2A_20230310T120000_{col}_{row}", col=col, row=row, labels=("Sea and ocean",),
-                  ulx=px, uly=py, lrx=px + 1200, lry=py - 1200)
-    return TileAcquisition(tile_id="26SPG", sensing_time=datetime(2023, 3, 10, 12, 0, tzinfo=UTC), s2_product=None,
-                           grid=TileGrid(epsg=32626, ulx=ulx, uly=uly), patches=(patch,))
-
-
-def test_select_step_completes_dhus_records(httpserver: HTTPServer, recorded, tmp_path) -> None:
+def test_select_step_completes_dhus_records(httpserver: HTTPServer, recorded, tmp_path, one_patch_tile) -> None:
     httpserver.expect_request("/apihub/search").respond_with_data(
         recorded("dhus", "03_search_iw_grdh_recent_rows3.json"), content_type="application/json")
     httpserver.expect_request(f"/apihub/odata/v1/Products('{UUID}')", query_string="$format=json").respond_with_data(
         recorded("dhus", "04_odata_product_753c29d7_s1a_iw_grdh.json"), content_type="application/json")
     work = pipeline.WorkDir(tmp_path / "work")
-    tile = _azores_tile()
+    # One patch at 28.5 W 37.8 N (inside the recorded product's footprint only), UTM 26N.
+    tile = one_patch_tile("26SPG", 32626, 300000.0, 4200000.0, -28.5, 37.8,
+                          datetime(2023, 3, 10, 12, 0, tzinfo=UTC), "Sea and ocean")
     pipeline.write_json(work.tile_file(tile.key), tile.to_json())
     options = {"url": httpserver.url_for("/apihub/")}
 

@@ -11,24 +11,10 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pyproj
-
 from bigearthnet_s1 import pipeline
-from bigearthnet_s1.tiles import Patch, TileAcquisition, TileGrid
 
 REAL = "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371"
 LATER = "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5372"  # a reprocessing, published later
-
-
-def _rome_tile() -> TileAcquisition:
-    x, y = pyproj.Transformer.from_crs(4326, 32633, always_xy=True).transform(12.5, 41.9)
-    ulx, uly = 199980.0, 4700040.0
-    col, row = int((x - ulx) // 1200), int((uly - y) // 1200)
-    px, py = ulx + 1200 * col, uly - 1200 * row
-    patch = Patch(s2_name=f"S2A_MSIL2A_20211223T100000_{col}_{row}", col=col, row=row, labels=("Continuous urban fabric",),
-                  ulx=px, uly=py, lrx=px + 1200, lry=py - 1200)
-    return TileAcquisition(tile_id="33TTG", sensing_time=datetime(2021, 12, 23, 10, 0, tzinfo=UTC), s2_product=None,
-                           grid=TileGrid(epsg=32633, ulx=ulx, uly=uly), patches=(patch,))
 
 
 def _add(catalog: Path, src: Path, name: str) -> None:
@@ -36,9 +22,11 @@ def _add(catalog: Path, src: Path, name: str) -> None:
     shutil.copy(src / "manifest.safe", catalog / f"{name}.SAFE" / "manifest.safe")
 
 
-def test_lookup_reuses_fresh_or_settled_searches_and_refreshes_others(tmp_path: Path, s1b_rome_safe: Path) -> None:
+def test_lookup_reuses_fresh_or_settled_searches_and_refreshes_others(tmp_path: Path, s1b_rome_safe: Path,
+                                                                       one_patch_tile) -> None:
     work = pipeline.WorkDir(tmp_path / "work")
-    tile = _rome_tile()
+    tile = one_patch_tile("33TTG", 32633, 199980.0, 4700040.0, 12.5, 41.9,
+                          datetime(2021, 12, 23, 10, 0, tzinfo=UTC), "Continuous urban fabric")
     pipeline.write_json(work.tile_file(tile.key), tile.to_json())
     catalog = tmp_path / "catalog"
     _add(catalog, s1b_rome_safe, REAL)
