@@ -51,7 +51,7 @@ def main() -> None:
         safe = simulate_product(tmp, tile=tile, time=datetime(2017, 6, 13, 16, 50, 43, tzinfo=UTC), seed=3)
         print(f"simulate {n}x{n} patches: {time.perf_counter() - t0:.1f} s")
         for g in ("full", "nocal"):
-            for attempt in (1, 2):
+            for _attempt in (1, 2):
                 t0 = time.perf_counter()
                 out = engine.preprocess(safe, tile, tmp / f"{g}.tif", engine="native", dem="flat", graph=g)
                 dt = time.perf_counter() - t0

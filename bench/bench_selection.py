@@ -90,9 +90,9 @@ def candidates(tiles, n: int) -> list[ProductRecord]:
         specs.append((RNG.uniform(-10, 32), RNG.uniform(36, 70), direction, 0.0, 0.0, start,
                       int(RNG.integers(1, 176)), "S1A" if RNG.random() < 0.5 else "S1B"))
     specs = specs[:n]
-    cols = list(zip(*specs))
+    cols = list(zip(*specs, strict=True))
     fps = swaths(cols[0], cols[1], cols[2], cols[3], cols[4])
-    return [record(fp, sp[5], sp[6], sp[2], sp[7]) for fp, sp in zip(fps, specs)]
+    return [record(fp, sp[5], sp[6], sp[2], sp[7]) for fp, sp in zip(fps, specs, strict=True)]
 
 
 def main() -> None:

@@ -103,7 +103,8 @@ def child(args: argparse.Namespace) -> None:
     rss = ru1.ru_maxrss
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     print(json.dumps({
-        "wall_s": wall, "cpu_s": cpu, "load_before": load0, "load_after": os.getloadavg()[0], "warmup_s": warm, "maxrss_gb": rss / 1024**2, "rss_before_gb": rss_before / 1024**2,
+        "wall_s": wall, "cpu_s": cpu, "load_before": load0, "load_after": os.getloadavg()[0], "warmup_s": warm,
+        "maxrss_gb": rss / 1024**2, "rss_before_gb": rss_before / 1024**2,
         "valid_fraction": float(np.isfinite(out[0]).mean()), "blocks": stats.blocks, "skipped": stats.skipped,
         "steps": stats.steps, "max_model_error_px": stats.max_error_px, "exact_points": stats.exact_points,
         "image_gb": img.nbytes / 1024**3, "output_gb": out.nbytes / 1024**3,

@@ -507,8 +507,9 @@ def write_tile_patches(
     ``vv_db``/``vh_db``: dB values (float, NaN = no data) with shape (window.height,
     window.width); ``window`` in tile-grid pixels, aligned anywhere on the grid. Patches not in
     ``patch_scenes`` (S2 name -> scene) are skipped, and so are patches without any valid
-    pixel in VV or VH (logged); a patch not fully inside the window is an error. Existing complete patches are kept (unless ``overwrite``). ``valid_fraction``
-    defaults to the fraction of pixels finite in both bands. The tile's index part
+    pixel in VV or VH (logged); a patch not fully inside the window is an error. Existing
+    complete patches are kept (unless ``overwrite``). ``valid_fraction`` defaults to the
+    fraction of pixels finite in both bands. The tile's index part
     ``index/<tile.key>.parquet`` is written atomically; its rows are returned.
     """
     root = Path(root)

@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ def _say(msg: str) -> None:
 
 def _utc_at_local_solar(day: datetime, local_hours: float, lon: float) -> datetime:
     """UTC time at which local mean solar time is ``local_hours`` on ``day``'s date (lon in deg E)."""
-    midnight = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return midnight + timedelta(hours=local_hours - lon / 15.0)
 
 
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  index       {archive / 'index.parquet'} (+ patches.geojson)")
     print(f"  quicklooks  {quicklooks}" + (f" ({len(list(quicklooks.glob('*.png')))} PNG)" if quicklooks.is_dir() else ""))
     print(f"  run log     {log}")
-    print("  Airflow UI  AIRFLOW_HOME=%s %s api-server --port 8080" % (home, Path(sys.executable).with_name("airflow")))
+    print(f"  Airflow UI  AIRFLOW_HOME={home} {Path(sys.executable).with_name('airflow')} api-server --port 8080")
     print(f"              then open http://localhost:8080 (user {UI_USER}, password {UI_PASSWORD}) "
           f"> Dags > {DAG_ID} > Grid")
     for patch_dir, reasons in report.bad[:10]:

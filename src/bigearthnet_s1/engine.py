@@ -19,8 +19,9 @@ Write                      float32 GeoTIFF (NaN no-data), written atomically
 Radar-geometry nodes (border noise, thermal noise, calibration, speckle filter) are
 recorded as they are met, with their parameters, and run when pixels are first needed as
 one ``radiometry.radar_chain`` call — the library's composition of exactly those functions,
-strip by strip — so a graph and the direct library calls give identical arrays. An operator, a parameter value or an order of nodes the executor does not
-implement raises GraphError naming the node and the parameter: never a silent substitute.
+strip by strip — so a graph and the direct library calls give identical arrays. An
+operator, a parameter value or an order of nodes the executor does not implement raises
+GraphError naming the node and the parameter: never a silent substitute.
 
 ``preprocess`` picks the graph (the no-calibration fallback for flagged products or on
 request), renders it for the tile (UTM CRS, grid origin, DEM, radar window), runs it with
@@ -372,7 +373,10 @@ def _pols_param(node: G.Node, product: _Product) -> list[str]:
         return have
     missing = [p for p in sel if p not in have]
     if missing:
-        raise GraphError(f"node {node.id!r}: selectedPolarisations {','.join(missing)} not in the source bands ({', '.join(product.bands)})")
+        raise GraphError(
+            f"node {node.id!r}: selectedPolarisations {','.join(missing)} "
+            f"not in the source bands ({', '.join(product.bands)})"
+        )
     return sel
 
 
@@ -422,7 +426,10 @@ def _op_read(ctx: _Context) -> _Product:
         for name in names:
             pre, _, pol = name.partition("_")
             if pre not in (_AMPLITUDE, _INTENSITY) or pol.upper() not in pols:
-                raise GraphError(f"node {n.id!r} (Read): band {name!r} is not in product {safe.name} (Amplitude_/Intensity_ + {', '.join(pols)})")
+                raise GraphError(
+                    f"node {n.id!r} (Read): band {name!r} is not in product {safe.name} "
+                    f"(Amplitude_/Intensity_ + {', '.join(pols)})"
+                )
             if pol.upper() not in chosen:
                 chosen.append(pol.upper())
         pols = chosen
@@ -632,7 +639,10 @@ def _map_crs(n: G.Node) -> CRS:
             "understands (give EPSG:<code> or WKT; SNAP's AUTO:42001 is resolved by render(), not here)"
         ) from None
     if not pc.is_projected:
-        raise GraphError(f"node {n.id!r} (Terrain-Correction): mapProjection {text!r} is not projected; the native engine writes metre grids only")
+        raise GraphError(
+            f"node {n.id!r} (Terrain-Correction): mapProjection {text!r} is not projected; "
+            "the native engine writes metre grids only"
+        )
     return CRS.from_wkt(pc.to_wkt())
 
 
@@ -642,7 +652,10 @@ def _check_grid(n: G.Node, grid: GridSpec, crs: CRS, spacing: float) -> None:
         raise GraphError(f"node {n.id!r} (Terrain-Correction): target grid CRS {grid.crs} differs from mapProjection {crs}")
     t = grid.transform
     if not (math.isclose(t.a, spacing) and math.isclose(-t.e, spacing) and t.b == 0 and t.d == 0):
-        raise GraphError(f"node {n.id!r} (Terrain-Correction): target grid pixel {t.a} x {-t.e} m differs from pixelSpacingInMeter {spacing}")
+        raise GraphError(
+            f"node {n.id!r} (Terrain-Correction): target grid pixel {t.a} x {-t.e} m "
+            f"differs from pixelSpacingInMeter {spacing}"
+        )
     if n.value("alignToStandardGrid"):
         ox = float(n.value("standardGridOriginX")) - spacing / 2  # SNAP: origin is a pixel centre
         oy = float(n.value("standardGridOriginY")) + spacing / 2

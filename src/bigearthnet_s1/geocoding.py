@@ -98,7 +98,7 @@ class RadarGeometry:
     name: str = "scene"
 
     @classmethod
-    def from_annotation(cls, ann: Any, name: str | None = None) -> "RadarGeometry":
+    def from_annotation(cls, ann: Any, name: str | None = None) -> RadarGeometry:
         orbit: Orbit = ann.orbit
         polys = sorted(ann.srgr, key=lambda p: p.azimuth_time)
         if not polys:
@@ -566,7 +566,7 @@ def _solve_batches(geo: RadarGeometry, grid: _Grid, batches: list[tuple[NDArray,
     stats.exact_points += line.size
     out = []
     i = 0
-    for (r, _, _), n in zip(batches, sizes):
+    for (r, _, _), n in zip(batches, sizes, strict=True):
         out.append((line[i:i + n].reshape(r.shape), rng[i:i + n].reshape(r.shape)))
         i += n
     return out
@@ -583,17 +583,17 @@ def _models(geo: RadarGeometry, grid: _Grid, blocks: list[_Block], step: int | N
     ``tolerance``, also measure each model's error at its check points (in one batch).
     Returns the worst check error per block (0 without a check)."""
     steps = [step if step is not None else max(b.bh, b.bw) for b in blocks]
-    lat_pts = [_lattice_points(b, st) for b, st in zip(blocks, steps)]
+    lat_pts = [_lattice_points(b, st) for b, st in zip(blocks, steps, strict=True)]
     solved = _solve_batches(geo, grid, [(R, C, H) for R, C, H, _ in lat_pts], stats)
-    for b, st, (line, rng) in zip(blocks, steps, solved):
+    for b, st, (line, rng) in zip(blocks, steps, solved, strict=True):
         b.model = _fit_model(b, line, rng, st)
     if tolerance is None:
         return [0.0] * len(blocks)
-    checks = [_check_points(b, st, shape) for b, st, (_, _, _, shape) in zip(blocks, steps, lat_pts)]
+    checks = [_check_points(b, st, shape) for b, st, (_, _, _, shape) in zip(blocks, steps, lat_pts, strict=True)]
     exact = _solve_batches(geo, grid, [(b.r0 + RR, b.c0 + CC, b.hc + b.hs * SS)
-                                       for b, (RR, CC, SS) in zip(blocks, checks)], stats)
+                                       for b, (RR, CC, SS) in zip(blocks, checks, strict=True)], stats)
     worst = []
-    for b, st, (RR, CC, SS), (le, re) in zip(blocks, steps, checks, exact):
+    for b, st, (RR, CC, SS), (le, re) in zip(blocks, steps, checks, exact, strict=True):
         m = b.model
         assert m is not None
         lm = _eval_model(m.coef_line, RR, CC, st, SS)
@@ -618,7 +618,7 @@ def _checked_models(geo: RadarGeometry, grid: _Grid, blocks: list[_Block], stats
     while todo:
         worst = _models(geo, grid, todo, step, stats, tolerance)
         again = []
-        for b, e in zip(todo, worst):
+        for b, e in zip(todo, worst, strict=True):
             if e <= tolerance or step <= MIN_STEP:
                 if e > tolerance:
                     log.warning("%s: coordinate model error %.3f px > %.3f px at the minimum step %d (block %d,%d)",

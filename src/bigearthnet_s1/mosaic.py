@@ -24,10 +24,11 @@ import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -77,7 +78,7 @@ class SceneOnGrid:
             raise MosaicError(f"scene {self.scene.scene_id}: data shape {self.data.shape} does not match window {w}")
 
     @classmethod
-    def from_geotiff(cls, path: str | os.PathLike[str], tile: TileAcquisition) -> "SceneOnGrid":
+    def from_geotiff(cls, path: str | os.PathLike[str], tile: TileAcquisition) -> SceneOnGrid:
         """Open a preprocessed scene GeoTIFF and place it on ``tile``'s grid (checked: same CRS,
         same pixel size, origin on the grid's pixel corners)."""
         p = Path(path)

@@ -80,7 +80,7 @@ class Orbit:
     @classmethod
     def from_state_vectors(
         cls, times: ArrayLike, positions: ArrayLike, velocities: ArrayLike
-    ) -> "Orbit":
+    ) -> Orbit:
         """Build from UTC ``datetime64`` times and (n, 3) ECEF positions (m) and velocities (m/s)."""
         t = np.asarray(times, dtype="datetime64[ns]")
         if t.size < 4:

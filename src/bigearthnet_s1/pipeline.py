@@ -25,8 +25,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +37,7 @@ if TYPE_CHECKING:  # heavy modules are imported inside the steps
 
 log = logging.getLogger(__name__)
 
-UTC = timezone.utc
+UTC = UTC
 CATALOG_KINDS = ("local", "cdse", "dhus")
 ENGINES = ("native", "snap")
 #: Environment variable of the fault-injection hook used by the tests (see :func:`inject_fault`).
@@ -376,7 +375,7 @@ def lookup_footprint(work: WorkDir, key: str, *, catalog: str, catalog_root: str
              "start": start.isoformat(), "end": end.isoformat(), "footprint": footprint.wkt}
     qhash = hashlib.sha1(json.dumps(query, sort_keys=True).encode()).hexdigest()[:16]
     path = work.candidates_file(key)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if path.exists():
         saved = read_json(path, f"candidates of {key}")
         searched_at = datetime.fromisoformat(saved["searched_at"]) if saved.get("searched_at") else None

@@ -84,7 +84,7 @@ def _window_ints(window: Window) -> tuple[int, int, int, int]:
 def _vectors_at(pixels: list[NDArray] | NDArray, values: list[NDArray] | NDArray, cols: NDArray) -> NDArray[np.float64]:
     """Each vector interpolated linearly (clamped at its ends) to the columns ``cols``."""
     return np.stack([np.interp(cols, np.asarray(p, dtype=np.float64), np.asarray(v, dtype=np.float64))
-                     for p, v in zip(pixels, values)])
+                     for p, v in zip(pixels, values, strict=True)])
 
 
 def _line_weights(vec_lines: NDArray, rows: NDArray) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
@@ -277,7 +277,7 @@ class BorderParameters:
 
     @classmethod
     def from_snap(cls, borderLimit: int | str = 500, trimThreshold: float | str = 0.5,  # noqa: N803
-                  **ignored: Any) -> "BorderParameters":
+                  **ignored: Any) -> BorderParameters:
         """From the parameters of SNAP's Remove-GRD-Border-Noise node (selectedPolarisations
         and other band selection parameters are the caller's business)."""
         try:

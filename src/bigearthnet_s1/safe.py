@@ -34,7 +34,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 from xml.etree.ElementTree import Element, ParseError
@@ -97,7 +97,7 @@ def _dt64(text: str) -> np.datetime64:
 
 def _utc(text: str) -> datetime:
     t = text.strip().rstrip("Z")
-    return datetime.fromisoformat(t).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(t).replace(tzinfo=UTC)
 
 
 def _floats(text: str | None) -> NDArray[np.float64]:
@@ -541,7 +541,7 @@ class SafeProduct:
     def __repr__(self) -> str:
         return f"SafeProduct({self.name!r}, ipf={self.ipf_version}, pols={self.polarisations})"
 
-    def __enter__(self) -> "SafeProduct":
+    def __enter__(self) -> SafeProduct:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -359,7 +359,7 @@ class _Selector:
         near = shapely.intersects(tile_wgs, fps) if len(fps) else np.zeros(0, bool)
         for j in np.flatnonzero(~near):
             self.drop(recs[j].name, f"footprint does not reach tile {self.tile.tile_id}")
-        recs = [r for r, ok in zip(recs, near) if ok]
+        recs = [r for r, ok in zip(recs, near, strict=True) if ok]
         fps = fps[near]
         n = len(recs)
         parts = np.empty(n, dtype=object)
@@ -381,7 +381,7 @@ class _Selector:
         useful = areas > self.eps
         for j in np.flatnonzero(~useful):
             self.drop(recs[j].name, f"footprint misses the target ({self.target}) of tile {self.tile.tile_id}")
-        self.recs = [r for r, ok in zip(recs, useful) if ok]
+        self.recs = [r for r, ok in zip(recs, useful, strict=True) if ok]
         self.parts = parts[useful]
         self.areas = areas[useful]
         sensing = self.tile.sensing_time
@@ -460,7 +460,7 @@ class _Selector:
         chosen: list[_Unit] = []
         others: list[_Unit] = []
         self.why_not: dict[int, str] = {}  # id(unit) -> reason it lost within its track
-        for track, lst in units.items():
+        for lst in units.values():
             best_area = max(u.area for u in lst)
             eligible = [u for u in lst if u.area >= self.tolerance * best_area - self.eps]
             pick = min(eligible, key=lambda u: (u.gap, -u.area, self.recs[u.members[0]].name))

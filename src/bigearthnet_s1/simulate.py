@@ -1215,7 +1215,9 @@ def _transformer(epsg: int, inverse: bool) -> Any:
     return _TRANSFORMERS[key]
 
 
-def _snap_window(bounds: tuple[float, float, float, float], anchor: tuple[float, float], res: float = 10.0) -> tuple[tuple[float, float], tuple[int, int]]:
+def _snap_window(
+    bounds: tuple[float, float, float, float], anchor: tuple[float, float], res: float = 10.0
+) -> tuple[tuple[float, float], tuple[int, int]]:
     """Grid corner and shape of the smallest ``res`` grid aligned on ``anchor`` covering bounds."""
     left, bottom, right, top = bounds
     ax, ay = anchor
@@ -1267,9 +1269,9 @@ def _make_target(
         tgt.truth_origin = anchor
         tgt.truth_shape = (int(tile.grid.height), int(tile.grid.width))
     else:
-        l, b, r, t = area.bounds
+        west, south, east, north = area.bounds
         extra = margin if size == "small" else 0.0
-        tgt.truth_origin, tgt.truth_shape = _snap_window((l - extra, b - extra, r + extra, t + extra), anchor)
+        tgt.truth_origin, tgt.truth_shape = _snap_window((west - extra, south - extra, east + extra, north + extra), anchor)
     return tgt
 
 
@@ -1288,7 +1290,9 @@ def _resolve_pass(pass_direction: str | None, t64: np.datetime64, lon: float) ->
     return solar >= 12.0
 
 
-def _range_at_incidence(p: NDArray[np.float64], v: NDArray[np.float64], incidence_deg: Sequence[float], h: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _range_at_incidence(
+    p: NDArray[np.float64], v: NDArray[np.float64], incidence_deg: Sequence[float], h: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Slant range (m) and ground arc length from the first one (m) at given ellipsoid
     incidence angles in the zero-Doppler plane of (p, v)."""
     down, right = _zero_doppler_basis(p, v)
@@ -1550,11 +1554,11 @@ def _map_params(target: _Target, seed: int) -> NDArray[np.float64]:
     """Parameters of ``_ground_class``: parcel grid on the tile corner, one river across the
     target area (meandering east-west through its middle third)."""
     rng = np.random.default_rng([seed, 7])
-    l, b, r, t = target.area.bounds
-    span = max(r - l, t - b, 2000.0)
+    west, south, east, north = target.area.bounds
+    span = max(east - west, north - south, 2000.0)
     return np.array([
         target.anchor[0], target.anchor[1], PARCEL_M, float(seed % (1 << 52)),
-        l, 0.5 * (b + t) + rng.uniform(-0.15, 0.15) * (t - b),
+        west, 0.5 * (south + north) + rng.uniform(-0.15, 0.15) * (north - south),
         rng.uniform(0.05, 0.12) * span, rng.uniform(0.6, 1.2) * span, rng.uniform(0, 2 * math.pi),
         RIVER_HALF_WIDTH_M, PARCEL_JITTER_DB,
     ], dtype=np.float64)
@@ -1684,7 +1688,8 @@ def _render_measurements(
                     luts.noise_rows["VH"], luts.az_rows["VV"], luts.az_rows["VH"], luts.swath_of,
                     border.zero_near, border.valid_first, border.valid_last, border.zero_far,
                     pt_start, pt_pix, pt_vv, pt_vh, table, seed_u, 0.3 if border_noise else 0.0)
-            _in_threads(pool, n, lambda a, b: _render_lines(l0 + a, out_vv[a:b], out_vh[a:b], stats[a:b], *args))
+            # the lambda runs inside this iteration (_in_threads waits), so the loop variables are current
+            _in_threads(pool, n, lambda a, b: _render_lines(l0 + a, out_vv[a:b], out_vh[a:b], stats[a:b], *args))  # noqa: B023
             win = Window(0, l0, ns, n)
             dst_vv.write(out_vv[:n], 1, window=win)
             dst_vh.write(out_vh[:n], 1, window=win)
@@ -1715,7 +1720,7 @@ def _in_threads(pool: ThreadPoolExecutor, n: int, fn: Callable[[int, int], None]
     if n <= 1:
         return
     edges = np.linspace(1, n, min(_threads(), n - 1) + 1).round().astype(int)
-    for f in [pool.submit(fn, int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]:
+    for f in [pool.submit(fn, int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]:
         f.result()
 
 
@@ -1755,8 +1760,9 @@ def _write_truth(
             vh = np.empty((n, nx), np.float32)
             cls = np.empty((n, nx), np.uint8)
             with ThreadPoolExecutor(_threads()) as pool:
-                _in_threads(pool, n, lambda a, b: _render_truth(x0, y0 - (r0 + a) * 10.0, 10.0, b - a, nx, gp, cum_w,
-                                                                vv_lin, vh_lin, vv[a:b], vh[a:b], cls[a:b]))
+                # the lambda runs inside this iteration (_in_threads waits), so r0/vv/vh/cls are current
+                _in_threads(pool, n, lambda a, b: _render_truth(x0, y0 - (r0 + a) * 10.0, 10.0, b - a, nx, gp,  # noqa: B023
+                                                                cum_w, vv_lin, vh_lin, vv[a:b], vh[a:b], cls[a:b]))  # noqa: B023
             sel = (pr >= r0) & (pr < r0 + n) & (pc >= 0) & (pc < nx)
             vv[pr[sel] - r0, pc[sel]] += POINT_TARGET_SIGMA0[0]
             vh[pr[sel] - r0, pc[sel]] += POINT_TARGET_SIGMA0[1]
@@ -2295,7 +2301,8 @@ def _manifest_xml(meta: _Meta, plan: _Plan, objects: dict[str, _DataObject], foo
                    f'        <dataObjectPointer dataObjectID="{o.id}"/>\n      </xfdu:contentUnit>')
     ipm.append('      <xfdu:contentUnit unitType="Measurement Data Unit" repID="s1Level1QuickLookSchema">\n'
                '        <dataObjectPointer dataObjectID="quicklook"/>\n      </xfdu:contentUnit>')
-    order = [f"{k}-{p}" for p in pols for k in kinds] + ["mapoverlay", "productpreview"] + [f"measurement-{p}" for p in pols] + ["quicklook"]
+    order = [f"{k}-{p}" for p in pols for k in kinds] + ["mapoverlay", "productpreview"]
+    order += [f"measurement-{p}" for p in pols] + ["quicklook"]
     for key in order:
         o = objects[key]
         data_objs.append(
@@ -2352,7 +2359,8 @@ def _manifest_xml(meta: _Meta, plan: _Plan, objects: dict[str, _DataObject], foo
         + "                  </safe:processing>\n"
         "                </safe:resource>\n"
         '                <safe:resource name="Sentinel-1 Product Definition (S1-RS-MDA-52-7440) release 2/7" role="product definition"/>\n'
-        '                <safe:resource name="Sentinel-1 Product Specification (S1-RS-MDA-52-7441) release 3/7" role="product specification"/>\n'
+        '                <safe:resource name="Sentinel-1 Product Specification (S1-RS-MDA-52-7441) release 3/7" '
+        'role="product specification"/>\n'
         "              </safe:processing>\n"
         "            </safe:resource>\n"
         "          </safe:processing>\n"
@@ -2680,8 +2688,8 @@ def _prepare(
                                    np.array([0.0, plan.frame.samples - 1.0, 0.0, plan.frame.samples - 1.0]))
         heights = _DemSampler(dem_path, (corners["lon"].min() - 0.05, corners["lat"].min() - 0.05,
                                          corners["lon"].max() + 0.05, corners["lat"].max() + 0.05))
-        l, b, r, t = target.area.bounds
-        gx, gy = np.meshgrid(np.linspace(l, r, 40), np.linspace(b, t, 40))
+        west, south, east, north = target.area.bounds
+        gx, gy = np.meshgrid(np.linspace(west, east, 40), np.linspace(south, north, 40))
         h_ref = float(np.mean(heights(*target.to_wgs84(gx.ravel(), gy.ravel()))))
         plan = _plan_scene(plan_target, t_start, size, ascending, heights, h_ref, plan.swath_position,
                            azimuth_position)

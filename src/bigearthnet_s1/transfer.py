@@ -304,7 +304,10 @@ class TransferProgress:
 
     def describe(self) -> str:
         mb = 1e6
-        size = f"{self.done / mb:.1f}/{self.total / mb:.1f} MB ({100 * self.done / self.total:.1f}%)" if self.total else f"{self.done / mb:.1f} MB"
+        if self.total:
+            size = f"{self.done / mb:.1f}/{self.total / mb:.1f} MB ({100 * self.done / self.total:.1f}%)"
+        else:
+            size = f"{self.done / mb:.1f} MB"
         eta = f", ETA {_fmt_seconds(self.eta)}" if self.eta is not None and not self.finished else ""
         return f"{self.label}: {size} at {self.rate / mb:.1f} MB/s{eta}"
 

@@ -34,7 +34,7 @@ def bad_runs(af, postgres, s2_example: Path, tmp_path_factory: pytest.TempPathFa
     runs = [{"conf": {**common, **c}, "logical_date": f"2030-01-{i + 1:02d}T00:00:00Z"}
             for i, c in enumerate(cases.values())]
     results = af.dag_test(env, runs)
-    return {"results": dict(zip(cases, results)), "work": work, "blocker": blocker}
+    return {"results": dict(zip(cases, results, strict=True)), "work": work, "blocker": blocker}
 
 
 EXPECTED = {

@@ -58,7 +58,7 @@ def test_init_creates_pools_and_connection_without_interpolating_secrets() -> No
 
 
 def test_dag_and_compose_agree_on_pool_names() -> None:
-    dag_src = (REPO / "dags" / "bigearthnet_s1.py").read_text()
+    dag_src = (REPO / "dags" / "bigearthnet_s1_dag.py").read_text()
     script = "\n".join(_compose()["services"]["airflow-init"]["command"])
     for pool in ("bigearthnet_s1_download", "bigearthnet_s1_cpu"):
         assert f'"{pool}"' in dag_src and pool in script

@@ -17,7 +17,7 @@ import json, sys, time, importlib.util
 import airflow.sdk, airflow.sdk.definitions.retry_policy  # Airflow itself is loaded by the parser anyway
 before = set(sys.modules)
 t0 = time.perf_counter()
-spec = importlib.util.spec_from_file_location("bigearthnet_s1_dag", sys.argv[1] if len(sys.argv) > 1 else "dags/bigearthnet_s1.py")
+spec = importlib.util.spec_from_file_location("bigearthnet_s1_dag", sys.argv[1] if len(sys.argv) > 1 else "dags/bigearthnet_s1_dag.py")
 mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
 dt = time.perf_counter() - t0
 heavy = %r

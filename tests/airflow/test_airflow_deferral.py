@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ import asyncio, json, sys
 from airflow.sdk.exceptions import TaskDeferred
 from bigearthnet_s1_airflow.operators import ProductDownloadOperator
 work, timeout = sys.argv[1], float(sys.argv[2])
-op = ProductDownloadOperator(task_id="download", product=%r, work_dir=work, catalog_conn_id="hub",
+op = ProductDownloadOperator(task_id="download", product=__NAME__, work_dir=work, catalog_conn_id="hub",
                              poll_interval=0.2, wait_timeout=timeout)
 out = {}
 try:
@@ -45,7 +45,7 @@ except TaskDeferred as d:
     except Exception as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
 print(json.dumps(out, default=str))
-""" % NAME
+""".replace("__NAME__", repr(NAME))
 
 
 def _zip_bytes() -> bytes:
@@ -85,8 +85,8 @@ def _prepare(af, tmp_path: Path, httpserver) -> tuple[Path, dict]:
 
     work = pipeline.WorkDir(tmp_path / "work")
     rec = ProductRecord(name=NAME, uuid=UUID, mission="S1A",
-                        start_time=datetime(2017, 6, 13, 16, 50, 43, tzinfo=timezone.utc),
-                        stop_time=datetime(2017, 6, 13, 16, 51, 8, tzinfo=timezone.utc),
+                        start_time=datetime(2017, 6, 13, 16, 50, 43, tzinfo=UTC),
+                        stop_time=datetime(2017, 6, 13, 16, 51, 8, tzinfo=UTC),
                         absolute_orbit=17018, relative_orbit=168, orbit_direction="ASCENDING",
                         datatake_id="01C579", footprint=box(12, 47, 15, 49), online=False, source="dhus")
     pipeline.write_json(work.record_file(NAME), rec.to_json())

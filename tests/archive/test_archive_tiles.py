@@ -71,7 +71,8 @@ def test_write_tile_patches(upu, tmp_path: Path) -> None:
     arrays = archive.read_patch_arrays(tmp_path / "S1B_IW_GRDH_1SDV_20170618T064650_29UPU_4_56")
     np.testing.assert_array_equal(arrays["VV"], vv[120:240, 0:120])
     np.testing.assert_array_equal(arrays["VH"], vh[120:240, 0:120])
-    meta = json.loads((tmp_path / "S1B_IW_GRDH_1SDV_20170618T064650_29UPU_4_56" / "S1B_IW_GRDH_1SDV_20170618T064650_29UPU_4_56_labels_metadata.json").read_text())
+    name = "S1B_IW_GRDH_1SDV_20170618T064650_29UPU_4_56"
+    meta = json.loads((tmp_path / name / f"{name}_labels_metadata.json").read_text())
     assert meta["coordinates"] == {"ulx": 604800, "uly": 5832840, "lrx": 606000, "lly": 5831640}
     assert meta["acquisition_time"] == "2017-06-18T06:46:50"
 

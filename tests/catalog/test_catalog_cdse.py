@@ -39,7 +39,7 @@ def test_creodias_page_fields(httpserver: HTTPServer, recorded_json) -> None:
     cat = CdseCatalog(httpserver.url_for("/odata/v1"))
     records = _search(cat)
     assert len(records) == 10
-    for r, item in zip(records, doc["value"]):
+    for r, item in zip(records, doc["value"], strict=True):
         attrs = {a["Name"]: a["Value"] for a in item["Attributes"]}
         assert r.name == item["Name"].removesuffix(".SAFE")
         assert r.uuid == item["Id"] and r.source == "cdse"

@@ -108,7 +108,8 @@ def test_entities_in_manifest_are_refused(tmp_path: Path, s1b_rome_safe: Path) -
     safe.mkdir()
     text = (s1b_rome_safe / "manifest.safe").read_text()
     head, rest = text.split("\n", 1)
-    evil = head + '\n<!DOCTYPE x [<!ENTITY a "aaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>\n' + rest.replace("IW</s1sarl1:mode>", "&b;</s1sarl1:mode>", 1)
+    doctype = '\n<!DOCTYPE x [<!ENTITY a "aaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>\n'
+    evil = head + doctype + rest.replace("IW</s1sarl1:mode>", "&b;</s1sarl1:mode>", 1)
     (safe / "manifest.safe").write_text(evil)
     with pytest.raises(Exception, match="manifest.safe is not valid XML"):
         read_manifest_record(safe)
@@ -121,7 +122,8 @@ def test_cache_rereads_only_changed_products(folder: Path, s1b_rome_safe: Path) 
     assert all(again[n] is first[n] for n in first)  # served from the cache
     manifest = folder / f"{S1B}.SAFE" / "manifest.safe"
     before = manifest.stat().st_mtime_ns
-    manifest.write_text(manifest.read_text().replace('<safe:relativeOrbitNumber type="start">22<', '<safe:relativeOrbitNumber type="start">23<'))
+    orbit = '<safe:relativeOrbitNumber type="start">'
+    manifest.write_text(manifest.read_text().replace(orbit + "22<", orbit + "23<"))
     os.utime(manifest, ns=(before + 10**9, before + 10**9))  # same size: only the time tells
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")

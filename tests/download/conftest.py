@@ -216,13 +216,16 @@ class FaultHub:
                 p.retrieval_requested = True
                 oid = f"order-{len(self.orders) + 1}"
                 self.orders[oid] = {"uuid": p.uuid, "polls": 0}
-            return self._json(h, 201, {"@odata.context": "$metadata#OrderEntity", "value": {"Id": oid, "Status": "queued", "StatusMessage": "request is queued"}}, entry)
+            order = {"Id": oid, "Status": "queued", "StatusMessage": "request is queued"}
+            return self._json(h, 201, {"@odata.context": "$metadata#OrderEntity", "value": order}, entry)
         if cdse and suffix == "":
             entry["kind"] = "online"
             with self.lock:
                 if p.retrieval_requested:
                     p.polls += 1
-            return self._json(h, 200, {"@odata.context": "$metadata#Products/$entity", "Id": p.uuid, "Name": p.name + ".SAFE", "Online": p.online, "ContentLength": len(p.data)}, entry)
+            body = {"@odata.context": "$metadata#Products/$entity", "Id": p.uuid, "Name": p.name + ".SAFE",
+                    "Online": p.online, "ContentLength": len(p.data)}
+            return self._json(h, 200, body, entry)
         if suffix == "/$value":
             entry["kind"] = "value"
             if not p.online:
@@ -264,7 +267,9 @@ class FaultHub:
             access, refresh = f"access-{n}", f"refresh-{n}"
             self.tokens[access] = time.monotonic() + self.token_lifetime
             self.refresh_tokens.add(refresh)
-        return self._json(h, 200, {"access_token": access, "expires_in": 600, "refresh_token": refresh, "refresh_expires_in": 3600, "token_type": "Bearer"}, entry)
+        body = {"access_token": access, "expires_in": 600, "refresh_token": refresh, "refresh_expires_in": 3600,
+                "token_type": "Bearer"}
+        return self._json(h, 200, body, entry)
 
     def _order_status(self, h: BaseHTTPRequestHandler, oid: str, entry: dict[str, Any]) -> None:
         entry["kind"] = "order_status"
@@ -297,7 +302,8 @@ class FaultHub:
                 page = f"<html><head><title>{status} Error</title></head><body>busy</body></html>".encode()
                 return self._send(h, status, page, {"Content-Type": "text/html", **headers}, entry)
             if p.always_status is not None:
-                return self._send(h, p.always_status, b"<html><title>Service Unavailable</title></html>", {"Content-Type": "text/html"}, entry)
+                html = b"<html><title>Service Unavailable</title></html>"
+                return self._send(h, p.always_status, html, {"Content-Type": "text/html"}, entry)
             p.body_requests += 1
             nth = p.body_requests
             drop = p.drops.pop(0) if p.drops else None
@@ -426,7 +432,9 @@ def spawn_fetch() -> Any:
     def start(root: Path, record: ProductRef, *, extract: bool = False) -> subprocess.Popen[str]:
         arg = json.dumps({"root": str(root), "record": record.to_json(), "extract": extract})
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        p = subprocess.Popen([sys.executable, "-c", FETCH_SCRIPT, arg], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        p = subprocess.Popen(
+            [sys.executable, "-c", FETCH_SCRIPT, arg], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
         procs.append(p)
         return p
 

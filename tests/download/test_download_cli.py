@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import shapely.geometry
 
@@ -18,8 +18,8 @@ NAME2 = "S1B_IW_GRDH_1SDV_20170614T053211_20170614T053236_006053_00AA21_1F3D"
 def _record(hub, p, **kw) -> ProductRecord:
     return ProductRecord(
         name=p.name, uuid=p.uuid, mission=p.name[:3],
-        start_time=datetime(2017, 6, 13, 16, 50, 43, tzinfo=timezone.utc),
-        stop_time=datetime(2017, 6, 13, 16, 51, 8, tzinfo=timezone.utc),
+        start_time=datetime(2017, 6, 13, 16, 50, 43, tzinfo=UTC),
+        stop_time=datetime(2017, 6, 13, 16, 51, 8, tzinfo=UTC),
         absolute_orbit=17018, relative_orbit=None, orbit_direction="ASCENDING", datatake_id="01C579",
         footprint=shapely.geometry.box(12.0, 41.0, 13.0, 42.0), size=len(p.data), checksum=p.md5,
         checksum_algorithm="MD5", online=True, url=hub.dhus_url(p), source="dhus", **kw,

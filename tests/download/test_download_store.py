@@ -324,7 +324,7 @@ def test_threads_share_the_lock_and_the_parallel_limit(hub, tmp_path, leftovers,
     assert sorted(got) == sorted(r.name for r in recs)
     assert hub.max_in_flight == 2  # never more than the limit, and the limit was used
     assert all(len(hub.requests_for(p)) == 1 for p in prods)  # duplicates waited, then found the zip
-    assert seen == {r.name: len(p.data) for r, p in zip(recs, prods)}
+    assert seen == {r.name: len(p.data) for r, p in zip(recs, prods, strict=True)}
     assert leftovers(tmp_path) == []
 
 
@@ -378,9 +378,10 @@ def test_kill9_at_random_moments_then_rerun(hub, tmp_path, spawn_fetch, make_zip
             alive = proc.poll() is None
         elif stage == "download":
             offset = rng.randrange(1, len(data) - 500_000)
-            alive = _wait_for(lambda: p.bytes_served - served_before >= offset, proc)
+            # _wait_for polls the lambda within this iteration, so the loop variables are current
+            alive = _wait_for(lambda: p.bytes_served - served_before >= offset, proc)  # noqa: B023
         else:
-            alive = _wait_for(lambda: (root / f"{NAME}.zip").exists(), proc)
+            alive = _wait_for(lambda: (root / f"{NAME}.zip").exists(), proc)  # noqa: B023 (polled in this iteration)
         if alive:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1

@@ -9,9 +9,9 @@ Doppler. The image value is a known map pattern sampled at that ground point.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyproj

@@ -162,7 +162,10 @@ def test_write_node_and_snap_like_grid(sim_case, tmp_path) -> None:
     # geocoding's coordinate model is interpolated on a lattice tied to each grid (<= 0.05 px
     # error by design), so the two runs agree closely, not bit for bit
     d = np.abs(big - small)
-    print("SNAP-like grid vs tile grid: median %.4f dB, p99 %.4f dB, max %.4f dB" % (np.nanmedian(d), np.nanpercentile(d, 99), np.nanmax(d)))
+    print(
+        f"SNAP-like grid vs tile grid: median {np.nanmedian(d):.4f} dB, "
+        f"p99 {np.nanpercentile(d, 99):.4f} dB, max {np.nanmax(d):.4f} dB"
+    )
     assert np.array_equal(np.isnan(big), np.isnan(small))
     assert np.nanmedian(d) < 0.01 and np.nanpercentile(d, 99) < 0.1
 
@@ -184,7 +187,12 @@ def _edit(g: G.Graph, op: str, name: str, text: str | None) -> G.Graph:
         ("Speckle-Filter", "filter", "Frost", r"node 'Speckle-Filter'.*filter='Frost'.*not implemented"),
         ("Terrain-Correction", "saveDEM", "true", r"node 'Terrain-Correction'.*saveDEM='true' is not implemented"),
         ("Terrain-Correction", "demName", "SRTM 3Sec", r"node 'Terrain-Correction'.*demName='SRTM 3Sec' is not implemented"),
-        ("Terrain-Correction", "imgResamplingMethod", "BISINC_5_POINT_INTERPOLATION", r"imgResamplingMethod='BISINC_5_POINT_INTERPOLATION'"),
+        (
+            "Terrain-Correction",
+            "imgResamplingMethod",
+            "BISINC_5_POINT_INTERPOLATION",
+            r"imgResamplingMethod='BISINC_5_POINT_INTERPOLATION'",
+        ),
         ("Terrain-Correction", "mapProjection", "AUTO:42001", r"mapProjection 'AUTO:42001'"),
         ("Terrain-Correction", "nodataValueAtSea", "true", r"nodataValueAtSea='true'"),
         ("Calibration", "outputBetaBand", "true", r"node 'Calibration'.*exactly one of sigma0/gamma0/beta0"),

@@ -24,7 +24,7 @@ def _chain(g: G.Graph) -> list[str]:
     """Operators from Read to Write following the single-source links."""
     order = g.topological_order()
     ops = [n.operator for n in order]
-    for prev, n in zip(order, order[1:]):
+    for prev, n in zip(order, order[1:], strict=True):
         assert n.sources == {"sourceProduct": prev.id}, n.id
     return ops
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +21,13 @@ def big_tile_work(tmp_path: Path):
     function of the pixel position, so a test can check any patch's content.
     """
     import rasterio
-    from rasterio.windows import Window
 
     from bigearthnet_s1 import pipeline
     from bigearthnet_s1.tiles import Patch, TileAcquisition, TileGrid, mgrs_tile_origin
 
     def make(n: int):
         epsg, ulx, uly = mgrs_tile_origin("33UUP")
-        t = datetime(2017, 6, 13, 10, 10, 31, tzinfo=timezone.utc)
+        t = datetime(2017, 6, 13, 10, 10, 31, tzinfo=UTC)
         patches = tuple(
             Patch(s2_name=f"S2A_MSIL2A_20170613T101031_{c}_{r}", col=c, row=r, labels=("Pastures",),
                   ulx=ulx + 1200 * c, uly=uly - 1200 * r, lrx=ulx + 1200 * (c + 1), lry=uly - 1200 * (r + 1))

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ import pytest
 from bigearthnet_s1 import pipeline
 from bigearthnet_s1.errors import SelectionError
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_run_window_explicit_scheduled_manual_and_empty() -> None:

@@ -9,11 +9,11 @@ the annotated grids and per-vector np.interp), not the library's own interpolati
 from __future__ import annotations
 
 import re
-import warnings
 import shutil
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest

@@ -12,7 +12,6 @@ from bigearthnet_s1 import radiometry as R
 from bigearthnet_s1.safe import open_safe
 
 
-
 @pytest.mark.parametrize("kind", ["sigma0", "beta0", "gamma0", "dn"])
 def test_calibration_lut_equals_dense_bilinear(s1b_rome_safe, kind, dense):
     p = open_safe(s1b_rome_safe)

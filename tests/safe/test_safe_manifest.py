@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -19,8 +19,8 @@ def test_s1b_rome_manifest(s1b_rome_safe):
     assert p.ipf_version == pytest.approx(3.40)
     assert (p.absolute_orbit, p.relative_orbit, p.pass_direction) == (30148, 22, "DESCENDING")
     assert p.datatake_id == "039993"  # missionDataTakeID 235923 in hex, as in the product name
-    assert p.start_time == datetime(2021, 12, 23, 5, 11, 22, 594441, tzinfo=timezone.utc)
-    assert p.stop_time == datetime(2021, 12, 23, 5, 11, 47, 593146, tzinfo=timezone.utc)
+    assert p.start_time == datetime(2021, 12, 23, 5, 11, 22, 594441, tzinfo=UTC)
+    assert p.stop_time == datetime(2021, 12, 23, 5, 11, 47, 593146, tzinfo=UTC)
     minx, miny, maxx, maxy = p.footprint.bounds
     assert (minx, miny, maxx, maxy) == pytest.approx((11.865704, 40.876698, 15.321935, 42.780445))
     assert p.footprint.contains(__import__("shapely").Point(12.4964, 41.9028))  # Rome

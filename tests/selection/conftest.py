@@ -16,7 +16,7 @@ import pytest
 import shapely
 from pyproj import CRS, Transformer
 
-from bigearthnet_s1.catalog import ProductRecord, ORBIT_OFFSETS
+from bigearthnet_s1.catalog import ORBIT_OFFSETS, ProductRecord
 from bigearthnet_s1.tiles import Patch, TileAcquisition, TileGrid, mgrs_tile_origin
 
 INCLINATION = 98.18

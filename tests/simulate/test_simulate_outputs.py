@@ -165,7 +165,7 @@ def test_truth_raster_is_the_ground_map(sim_old) -> None:
     rows, cols = rng.integers(0, vv.shape[0], 3000), rng.integers(0, vv.shape[1], 3000)
     targets = {(int((a.f - t["y"]) // 10), int((t["x"] - a.c) // 10)) for t in truth["point_targets"]["targets"]}
     n = 0
-    for r, c in zip(rows, cols):
+    for r, c in zip(rows, cols, strict=True):
         if (r, c) in targets:
             continue
         k, jitter = simulate._ground_class(a.c + 10 * c + 5, a.f - 10 * r - 5, gp, cum)

@@ -29,7 +29,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 import shapely
@@ -117,7 +117,7 @@ def parse_s1_name(name: str) -> S1Name:
         raise InputError(f"not a Sentinel-1 product name: {name!r}")
 
     def t(s: str) -> datetime:
-        return datetime.strptime(s, "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+        return datetime.strptime(s, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
 
     g = m.groupdict()
     return S1Name(
@@ -292,11 +292,11 @@ def _utc(value: datetime | str, what: str) -> datetime:
         raise InputError(f"{what}: expected a datetime, got {value!r}")
     if value.tzinfo is None:
         raise InputError(f"{what}: naive datetime {value.isoformat()}; times must be tz-aware UTC")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 # ---------------------------------------------------------------------------------------

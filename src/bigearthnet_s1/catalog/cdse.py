@@ -18,7 +18,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,7 +51,7 @@ TOKEN_URL = "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/
 def _odata_time(t: datetime) -> str:
     if t.tzinfo is None:
         raise InputError(f"search time {t.isoformat()} is naive; pass tz-aware UTC datetimes")
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _search_polygon_wkt(footprint: BaseGeometry, max_vertices: int = 40) -> str:
@@ -75,7 +75,7 @@ def _search_polygon_wkt(footprint: BaseGeometry, max_vertices: int = 40) -> str:
 def _parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def _parse_footprint(item: dict[str, Any]) -> BaseGeometry | None:

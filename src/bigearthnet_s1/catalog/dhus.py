@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import requests
@@ -38,12 +38,12 @@ T = TypeVar("T")
 def _utc_naive(t: datetime, what: str) -> datetime:
     if t.tzinfo is None:
         raise InputError(f"{what} {t.isoformat()} is naive; pass tz-aware UTC datetimes")
-    return t.astimezone(timezone.utc).replace(tzinfo=None)
+    return t.astimezone(UTC).replace(tzinfo=None)
 
 
 def _as_utc(value: Any) -> datetime | None:
     if isinstance(value, datetime):
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return None
 
 

@@ -19,7 +19,7 @@ import logging
 import os
 import warnings
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from xml.etree.ElementTree import Element, ParseError
 
@@ -53,7 +53,7 @@ def _text(root: Element, path: str, source: str, *, required: bool = True) -> st
 
 def _time(text: str) -> datetime:
     # manifest times are UTC without a zone, microseconds optional
-    return datetime.fromisoformat(text.rstrip("Z")).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text.rstrip("Z")).replace(tzinfo=UTC)
 
 
 def _footprint(root: Element, source: str) -> BaseGeometry:

@@ -61,7 +61,7 @@ def brief(sel: Any) -> dict[str, Any]:
                 "added_fraction": round(added, 6),
                 "url": p.url,
             }
-            for p, gap, added in zip(sel.products, sel.time_gaps, sel.added_fraction)
+            for p, gap, added in zip(sel.products, sel.time_gaps, sel.added_fraction, strict=True)
         ],
         "candidates": len(sel.decisions),
     }

@@ -17,11 +17,12 @@ manual runs process the trigger form's time window (everything when it is empty)
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
+
 from bigearthnet_s1_airflow.operators import ProductDownloadOperator
 
 DAG_ID = "bigearthnet_s1"
@@ -120,7 +121,7 @@ def _label(key: str) -> None:
     # A data-interval timetable (not Airflow 3's default CronTriggerTimetable, whose runs have an
     # empty interval): run D covers S2 acquisitions sensed in [D, D + 1 day).
     schedule=CronDataIntervalTimetable(_env("SCHEDULE", "@daily"), timezone="UTC"),
-    start_date=datetime(2017, 6, 1, tzinfo=timezone.utc),
+    start_date=datetime(2017, 6, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=int(_env("MAX_ACTIVE_RUNS", "2")),
     default_args=DEFAULT_ARGS,
