@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench freeze clean
+.PHONY: demo test lint venv bench freeze clean
 
 $(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -21,9 +21,14 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m bigearthnet_s1.demo
 
-## Install what the tests need (incl. a throwaway PostgreSQL) and run them.
-test: $(STAMP)
+## Install what the tests need (incl. a throwaway PostgreSQL), lint and type-check, then run them.
+test: lint
 	$(PY) -m pytest -q
+
+## Style (ruff) and types (mypy) on the library, the DAG and the plugins; zero findings.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src dags plugins tests bench scripts
+	$(VENV)/bin/mypy src/bigearthnet_s1 plugins/bigearthnet_s1_airflow dags
 
 ## Benchmarks: each prints its figures and ratios.
 bench: $(STAMP)
