@@ -39,6 +39,11 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"BIGEARTHNET_S1_{name}", default)
 
 
+def _env_or_none(name: str) -> str | None:
+    """A deployment default that may be absent: ``None`` (the form's empty field) when unset or empty."""
+    return os.environ.get(f"BIGEARTHNET_S1_{name}") or None
+
+
 _WORK_DIR = _env("WORK_DIR", os.path.join(os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")),
                                           "bigearthnet-s1"))
 
@@ -66,9 +71,11 @@ PARAMS = {
         _env("S2_SOURCE", "table"), type="string", title="BigEarthNet-S2 source",
         description="'table' (the patch-name table shipped with bigearthnet-common), a folder of "
                     "BigEarthNet-S2 patches, or a path to s1_s2_name_country_season.csv(.bz2)."),
+    # Fields that may be empty accept null: the trigger form sends an emptied field as null,
+    # and a schema without "null" keeps the Trigger button disabled (the field is "required").
     "tiles": Param(
-        [], type="array", items={"type": "string"}, title="Tiles",
-        description="MGRS tile ids (33UUP) or tile keys (33UUP_20170613T101031); empty: all."),
+        None, type=["null", "array"], items={"type": "string"}, title="Tiles",
+        description="MGRS tile ids (33UUP) or tile keys (33UUP_20170613T101031), one per line; empty: all."),
     "start": Param(
         None, type=["null", "string"], format="date-time", title="Window start (UTC)",
         description="S2 sensing time from (inclusive). Empty: the data interval of a scheduled run, "
@@ -80,12 +87,12 @@ PARAMS = {
         _env("CATALOG", "local"), type="string", enum=["local", "cdse", "dhus"],
         title="Catalogue backend"),
     "catalog_conn_id": Param(
-        _env("CATALOG_CONN_ID", ""), type="string", title="Catalogue Connection id",
-        description="Airflow Connection with the hub URL and credentials (extra: kind, root). "
-                    "May be empty for the local backend."),
+        _env_or_none("CATALOG_CONN_ID"), type=["null", "string"], title="Catalogue Connection id",
+        description="Airflow Connection (type Generic) with the hub URL and credentials (extra: kind, "
+                    "root). May be empty for the local backend."),
     "catalog_root": Param(
-        _env("CATALOG_ROOT", ""), type="string", title="Local catalogue folder",
-        description="Folder of .SAFE/.zip products for the local backend."),
+        _env_or_none("CATALOG_ROOT"), type=["null", "string"], title="Local catalogue folder",
+        description="Folder of .SAFE/.zip products for the local backend. May be empty for a hub."),
     "dem": Param(
         _env("DEM", "flat"), type="string", title="DEM",
         description="'flat', 'glo30', 'srtm1' or a GeoTIFF/VRT path."),
@@ -93,7 +100,7 @@ PARAMS = {
                     title="Processing engine"),
     "work_dir": Param(_WORK_DIR, type="string", title="Work folder",
                       description="Holds products/, processed/ and the run bookkeeping."),
-    "archive_dir": Param(_env("ARCHIVE_DIR", ""), type="string", title="Output archive",
+    "archive_dir": Param(_env_or_none("ARCHIVE_DIR"), type=["null", "string"], title="Output archive",
                          description="Folder of the BigEarthNet-S1 archive; empty: <work>/archive."),
     "coverage_tolerance": Param(0.999, type="number", minimum=0, maximum=1,
                                 title="Coverage tolerance (fraction of area)"),
@@ -108,6 +115,15 @@ PARAMS = {
     "offline_wait_hours": Param(12.0, type="number", exclusiveMinimum=0,
                                 title="Give up on an archived product after (h)"),
 }
+
+
+def _params() -> dict[str, Any]:
+    """The run's params, emptied fields normalised: a null text field is "", null tiles are [] (all)."""
+    p = dict(get_current_context()["params"])
+    for name in ("catalog_conn_id", "catalog_root", "archive_dir"):
+        p[name] = p.get(name) or ""
+    p["tiles"] = list(p.get("tiles") or [])
+    return p
 
 
 def _label(key: str) -> None:
@@ -133,15 +149,26 @@ def _label(key: str) -> None:
 def bigearthnet_s1() -> None:
     @task(task_display_name="Discover tiles")
     def discover_tiles() -> list[dict[str, Any]]:
-        """Check the parameters, find the S2 tile acquisitions to build; write nothing on bad input."""
+        """Check the parameters, find the S2 tile acquisitions to build; write nothing on bad input.
+
+        A scheduled or backfill run of a deployment without a catalogue (the defaults a user gets
+        by unpausing the DAG) is skipped with one log line saying what to configure.
+        """
         from bigearthnet_s1 import pipeline
 
         ctx = get_current_context()
-        p = ctx["params"]
+        p = _params()
         dag_run = ctx["dag_run"]
+        run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
+        if run_type in ("scheduled", "backfill"):
+            gap = _deployment_gap(p)
+            if gap:
+                from airflow.sdk.exceptions import AirflowSkipException
+
+                raise AirflowSkipException(f"{run_type} run skipped, no catalogue configured for this deployment: {gap}")
         options = _catalog_options(p["catalog_conn_id"])
         start, end = pipeline.run_window(
-            p["start"], p["end"], run_type=str(getattr(dag_run.run_type, "value", dag_run.run_type)),
+            p["start"], p["end"], run_type=run_type,
             interval_start=ctx.get("data_interval_start"), interval_end=ctx.get("data_interval_end"))
         return pipeline.prepare_run(
             pipeline.WorkDir(p["work_dir"], p["archive_dir"] or None), p["s2_source"],
@@ -155,7 +182,7 @@ def bigearthnet_s1() -> None:
         from bigearthnet_s1 import pipeline
 
         _label(tile["key"])
-        p = get_current_context()["params"]
+        p = _params()
         return pipeline.lookup_footprint(
             _work(p), tile["key"], catalog=p["catalog"], catalog_root=p["catalog_root"],
             catalog_options=_catalog_options(p["catalog_conn_id"]),
@@ -167,7 +194,7 @@ def bigearthnet_s1() -> None:
         from bigearthnet_s1 import pipeline
 
         _label(found["key"])
-        p = get_current_context()["params"]
+        p = _params()
         return pipeline.select_for_tile(
             _work(p), found["key"], tolerance=p["coverage_tolerance"], target=p["coverage_target"],
             window=timedelta(days=p["search_window_days"]),
@@ -195,7 +222,7 @@ def bigearthnet_s1() -> None:
         from bigearthnet_s1 import pipeline
 
         _label(pair["label"])
-        p = get_current_context()["params"]
+        p = _params()
         return pipeline.preprocess_pair(_work(p), pair["tile"], pair["product"],
                                         engine=p["engine"], dem=p["dem"])
 
@@ -223,7 +250,12 @@ def bigearthnet_s1() -> None:
 
         ctx = get_current_context()
         tiles = ctx["ti"].xcom_pull(task_ids="discover_tiles", default=None)
-        if tiles is None:  # discover_tiles failed: its log says why; write nothing
+        if tiles is None:  # discover_tiles skipped (scheduled run, nothing configured) or failed: write nothing
+            if ctx["ti"].get_ti_count(dag_id=DAG_ID, task_ids=["discover_tiles"], run_ids=[ctx["run_id"]],
+                                      states=["skipped"]):
+                from airflow.sdk.exceptions import AirflowSkipException
+
+                raise AirflowSkipException("discover_tiles skipped this run (see its log): nothing to summarise")
             raise AirflowFailException("discover_tiles did not succeed (see its log): nothing to summarise")
         from bigearthnet_s1 import pipeline
 
@@ -243,8 +275,8 @@ def bigearthnet_s1() -> None:
     downloads = ProductDownloadOperator.partial(
         task_id="download", task_display_name="Download", pool=DOWNLOAD_POOL,
         map_index_template="{{ task.product }}",
-        work_dir="{{ params.work_dir }}", archive_dir="{{ params.archive_dir }}",
-        catalog_conn_id="{{ params.catalog_conn_id }}", poll_interval="{{ params.poll_interval_s }}",
+        work_dir="{{ params.work_dir }}", archive_dir="{{ params.archive_dir or '' }}",
+        catalog_conn_id="{{ params.catalog_conn_id or '' }}", poll_interval="{{ params.poll_interval_s }}",
         wait_timeout="{{ params.offline_wait_hours * 3600 }}",
     ).expand(product=plan_downloads(selections))  # type: ignore[arg-type]  # XComArg: the list, at run time
     processed = preprocess.expand(pair=plan_pairs(selections))  # type: ignore[arg-type]  # XComArg, as above
@@ -258,6 +290,18 @@ def _work(params: Any) -> Any:
     from bigearthnet_s1 import pipeline
 
     return pipeline.WorkDir(params["work_dir"], params["archive_dir"] or None)
+
+
+def _deployment_gap(p: dict[str, Any]) -> str | None:
+    """What is missing for the run's catalogue to be usable at all (None when it is configured)."""
+    from bigearthnet_s1 import pipeline
+    from bigearthnet_s1_airflow.hooks import CatalogConnectionError
+
+    try:
+        options = _catalog_options(p["catalog_conn_id"])
+    except CatalogConnectionError as exc:
+        return str(exc)
+    return pipeline.catalog_unconfigured(p["catalog"], p["catalog_root"], options)
 
 
 def _catalog_options(conn_id: str) -> dict[str, Any]:

@@ -31,7 +31,9 @@ from bigearthnet_s1.atomic import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "bigearthnet_s1"
+DAG_FILE = REPO / "dags" / "bigearthnet_s1_dag.py"
 UI_USER, UI_PASSWORD = "admin", "admin"
+UI_PORT = 8080
 
 
 def _say(msg: str) -> None:
@@ -117,8 +119,12 @@ def prepare_sample(root: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ airflow
 
 
-def airflow_env(home: Path) -> dict[str, str]:
-    """Environment of the demo's Airflow commands (also written to ``home/airflow.cfg``)."""
+def airflow_env(home: Path, port: int = UI_PORT) -> dict[str, str]:
+    """Environment of the demo's Airflow commands (also written to ``home/airflow.cfg``).
+
+    ``port``: where ``airflow api-server`` will listen; the scheduler's tasks reach the
+    Execution API there.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update({
         "AIRFLOW_HOME": str(home),
@@ -126,24 +132,62 @@ def airflow_env(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__WORKERS": "1",  # a laptop demo: one server process (Airflow's default is 4)
         "BIGEARTHNET_S1_RETRY_DELAY": "5",
         "PYTHONUNBUFFERED": "1",
     })
     return env
 
 
+#: Keys every separately started component (api-server, scheduler, dag-processor, triggerer,
+#: task processes) must share: Airflow generates a random one per process when the config file
+#: does not hold it, and then the api-server rejects the scheduler's task tokens ("Invalid auth
+#: token"), sessions break between api-server workers, and Connection passwords written by one
+#: process cannot be read by another.
+SHARED_SECRETS = (("api_auth", "jwt_secret"), ("api", "secret_key"), ("core", "fernet_key"))
+
+
+def _new_secret(section: str, key: str) -> str:
+    import base64
+    import secrets
+
+    if (section, key) == ("core", "fernet_key"):  # a Fernet key: 32 url-safe base64-encoded bytes
+        return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    return secrets.token_urlsafe(32)
+
+
+def _shared_secrets(cfg: Path) -> dict[tuple[str, str], str]:
+    """The shared keys of ``cfg`` (kept, so that components already running stay valid), new ones where missing."""
+    import configparser
+
+    old = configparser.RawConfigParser()
+    if cfg.is_file():
+        old.read(cfg, encoding="utf-8")
+    return {(sec, key): (old.get(sec, key, fallback="") or _new_secret(sec, key)) for sec, key in SHARED_SECRETS}
+
+
 def _write_airflow_cfg(home: Path, env: dict[str, str]) -> None:
-    """Settings for later commands (``airflow api-server``) run with only AIRFLOW_HOME set."""
+    """Settings for later commands (``airflow api-server``, ``scheduler``, ...) run with only
+    AIRFLOW_HOME set: every ``AIRFLOW__SECTION__KEY`` of ``env`` plus the shared secrets."""
+    from bigearthnet_s1.atomic import atomic_path
+
+    cfg = home / "airflow.cfg"
     sections: dict[str, list[str]] = {}
     for key, value in env.items():
         m = re.fullmatch(r"AIRFLOW__([A-Z_]+?)__([A-Z_]+)", key)
         if m:
             sections.setdefault(m.group(1).lower(), []).append(f"{m.group(2).lower()} = {value}")
+    for (sec, key), value in _shared_secrets(cfg).items():
+        sections.setdefault(sec, []).append(f"{key} = {value}")
     text = "".join(f"[{name}]\n" + "\n".join(lines) + "\n\n" for name, lines in sections.items())
-    atomic_write_text(home / "airflow.cfg", text)
+    with atomic_path(cfg) as tmp:
+        os.chmod(tmp, 0o600)  # it holds the keys: readable by its owner only, as Airflow writes it
+        tmp.write_text(text, encoding="utf-8")
     atomic_write_text(home / "passwords.json", json.dumps({UI_USER: UI_PASSWORD}) + "\n")
 
 
@@ -169,9 +213,10 @@ def _airflow(*args: str, env: dict[str, str], log: Path | None = None, echo: boo
         return proc.wait()
 
 
-def init_airflow(home: Path) -> dict[str, str]:
+def init_airflow(home: Path, port: int = UI_PORT) -> dict[str, str]:
+    """Write ``home/airflow.cfg``, migrate the metadata DB (SQLite), create the pools; return the env."""
     home.mkdir(parents=True, exist_ok=True)
-    env = airflow_env(home)
+    env = airflow_env(home, port)
     _write_airflow_cfg(home, env)
     if _airflow("db", "migrate", env=env, log=home / "db-migrate.log") != 0:
         raise SystemExit(f"airflow db migrate failed: see {home / 'db-migrate.log'}")
@@ -190,12 +235,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("demo-work"), help="demo folder (default ./demo-work)")
     parser.add_argument("--fresh", action="store_true", help="delete the demo folder's outputs first")
     parser.add_argument("--engine", choices=("native", "snap"), default="native")
+    parser.add_argument("--port", type=int, default=UI_PORT,
+                        help=f"port of the api-server you start afterwards (default {UI_PORT})")
     args = parser.parse_args(argv)
 
     t0 = time.monotonic()
     root = args.work.absolute()
-    if not (REPO / "dags" / f"{DAG_ID}.py").is_file():
-        raise SystemExit(f"the DAG file {REPO / 'dags' / (DAG_ID + '.py')} is missing: run the demo "
+    if not DAG_FILE.is_file():
+        raise SystemExit(f"the DAG file {DAG_FILE} is missing: run the demo "
                          "from a clone of the repository (pip install -e .)")
     if args.fresh:
         for sub in ("work", "archive", "airflow"):
@@ -208,12 +255,13 @@ def main(argv: list[str] | None = None) -> int:
 
     _say("2/4 initialising the metadata DB (SQLite) and the pools")
     home = root / "airflow"
-    env = init_airflow(home)
+    env = init_airflow(home, args.port)
 
     archive = root / "archive"
-    conf = {"s2_source": str(sample["s2"]), "tiles": [], "catalog": "local",
-            "catalog_root": str(sample["catalog"]), "catalog_conn_id": "", "dem": "flat",
+    conf = {"s2_source": str(sample["s2"]), "tiles": None, "catalog": "local",
+            "catalog_root": str(sample["catalog"]), "catalog_conn_id": None, "dem": "flat",
             "engine": args.engine, "work_dir": str(root / "work"), "archive_dir": str(archive)}
+    atomic_write_text(home / "demo-conf.json", json.dumps(conf, indent=1) + "\n")
     _say(f"3/4 running the DAG {DAG_ID} (airflow dags test) for {len(sample['tiles'])} tile acquisitions")
     t_dag = time.monotonic()
     log = home / "dags-test.log"
@@ -239,9 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  index       {archive / 'index.parquet'} (+ patches.geojson)")
     print(f"  quicklooks  {quicklooks}" + (f" ({len(list(quicklooks.glob('*.png')))} PNG)" if quicklooks.is_dir() else ""))
     print(f"  run log     {log}")
-    print(f"  Airflow UI  AIRFLOW_HOME={home} {Path(sys.executable).with_name('airflow')} api-server --port 8080")
-    print(f"              then open http://localhost:8080 (user {UI_USER}, password {UI_PASSWORD}) "
+    airflow = Path(sys.executable).with_name("airflow")
+    print(f"  Airflow UI  AIRFLOW_HOME={home} {airflow} api-server")
+    print(f"              then open http://localhost:{args.port} (user {UI_USER}, password {UI_PASSWORD}) "
           f"> Dags > {DAG_ID} > Grid")
+    print(f"  run it      also start, each with AIRFLOW_HOME={home}: {airflow} scheduler, {airflow} dag-processor")
+    print(f"              (and {airflow} triggerer); then Trigger {DAG_ID} with the JSON of {home / 'demo-conf.json'}")
     for patch_dir, reasons in report.bad[:10]:
         print(f"  INVALID {patch_dir}: {'; '.join(reasons)}")
     return 0 if report.ok > 0 and not report.bad and not summary.get("failed") else 1

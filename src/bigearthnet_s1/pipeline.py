@@ -329,6 +329,27 @@ def open_catalog_for(kind: str, catalog_root: str = "", options: Mapping[str, An
     return open_catalog(kind, **opts)
 
 
+def catalog_unconfigured(catalog: str, catalog_root: str = "",
+                         options: Mapping[str, Any] | None = None) -> str | None:
+    """What a deployment lacks for the catalogue ``catalog`` to be usable at all (None: configured).
+
+    A local catalogue needs a folder (param or the Connection's ``root``); a hub needs
+    credentials (a Connection with a login or token, or the hub's environment variables).
+    Whether the folder exists or the credentials work is checked by :func:`prepare_run`.
+    """
+    opts = dict(options or {})
+    if catalog == "local":
+        if _local_root(catalog_root, opts):
+            return None
+        return ("no local catalogue folder (param catalog_root or BIGEARTHNET_S1_CATALOG_ROOT, "
+                "or 'root' in the catalogue Connection's extra)")
+    env = _CREDENTIAL_ENV.get(catalog)
+    if env is None or opts.get("user") or opts.get("token") or any(os.environ.get(v) for v in env):
+        return None
+    return (f"no credentials for the {catalog} catalogue (param catalog_conn_id or "
+            f"BIGEARTHNET_S1_CATALOG_CONN_ID naming a Connection, or {' / '.join(env)})")
+
+
 def hub_endpoints(source: str, options: Mapping[str, Any] | None = None) -> Any:
     """The store's :class:`~bigearthnet_s1.store.HubEndpoints` for a record source and Connection options."""
     from bigearthnet_s1.store import HubEndpoints
@@ -354,6 +375,34 @@ def _record_json(r: ProductRecord) -> dict[str, Any]:
 SEARCH_SETTLED_AFTER = timedelta(days=2)
 
 
+def _local_root(catalog_root: str, options: Mapping[str, Any] | None) -> str:
+    """The local catalogue's folder: the param, else ``root`` (or ``url``) of the Connection."""
+    opts = dict(options or {})
+    return str(catalog_root or opts.get("root") or opts.get("url") or "")
+
+
+def _reusable(saved: Mapping[str, Any], qhash: str, catalog_state: str | None, end: datetime,
+              now: datetime, max_age: timedelta) -> str | None:
+    """Why a saved search may stand for a new one (None: search again).
+
+    Never reused: a search of other inputs (catalogue, window, footprint), an empty one, or one
+    that could not read every product. A local catalogue's search stands while the folder is
+    unchanged; a hub's while it is younger than ``max_age`` or was made after its window settled.
+    """
+    if saved.get("query_hash") != qhash or not saved.get("products") or not saved.get("complete", False):
+        return None
+    if catalog_state is not None:
+        return "the catalogue folder is unchanged" if saved.get("catalog_state") == catalog_state else None
+    searched_at = datetime.fromisoformat(saved["searched_at"]) if saved.get("searched_at") else None
+    if searched_at is None:
+        return None
+    if now - searched_at < max_age:
+        return f"searched {(now - searched_at).total_seconds() / 60:.0f} min ago"
+    if searched_at >= end + SEARCH_SETTLED_AFTER:
+        return "searched after its window had settled"
+    return None
+
+
 def lookup_footprint(work: WorkDir, key: str, *, catalog: str, catalog_root: str = "",
                      catalog_options: Mapping[str, Any] | None = None,
                      max_window: timedelta = timedelta(days=9),
@@ -361,33 +410,42 @@ def lookup_footprint(work: WorkDir, key: str, *, catalog: str, catalog_root: str
                      now: datetime | None = None) -> dict[str, Any]:
     """Search the catalogue once over the tile's footprint and the widest time window.
 
-    Saves the candidates so that :func:`select_for_tile` (and its window widening) runs
-    without further queries. A saved identical search is reused when it is younger than
-    ``max_age`` (a retried task) or was made once the window had settled (its end plus
-    :data:`SEARCH_SETTLED_AFTER`); otherwise the hub is asked again, so that a re-run sees
-    products published after the first search (``now``: UTC, for tests).
+    Saves the candidates (``<work>/selection/<key>.candidates.json``) so that
+    :func:`select_for_tile` (and its window widening) runs without further queries. A cleared
+    or re-run task sees the catalogue as it is now: a saved search is reused only for the same
+    catalogue, window and footprint, never when it found nothing or could not read every
+    product, and then for a local catalogue only while its folder is unchanged (names, sizes,
+    modification times of the products), for a hub only while younger than ``max_age`` (a
+    retry) or made once the window had settled (its end plus :data:`SEARCH_SETTLED_AFTER`).
+    ``now``: UTC, for tests.
     """
     inject_fault(work, "lookup_footprint", key)
     tile = load_tile(work, key)
     footprint = tile.patches_footprint_wgs84 if tile.patches else tile.footprint_wgs84
     start, end = tile.sensing_time - max_window, tile.sensing_time + max_window
-    query = {"catalog": catalog, "root": str(catalog_root), "url": (catalog_options or {}).get("url"),
+    root = _local_root(catalog_root, catalog_options) if catalog == "local" else ""
+    query = {"catalog": catalog, "root": root, "url": (catalog_options or {}).get("url"),
              "start": start.isoformat(), "end": end.isoformat(), "footprint": footprint.wkt}
     qhash = hashlib.sha1(json.dumps(query, sort_keys=True).encode()).hexdigest()[:16]
     path = work.candidates_file(key)
     now = now or datetime.now(UTC)
+    cat = open_catalog_for(catalog, root, catalog_options)
+    # the folder's state before the search: a product added during the search makes it stale
+    state = cat.state() if catalog == "local" and hasattr(cat, "state") else None
     if path.exists():
         saved = read_json(path, f"candidates of {key}")
-        searched_at = datetime.fromisoformat(saved["searched_at"]) if saved.get("searched_at") else None
-        fresh = searched_at is not None and (now - searched_at < max_age or searched_at >= end + SEARCH_SETTLED_AFTER)
-        if saved.get("query_hash") == qhash and fresh:
+        why = _reusable(saved, qhash, state, end, now, max_age)
+        if why:
+            log.info("tile %s: reusing the saved search (%d candidates): %s", key, len(saved["products"]), why)
             return {"key": key, "candidates": len(saved["products"]), "cached": True}
-    cat = open_catalog_for(catalog, catalog_root, catalog_options)
+        path.unlink()  # stale: never left for the selection if this search fails
     t0 = time.monotonic()
     records = cat.search(tile.footprint_wgs84, start, end)
-    log.info("tile %s: %d candidate products in [%s, %s] (%.1f s)", key, len(records), start, end,
-             time.monotonic() - t0)
+    unreadable = [(str(p), why) for p, why in getattr(cat, "unreadable", [])]
+    log.info("tile %s: %d candidate products in [%s, %s] (%.1f s)%s", key, len(records), start, end,
+             time.monotonic() - t0, f"; {len(unreadable)} unreadable products skipped" if unreadable else "")
     write_json(path, {"query_hash": qhash, "query": query, "searched_at": now.isoformat(),
+                      "catalog_state": state, "complete": not unreadable, "unreadable": unreadable,
                       "products": [_record_json(r) for r in records]})
     return {"key": key, "candidates": len(records), "cached": False}
 

@@ -15,6 +15,7 @@ the manifest alone and keep going past a broken one; a small manifest reader is 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import warnings
@@ -171,7 +172,8 @@ class LocalCatalog:
     """Sentinel-1 IW GRD products in a folder (``.SAFE`` folders and ``.zip`` files).
 
     ``recursive``: also look in sub-folders. ``strict``: raise on an unreadable product
-    instead of skipping it with a :class:`LocalProductWarning` (listed in ``skipped``).
+    instead of skipping it with a :class:`LocalProductWarning` (listed in ``skipped`` and in
+    ``unreadable``; the other skips are products that are not IW GRD, and duplicates).
     """
 
     def __init__(self, root: str | os.PathLike[str], *, recursive: bool = False, strict: bool = False) -> None:
@@ -181,7 +183,8 @@ class LocalCatalog:
         self.recursive = recursive
         self.strict = strict
         self.skipped: list[tuple[Path, str]] = []
-        self._cache: dict[Path, tuple[int, int, ProductRecord | None, str]] = {}
+        self.unreadable: list[tuple[Path, str]] = []
+        self._cache: dict[Path, tuple[int, int, ProductRecord | None, str, bool]] = {}
 
     def __repr__(self) -> str:
         return f"LocalCatalog({str(self.root)!r})"
@@ -198,26 +201,49 @@ class LocalCatalog:
                 out.append(p)
         return sorted(out)
 
+    @staticmethod
+    def _stat(path: Path) -> os.stat_result:
+        """The stat that says whether a product changed: its manifest for a folder, the file for a zip."""
+        manifest = path / "manifest.safe"
+        return manifest.stat() if path.is_dir() and manifest.exists() else path.stat()
+
+    def state(self) -> str:
+        """A fingerprint of the folder as a search sees it (hex): the product files' names, sizes
+        and modification times (a ``.SAFE`` folder's manifest). Changes whenever a product is
+        added, removed, renamed or rewritten, so a saved search can tell it is stale."""
+        h = hashlib.sha256()
+        for path in self._candidates():
+            try:
+                st = self._stat(path)
+                h.update(f"{path.relative_to(self.root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except OSError:  # removed while listing: the next look sees the change
+                h.update(f"{path.relative_to(self.root)}\0gone\n".encode())
+        return h.hexdigest()
+
     def products(self) -> list[ProductRecord]:
         """Every IW GRD product in the folder (re-reading only changed files)."""
         self.skipped = []
+        self.unreadable = []
         records: dict[str, ProductRecord] = {}
         for path in self._candidates():
-            st = (path / "manifest.safe").stat() if path.is_dir() and (path / "manifest.safe").exists() else path.stat()
+            st = self._stat(path)
             cached = self._cache.get(path)
             if cached and cached[0] == st.st_mtime_ns and cached[1] == st.st_size:
-                record, reason = cached[2], cached[3]
+                record, reason, broken = cached[2], cached[3], cached[4]
             else:
+                broken = False
                 try:
                     record, reason = read_manifest_record(path)
                 except InputError as exc:
                     if self.strict:
                         raise CatalogError(f"local catalogue {self.root}: {exc}") from None
                     warnings.warn(f"local catalogue: skipping {path}: {exc}", LocalProductWarning, stacklevel=2)
-                    record, reason = None, str(exc)
-                self._cache[path] = (st.st_mtime_ns, st.st_size, record, reason)
+                    record, reason, broken = None, str(exc), True
+                self._cache[path] = (st.st_mtime_ns, st.st_size, record, reason, broken)
             if record is None:
                 self.skipped.append((path, reason))
+                if broken:
+                    self.unreadable.append((path, reason))
                 continue
             if record.name in records:
                 # the same product as folder and zip: keep the first (folders sort before zips)
