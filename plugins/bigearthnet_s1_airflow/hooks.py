@@ -1,7 +1,9 @@
 """Catalogue credentials from an Airflow Connection.
 
-Connection layout (conn type ``http`` or any): ``host`` is the hub's base URL (with scheme,
-or the scheme in ``schema``), ``login``/``password`` the account, ``extra`` JSON may hold
+Connection layout (conn type ``generic``, "Generic" in the UI's list: the UI offers only
+Airflow's own types and those of installed providers, and no http provider is installed):
+``host`` is the hub's base URL (with scheme, or the scheme in ``schema``),
+``login``/``password`` the account, ``extra`` JSON may hold
 ``kind`` ("dhus" | "cdse" | "local"), ``root`` (a folder, for ``local``) and any other option
 of ``bigearthnet_s1.catalog.open_catalog``. Credentials are never logged.
 """
@@ -24,7 +26,7 @@ class CatalogHook(BaseHook):
 
     conn_name_attr = "catalog_conn_id"
     default_conn_name = "bigearthnet_s1_catalog"
-    conn_type = "http"
+    conn_type = "generic"
     hook_name = "BigEarthNet-S1 catalogue"
 
     def __init__(self, catalog_conn_id: str = default_conn_name) -> None:
@@ -41,7 +43,7 @@ class CatalogHook(BaseHook):
             raise CatalogConnectionError(
                 f"Airflow Connection {self.catalog_conn_id!r} (catalogue credentials) does not exist: "
                 f"create it in the UI (Admin > Connections), with `airflow connections add "
-                f"{self.catalog_conn_id} --conn-type http --conn-host https://... --conn-login USER "
+                f"{self.catalog_conn_id} --conn-type generic --conn-host https://... --conn-login USER "
                 f"--conn-password ...`, or as the environment variable "
                 f"AIRFLOW_CONN_{self.catalog_conn_id.upper()}"
             ) from exc

@@ -265,3 +265,243 @@ def one_tile_sample(s2_example: Path, tmp_path_factory: pytest.TempPathFactory) 
     for j, plan in enumerate(demo.product_plan(tile)):
         names.append(demo._simulate(catalog, plan, seed=7 + j, tile=tile).name.removesuffix(".SAFE"))
     return {"s2": s2_example, "catalog": catalog, "tile": tile, "products": names, "base": base}
+
+
+# ------------------------------------------------------------------------------ live deployments
+#
+# The tests that run Airflow as users run it start each component (api-server, scheduler,
+# dag-processor, triggerer, Celery workers) as its own process with the same configuration,
+# drive the DAG through the REST API as the UI does, and watch task state in the metadata DB.
+
+
+def _install_redis() -> str:
+    """Debian's redis-server (installed with apt-get when missing; needs root); its path."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise RuntimeError("redis-server is not installed and we are not root: apt-get install redis-server")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "redis-server"],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    found = shutil.which("redis-server")
+    if not found:
+        raise RuntimeError("apt-get installed redis-server but it is not on PATH")
+    return found
+
+
+class RedisServer:
+    """A throwaway Redis on 127.0.0.1 (no persistence), the Celery broker of the live tests."""
+
+    def __init__(self, base: Path):
+        self.exe = _install_redis()
+        self.base = base
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        self.proc = subprocess.Popen(
+            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.base), "--protected-mode", "no"],
+            stdout=open(self.base / "redis.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1)
+        t0 = time.monotonic()
+        while True:
+            try:
+                if client.ping():
+                    return
+            except redis.exceptions.ConnectionError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() - t0 > 30:
+                raise RuntimeError(f"redis-server did not start: {(self.base / 'redis.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer(Path(tempfile.mkdtemp(prefix="bigearthnet-s1-redis-")))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def process_tree(pid: int) -> list:
+    """``psutil.Process`` of ``pid`` and all its descendants (empty if it is gone)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+class Components:
+    """Airflow components started as separate processes (each in its own session), logs in ``base``.
+
+    ``stop()`` ends every process started here and all their descendants (task processes
+    included), politely then firmly; nothing else is touched.
+    """
+
+    def __init__(self, base: Path, env: dict[str, str]):
+        self.base = base
+        self.env = env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.airflow = str(Path(PYTHON).with_name("airflow"))
+
+    def run(self, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> str:
+        """Run an ``airflow`` CLI command to completion; its output (asserts success)."""
+        proc = subprocess.run([self.airflow, *args], env=env or self.env, capture_output=True, text=True,
+                              timeout=timeout)
+        assert proc.returncode == 0, f"airflow {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        return proc.stdout
+
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = open(self.base / f"{name}.log", "wb")
+        self.procs[name] = subprocess.Popen([self.airflow, *args], env=env or self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True, cwd=self.base)
+        return self.procs[name]
+
+    def log(self, name: str, tail: int = 4000) -> str:
+        path = self.base / f"{name}.log"
+        return path.read_text(errors="replace")[-tail:] if path.exists() else ""
+
+    def logs(self) -> str:
+        return "\n".join(f"----- {n} (exit {p.poll()})\n{self.log(n, 2500)}" for n, p in self.procs.items())
+
+    def check_alive(self, *names: str) -> None:
+        for n in names or tuple(self.procs):
+            if self.procs[n].poll() is not None:
+                raise AssertionError(f"{n} exited with code {self.procs[n].returncode}:\n{self.log(n)}")
+
+    def kill_tree(self, name: str) -> list[int]:
+        """``kill -9`` the component and every process below it; the pids killed."""
+        import psutil
+
+        procs = process_tree(self.procs[name].pid)
+        for p in procs:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        self.procs[name].wait(timeout=30)
+        psutil.wait_procs(procs, timeout=30)
+        return [p.pid for p in procs]
+
+    def stop(self) -> None:
+        import psutil
+
+        trees = {n: process_tree(p.pid) for n, p in self.procs.items() if p.poll() is None}
+        for procs in trees.values():
+            for p in procs:
+                try:
+                    p.terminate()
+                except psutil.NoSuchProcess:
+                    pass
+        alive = [p for procs in trees.values() for p in procs]
+        _, alive = psutil.wait_procs(alive, timeout=30)
+        for p in alive:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+class Api:
+    """The REST API as the UI uses it: a token from ``/auth/token``, then JSON calls."""
+
+    def __init__(self, base_url: str):
+        self.base = base_url.rstrip("/")
+        self.token: str | None = None
+
+    def wait_ready(self, components: Components, name: str, timeout: float = 240) -> None:
+        import requests
+
+        t0 = time.monotonic()
+        while True:
+            components.check_alive(name)
+            try:
+                if requests.get(f"{self.base}/api/v2/version", timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() - t0 > timeout:
+                raise AssertionError(f"{name} did not answer within {timeout:.0f} s:\n{components.log(name)}")
+            time.sleep(0.5)
+
+    def login(self, user: str, password: str) -> None:
+        import requests
+
+        r = requests.post(f"{self.base}/auth/token", json={"username": user, "password": password}, timeout=30)
+        assert r.status_code in (200, 201), f"login failed: {r.status_code} {r.text[:500]}"
+        self.token = r.json()["access_token"]
+
+    def call(self, method: str, path: str, **kw):
+        import requests
+
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return requests.request(method, f"{self.base}{path}", headers=headers, timeout=60, **kw)
+
+    def json(self, method: str, path: str, **kw):
+        r = self.call(method, path, **kw)
+        assert r.status_code < 300, f"{method} {path}: {r.status_code} {r.text[:1500]}"
+        return r.json()
+
+    def wait_dag(self, dag_id: str, components: Components, timeout: float = 240) -> dict:
+        t0 = time.monotonic()
+        while True:
+            r = self.call("GET", f"/api/v2/dags/{dag_id}")
+            if r.status_code == 200:
+                return r.json()
+            components.check_alive()
+            if time.monotonic() - t0 > timeout:
+                raise AssertionError(f"DAG {dag_id} not parsed within {timeout:.0f} s:\n{components.logs()}")
+            time.sleep(1)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        out = self.json("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
+        return out["task_instances"]
+
+    def wait_run(self, dag_id: str, run_id: str, components: Components, timeout: float) -> dict:
+        t0 = time.monotonic()
+        while True:
+            run = self.json("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in ("success", "failed"):
+                return run
+            components.check_alive()
+            if time.monotonic() - t0 > timeout:
+                states = sorted((t["task_id"], t["map_index"], t["state"]) for t in self.task_instances(dag_id, run_id))
+                raise AssertionError(f"run {run_id} not finished within {timeout:.0f} s: {states}\n{components.logs()}")
+            time.sleep(1)
+
+
+@pytest.fixture(scope="session")
+def live():
+    """Helpers of the live-deployment tests (classes above), as a fixture."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(Components=Components, Api=Api, free_port=free_port, process_tree=process_tree)

@@ -117,7 +117,7 @@ def test_schedule_params_and_trigger_form(dagbag: dict) -> None:
     schema = dagbag["param_schema"]
     assert schema["engine"]["enum"] == ["native", "snap"]
     assert schema["catalog"]["enum"] == ["local", "cdse", "dhus"]
-    assert schema["tiles"]["type"] == "array"
+    assert schema["tiles"]["type"] == ["null", "array"]  # null: all tiles (the form sends an emptied field as null)
 
 
 PLUGIN_FILES = r'''

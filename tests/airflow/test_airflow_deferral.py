@@ -92,7 +92,7 @@ def _prepare(af, tmp_path: Path, httpserver) -> tuple[Path, dict]:
     pipeline.write_json(work.record_file(NAME), rec.to_json())
     home = tmp_path / "airflow-home"
     home.mkdir()
-    conn = {"conn_type": "http", "host": httpserver.url_for("/").rstrip("/"), "login": "alice",
+    conn = {"conn_type": "generic", "host": httpserver.url_for("/").rstrip("/"), "login": "alice",
             "password": "s3cret", "extra": {"kind": "dhus"}}
     env = af.env(home, "sqlite:///" + str(home / "airflow.db"), AIRFLOW_CONN_HUB=json.dumps(conn))
     return work.root, env
