@@ -366,6 +366,7 @@ class Components:
         self.base = base
         self.env = env
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.killed: set[str] = set()
         self.airflow = str(Path(PYTHON).with_name("airflow"))
 
     def run(self, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> str:
@@ -390,7 +391,7 @@ class Components:
 
     def check_alive(self, *names: str) -> None:
         for n in names or tuple(self.procs):
-            if self.procs[n].poll() is not None:
+            if n not in self.killed and self.procs[n].poll() is not None:
                 raise AssertionError(f"{n} exited with code {self.procs[n].returncode}:\n{self.log(n)}")
 
     def kill_tree(self, name: str) -> list[int]:
@@ -398,6 +399,7 @@ class Components:
         import psutil
 
         procs = process_tree(self.procs[name].pid)
+        self.killed.add(name)
         for p in procs:
             try:
                 p.kill()

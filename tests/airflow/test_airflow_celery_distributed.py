@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -45,20 +46,14 @@ def worker_hostname() -> str:
 '''
 
 
-def _tis(conn, run_id: str) -> list[dict]:
-    with conn.cursor() as cur:
-        cur.execute("SELECT task_id, map_index, state, hostname, try_number FROM task_instance "
-                    "WHERE dag_id = %s AND run_id = %s", (DAG, run_id))
-        return [dict(zip(("task_id", "map_index", "state", "hostname", "try_number"), row, strict=True))
-                for row in cur.fetchall()]
+_COLUMNS = ("task_id", "map_index", "state", "hostname", "try_number", "start_date", "end_date")
 
 
-def _history(conn, run_id: str) -> list[dict]:
+def _tis(conn, run_id: str, table: str = "task_instance") -> list[dict]:
+    """Task instances of the run (or their earlier tries: ``task_instance_history``), from the metadata DB."""
     with conn.cursor() as cur:
-        cur.execute("SELECT task_id, map_index, state, hostname, try_number FROM task_instance_history "
-                    "WHERE dag_id = %s AND run_id = %s", (DAG, run_id))
-        return [dict(zip(("task_id", "map_index", "state", "hostname", "try_number"), row, strict=True))
-                for row in cur.fetchall()]
+        cur.execute(f"SELECT {', '.join(_COLUMNS)} FROM {table} WHERE dag_id = %s AND run_id = %s", (DAG, run_id))
+        return [dict(zip(_COLUMNS, row, strict=True)) for row in cur.fetchall()]
 
 
 def _freeze(procs: list) -> list:
@@ -182,8 +177,9 @@ def killed_run(live, deployment) -> dict:
                 frozen = _freeze(live.process_tree(comps.procs[ti["hostname"]].pid))
                 now = {(t["task_id"], t["map_index"]): t for t in _tis(conn, run_id)}[("preprocess", ti["map_index"])]
                 if now["state"] == "running" and now["try_number"] == ti["try_number"]:
+                    done = {str(p) for p in (work / "processed").rglob("*.tif") if not p.name.startswith(".")}
                     pids = comps.kill_tree(ti["hostname"])
-                    victim = dict(ti, pids=pids, killed_at=time.monotonic())
+                    victim = dict(ti, pids=pids, killed_at=datetime.now(UTC), processed_before=done)
                 else:  # finished while we looked: let it go, wait for another one
                     for p in frozen:
                         try:
@@ -203,8 +199,28 @@ def killed_run(live, deployment) -> dict:
     final = api.wait_run(DAG, run_id, comps, timeout=900)
     # the other worker alone is left; the scheduler must have noticed the dead try by the heartbeat
     survivor = next(w for w in WORKERS if w != victim["hostname"])
-    return {"run": final, "run_id": run_id, "victim": victim, "survivor": survivor, "work": work,
-            "tis": _tis(conn, run_id), "history": _history(conn, run_id)}
+    retry = api.json("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/preprocess/xcomEntries/return_value",
+                     params={"map_index": victim["map_index"]})["value"]
+    out = {"run": final, "run_id": run_id, "victim": victim, "survivor": survivor, "work": work,
+           "tis": _tis(conn, run_id), "history": _tis(conn, run_id, "task_instance_history"),
+           "retry_result": json.loads(retry) if isinstance(retry, str) else retry}
+    dead = next(h for h in out["history"] if h["task_id"] == "preprocess" and h["map_index"] == victim["map_index"])
+    again = next(t for t in out["tis"] if t["task_id"] == "preprocess" and t["map_index"] == victim["map_index"])
+    print(f"\n[celery] killed {victim['hostname']} ({len(victim['pids'])} processes) during preprocess"
+          f"[{victim['map_index']}] try {victim['try_number']}; the scheduler failed that try "
+          f"{(dead['end_date'] - victim['killed_at']).total_seconds():.1f} s later (heartbeat timeout "
+          f"{HEARTBEAT_TIMEOUT_S} s), the retry started on {again['hostname']} "
+          f"{(again['start_date'] - victim['killed_at']).total_seconds():.1f} s after the kill; run "
+          f"{(final_end(final) - run_start(final)).total_seconds():.0f} s from start to success")
+    return out
+
+
+def run_start(run: dict) -> datetime:
+    return datetime.fromisoformat(run["start_date"].replace("Z", "+00:00"))
+
+
+def final_end(run: dict) -> datetime:
+    return datetime.fromisoformat(run["end_date"].replace("Z", "+00:00"))
 
 
 @pytest.mark.slow
@@ -221,6 +237,11 @@ def test_killed_worker_task_is_retried_on_the_other_worker(killed_run: dict, dep
                if (h["task_id"], h["map_index"], h["try_number"]) == ("preprocess", victim["map_index"],
                                                                       victim["try_number"])]
     assert dead["hostname"] == victim["hostname"] and dead["state"] in ("failed", "up_for_retry")
+    # the scheduler noticed the dead try through the missing heartbeats, not earlier
+    assert (dead["end_date"] - victim["killed_at"]).total_seconds() >= HEARTBEAT_TIMEOUT_S - 6
+    # recomputed on the survivor unless the killed try had already written its GeoTIFF
+    result = killed_run["retry_result"]
+    assert result["cached"] is (result["path"] in victim["processed_before"]), result
     # only the killed try failed: nothing else needed a retry
     assert [(h["task_id"], h["map_index"]) for h in killed_run["history"]] == [("preprocess", victim["map_index"])]
 

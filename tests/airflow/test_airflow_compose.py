@@ -62,3 +62,48 @@ def test_dag_and_compose_agree_on_pool_names() -> None:
     script = "\n".join(_compose()["services"]["airflow-init"]["command"])
     for pool in ("bigearthnet_s1_download", "bigearthnet_s1_cpu"):
         assert f'"{pool}"' in dag_src and pool in script
+
+
+def test_compose_carries_what_separate_components_need() -> None:
+    """The settings the distributed test runs with: execution API URL, a heartbeat timeout, one
+    config file (shared JWT secret) for every container, the FAB auth manager, Generic Connection."""
+    compose = _compose()
+    env = compose["x-airflow-common"]["environment"]
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+    assert env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] == "${BIGEARTHNET_S1_HEARTBEAT_TIMEOUT:-120}"
+    assert env["AIRFLOW_CONFIG"] == "/opt/airflow/config/airflow.cfg"
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("FabAuthManager")
+    assert "AIRFLOW__API_AUTH__JWT_SECRET" not in env  # an empty value would override the shared file's key
+    for name, service in compose["services"].items():
+        if name.startswith("airflow-"):
+            assert service["environment"]["AIRFLOW_CONFIG"] == env["AIRFLOW_CONFIG"], name
+            assert "/opt/airflow/config" in {v.split("}", 1)[-1].split(":")[1] for v in service["volumes"]}, name
+    script = "\n".join(compose["services"]["airflow-init"]["command"])
+    assert "airflow config list" in script and "--conn-type generic" in script
+
+
+SHARED = r'''
+import json
+from airflow.configuration import conf
+print(json.dumps({"jwt": conf.get("api_auth", "jwt_secret"), "secret": conf.get("api", "secret_key"),
+                  "fernet": conf.get("core", "fernet_key")}))
+'''
+
+
+def test_init_writes_one_config_with_the_keys_every_container_reads(af, tmp_path: Path) -> None:
+    """Compose's init runs ``airflow config list`` once with AIRFLOW_CONFIG on the shared volume;
+    every other container then reads the same keys from it (run here without Docker)."""
+    import subprocess
+
+    home = tmp_path / "opt-airflow"  # /opt/airflow, with config/ on the shared volume
+    (home / "config").mkdir(parents=True)
+    cfg = home / "config" / "airflow.cfg"
+    env = dict(af.env(home), AIRFLOW_CONFIG=str(cfg))
+    proc = subprocess.run([str(Path(af.python).with_name("airflow")), "config", "list"], env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert cfg.is_file()
+    seen = [af.last_json(af.run_py(SHARED, env)) for _ in range(2)]  # two "containers"
+    assert seen[0] == seen[1]
+    assert all(len(v) >= 16 for v in seen[0].values()), seen[0]
+    assert f"jwt_secret = {seen[0]['jwt']}" in cfg.read_text()

@@ -99,7 +99,7 @@ print(json.dumps(sorted(h.connection_type for h in HookMetaService.hook_meta_dat
     assert proc.returncode == 0, proc.stderr[-3000:]
     offered = set(json.loads(proc.stdout.strip().splitlines()[-1]))
     assert "generic" in offered and "http" not in offered
-    readme = (af.repo / "README.md").read_text()
+    readme = " ".join((af.repo / "README.md").read_text().split())
     compose = (af.repo / "docker-compose.yaml").read_text()
     hooks = (af.repo / "plugins" / "bigearthnet_s1_airflow" / "hooks.py").read_text()
     assert "--conn-type generic" in compose and "--conn-type http" not in compose
