@@ -6,20 +6,25 @@ separate processes with nothing but AIRFLOW_HOME set. Separately started compone
 share one JWT secret: without it the api-server rejects the scheduler's task tokens and every
 task fails with "Invalid auth token". Through the REST API (as the UI does): the DAG is
 unpaused, which starts a scheduled run with the default params (skipped with one log line:
-nothing configured), and a run is triggered with the form's optional fields emptied (null),
-for the sample tile; it must succeed and write a valid archive.
+nothing configured), and a run is triggered with the form's optional fields emptied (null)
+for the sample tile, on a catalogue folder whose products are missing: the tile fails. The
+products are put back, ``lookup_footprint`` and downstream are cleared, and the run must then
+succeed and write a valid archive (the cleared lookup does not reuse the empty search).
 """
 
 from __future__ import annotations
 
 import configparser
 import os
+import shutil
 import stat
+import time
 from pathlib import Path
 
 import pytest
 
 DAG = "bigearthnet_s1"
+KEY = "33UUP_20170613T101031"
 SKIP_LINE = "scheduled run skipped, no catalogue configured for this deployment: no local catalogue folder"
 
 
@@ -59,10 +64,12 @@ def test_separately_started_components_on_the_demo_home(live, one_tile_sample: d
         api.wait_dag(DAG, comps)
 
         work = tmp_path / "work"
+        catalog = tmp_path / "catalog"  # the products are missing at first
+        catalog.mkdir()
         form = {k: v["value"] if isinstance(v, dict) and "value" in v else v
                 for k, v in api.json("GET", f"/api/v2/dags/{DAG}/details")["params"].items()}
         conf = {**form, "s2_source": str(one_tile_sample["s2"]), "catalog": "local",
-                "catalog_root": str(one_tile_sample["catalog"]), "work_dir": str(work),
+                "catalog_root": str(catalog), "work_dir": str(work),
                 # emptied in the form: sent as null
                 "tiles": None, "catalog_conn_id": None, "archive_dir": None,
                 # the sample tile's day only (the sample's products cover 33UUP alone)
@@ -73,22 +80,39 @@ def test_separately_started_components_on_the_demo_home(live, one_tile_sample: d
         manual = api.json("POST", f"/api/v2/dags/{DAG}/dagRuns", json={"logical_date": None, "conf": conf})
         api.json("PATCH", f"/api/v2/dags/{DAG}", json={"is_paused": False})
 
-        run = api.wait_run(DAG, manual["dag_run_id"], comps, timeout=600)
-        tis = api.task_instances(DAG, manual["dag_run_id"])
+        run_id = manual["dag_run_id"]
+        run = api.wait_run(DAG, run_id, comps, timeout=600)
+        failed = {(t["task_id"], t["rendered_map_index"]): t["state"] for t in api.task_instances(DAG, run_id)}
+        assert run["state"] == "failed", failed
+        assert failed[("discover_tiles", None)] == "success" and failed[("summary", None)] == "failed"
+        assert failed[("lookup_footprint", KEY)] == "success"  # it found nothing
+        assert failed[("assemble_tile", KEY)] == "failed", sorted(failed.items(), key=str)  # nothing covers it
+
+        # the user puts the products back and clears the tile's lookup and everything downstream
+        shutil.copytree(one_tile_sample["catalog"], catalog, dirs_exist_ok=True)
+        cleared = api.json("POST", f"/api/v2/dags/{DAG}/clearTaskInstances",
+                           json={"dry_run": False, "dag_run_id": run_id, "task_ids": ["lookup_footprint"],
+                                 "include_downstream": True, "only_failed": False, "reset_dag_runs": True})
+        assert {t["task_id"] for t in cleared["task_instances"]} >= {"lookup_footprint", "select_orbits", "summary"}
+        assert api.json("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}")["state"] in ("queued", "running")
+        run = api.wait_run(DAG, run_id, comps, timeout=600)
+        tis = api.task_instances(DAG, run_id)
         states = sorted((t["task_id"], t["map_index"], t["state"]) for t in tis)
         assert run["state"] == "success", f"{states}\n{comps.logs()}"
         assert all(s == "success" for _, _, s in states), states
+        lookup = next(t for t in tis if t["task_id"] == "lookup_footprint")
+        assert lookup["try_number"] == 2  # the cleared try, which searched again
         report = validate_archive(work / "archive")  # archive_dir null: <work>/archive
         assert report.ok == 1 and report.bad == []
 
         # unpausing made a scheduled run with the default params: skipped, not failed
-        t0 = __import__("time").monotonic()
+        t0 = time.monotonic()
         while True:
             runs = api.json("GET", f"/api/v2/dags/{DAG}/dagRuns", params={"run_type": "scheduled"})["dag_runs"]
             if runs and runs[0]["state"] in ("success", "failed"):
                 break
-            assert __import__("time").monotonic() - t0 < 300, f"no finished scheduled run: {runs}\n{comps.logs()}"
-            __import__("time").sleep(1)
+            assert time.monotonic() - t0 < 300, f"no finished scheduled run: {runs}\n{comps.logs()}"
+            time.sleep(1)
         (sched,) = runs
         sched_tis = {(t["task_id"], t["map_index"]): t["state"] for t in api.task_instances(DAG, sched["dag_run_id"])}
         assert sched["state"] == "success", sched_tis
