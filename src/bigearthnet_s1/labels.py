@@ -185,8 +185,8 @@ def patch_key(s2_name: str) -> str:
     a reBEN ``patch_id`` (``S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_87_48``).
     """
     parts = s2_name.split("_")
-    if len(parts) == 7:  # reBEN patch_id: drop baseline, relative orbit and tile
-        parts = parts[:3] + parts[5:]
+    if len(parts) == 8:  # reBEN patch_id: drop baseline, relative orbit and tile
+        parts = parts[:3] + parts[6:]
     name = "_".join(parts)
     if len(parts) != 5 or not S2_NAME_RE.match(name):
         raise TileError(f"not a BigEarthNet-S2 patch name or reBEN patch_id: {s2_name!r}")
