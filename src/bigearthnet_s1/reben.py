@@ -348,7 +348,20 @@ def read_reben(source: str | os.PathLike[str], *, tiles: Iterable[str] | None = 
         rows = meta_rows
     else:
         raise TileError(f"{p}: no reBEN {METADATA_FILE} and no {S2_DIR} folder")
-    return _acquisitions(rows)
+    return _align_keys(_acquisitions(rows))
+
+
+def _align_keys(acqs: list[TileAcquisition]) -> list[TileAcquisition]:
+    """Give acquisitions of v1 patches the sensing time (hence the key) the patch-name table
+    gives them, as a v1 S2 folder gets (``tiles._align_with_table``): reBEN's product times can
+    be a second later than the earliest v1 name of the overpass."""
+    from bigearthnet_s1.tiles import _align_with_table, _table_path
+
+    try:
+        table = _table_path(None)
+    except (InputError, ModuleNotFoundError):  # no bigearthnet-common here: keep reBEN's times
+        return acqs
+    return sorted(_align_with_table(acqs, table), key=lambda a: (a.tile_id, a.sensing_time))
 
 
 def _acquisitions(rows: Sequence[_Row]) -> list[TileAcquisition]:
