@@ -22,6 +22,8 @@ acquisitions.
 
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 import math
 import os
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from bigearthnet_s1.errors import InputError, TileError
 from bigearthnet_s1.tiles import (
+    MAX_PATCH_INDEX,
     PATCH_M,
     PATCH_PX,
     S1_NAME_RE,
@@ -212,13 +215,29 @@ def _rows_from_table(table: pa.Table, path: Path, tiles: set[str] | None) -> lis
     return rows
 
 
+@functools.lru_cache(maxsize=8192)
+def _prefix_time(prefix: str) -> datetime:
+    """Sensing time of ``<mission>_MSIL2A_<date>T<time>`` (parsed once per product, not per
+    patch: strptime would be most of the reading time of a 500,000-row metadata file)."""
+    return parse_s2_name(f"{prefix}_0_0")[0]
+
+
+def _parse_v1(name: str) -> tuple[datetime, int, int]:
+    m = S2_NAME_RE.match(name)
+    if not m or int(m["col"]) > MAX_PATCH_INDEX or int(m["row"]) > MAX_PATCH_INDEX:
+        return parse_s2_name(name)  # raises with the reason
+    return _prefix_time(name.rsplit("_", 2)[0]), int(m["col"]), int(m["row"])
+
+
 def _row(m: re.Match[str], cols: Mapping[str, list[Any]], i: int, where: str) -> _Row:
     pid = m.group(0)
     col, row = int(m["col"]), int(m["row"])
-    t, _, _ = parse_s2_name(f"{m['mission']}_MSIL2A_{m['date']}T{m['time']}_{col}_{row}")
+    if col > MAX_PATCH_INDEX or row > MAX_PATCH_INDEX:
+        raise TileError(f"{where}: patch_id {pid}: col/row outside 0..{MAX_PATCH_INDEX}")
+    t = _prefix_time(f"{m['mission']}_MSIL2A_{m['date']}T{m['time']}")
     s2v1 = cols["s2v1_name"][i] or v1_name(pid)
     try:
-        t1, c1, r1 = parse_s2_name(s2v1)
+        t1, c1, r1 = _parse_v1(s2v1)
     except TileError as exc:
         raise TileError(f"{where}: s2v1_name: {exc}") from exc
     if (c1, r1) != (col, row) or abs((t1 - t).total_seconds()) > 60:
@@ -329,7 +348,17 @@ def read_reben(source: str | os.PathLike[str], *, tiles: Iterable[str] | None = 
     overpass) and the acquisition's sensing time is the earliest ``patch_id`` time, as for v1.
     ``tiles``: keep only these MGRS tiles. Sorted by (tile_id, sensing_time).
     """
-    p = Path(source).expanduser()
+    # 500,000 small objects: the cyclic GC would rescan them again and again (as in tiles)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _read_reben(Path(source).expanduser(), tiles)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _read_reben(p: Path, tiles: Iterable[str] | None) -> list[TileAcquisition]:
     wanted = {t.upper().removeprefix("T") for t in tiles} if tiles is not None else None
     meta_path = p if p.is_file() else p / METADATA_FILE
     meta_rows: list[_Row] = []
