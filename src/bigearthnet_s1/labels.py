@@ -13,6 +13,9 @@ Label sources (:func:`open_label_source`):
 * a reBEN ``metadata.parquet`` (or a folder holding one): 19 names, plus the official split;
 * a BigEarthNet-S1 v1.0 archive (S1 patch JSONs name their S2 patch and carry its labels).
 
+In the v1 folders an empty ``labels`` list means "not known" (every v1.0 patch has at least
+one label; an archive built here without a label source writes ``[]``).
+
 A source answers by S2 patch: lookups use a key that is the same for a v1 S2 name, the same
 patch in a reBEN ``patch_id`` and a v1 name with the archive's dropped-zero hour quirk
 (``S2B_MSIL2A_20170924T93020_69_24``): mission, sensing time (UTC, to the second), col, row.
@@ -277,7 +280,7 @@ def _folder_source(root: Path) -> LabelSource:
     tile folders for S2)."""
     entries = [e for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")]
     s1 = [e for e in entries if S1_NAME_RE.match(e.name)]
-    if s1 and len(s1) == len(entries):
+    if s1 and not any(S2_NAME_RE.match(e.name) for e in entries):  # (index/ etc. beside: ignored)
         return _s1_source(root, sorted(Path(e.path) for e in s1))
     from bigearthnet_s1.tiles import _patch_dirs
 
@@ -290,7 +293,8 @@ def _folder_source(root: Path) -> LabelSource:
     labels: dict[str, tuple[str, ...]] = {}
     for d in dirs:
         labs = _json_labels(d / f"{d.name}_labels_metadata.json")
-        labels[patch_key(d.name)] = labs
+        if labs:  # every v1.0 patch has labels: an empty list says "not known"
+            labels[patch_key(d.name)] = labs
     _check_43(root, labels)
     return LabelSource(root, "s2-v1", 43, labels)
 
@@ -304,7 +308,9 @@ def _s1_source(root: Path, dirs: list[Path]) -> LabelSource:
         if not isinstance(s2, str):
             raise LabelError(f"{js}: no corresponding_s2_patch")
         try:
-            labels[patch_key(s2)] = _labels_of(meta, js)
+            labs = _labels_of(meta, js)
+            if labs:  # [] in an S1 JSON: a patch built without labels (v1.0 has none empty)
+                labels[patch_key(s2)] = labs
         except TileError as exc:
             raise LabelError(f"{js}: {exc}") from exc
     _check_43(root, labels)

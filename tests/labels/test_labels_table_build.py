@@ -102,3 +102,22 @@ def test_label_source_errors(tmp_path: Path, s2_example: Path) -> None:
         pipeline.prepare_run(work, str(s2_example), catalog="local", catalog_root=str(catalog),
                              labels_from="/no/such")
     assert not work.root.exists()
+
+
+def test_label_sources_agree_on_the_examples(s2_example: Path, s1_example: Path, build, example_table: Path,
+                                            reben_metadata: Path, names) -> None:
+    """The S2 folder, the real S1 archive and an archive built here (with its index beside the
+    patch folders) are label sources giving the same 43-class labels; reBEN gives 19 and splits."""
+    s2 = labels.open_label_source(s2_example)
+    s1 = labels.open_label_source(s1_example)
+    built, _ = build("labelled", example_table, labels_from=str(s2_example))
+    ours = labels.open_label_source(built)
+    assert (s2.kind, s1.kind, ours.kind) == ("s2-v1", "s1-v1", "s1-v1") and len(s2) == len(s1) == 6
+    for name in ("S2A_MSIL2A_20170613T101031_87_48", "S2B_MSIL2A_20170924T93020_69_24"):
+        assert s2.lookup(name) == s1.lookup(name) and s2.lookup(name)
+    assert ours.lookup("S2A_MSIL2A_20170613T101031_87_48") == s2.lookup("S2A_MSIL2A_20170613T101031_87_48")
+    assert ours.lookup(names.NEIGHBOUR_S2) is None  # built unlabeled: [] means not known
+    rb = labels.open_label_source(reben_metadata.parent)
+    assert rb.kind == "reben" and rb.nomenclature == 19
+    assert rb.lookup("S2B_MSIL2A_20170924T93020_69_24") == ("Coniferous forest", "Mixed forest", "Inland wetlands")
+    assert rb.split_of(names.NEIGHBOUR_S2) == "test" and s2.split_of(names.NEIGHBOUR_S2) is None
