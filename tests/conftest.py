@@ -89,3 +89,138 @@ def one_patch_tile():
                                grid=TileGrid(epsg=epsg, ulx=ulx, uly=uly), patches=(patch,))
 
     return make
+
+
+# ---------------------------------------------------------------------------------------
+# Hub replies written here in each hub's documented schema (no recorded third-party file):
+# ASF Search API GeoJSON features and CDSE OData products, built from one product description
+# so that tests can list the same products through both hubs.
+
+
+def _asf_time(t, precision: str = "ms") -> str:
+    """ASF writes UTC times as ``2017-06-13T16:50:43.000Z`` (milliseconds)."""
+    if precision == "s":
+        t = t.replace(microsecond=0)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def asf_feature(name: str, footprint, *, path: int, direction: str, frame: int = 150, size: int = 1_650_000_000,
+                md5: str | None = "0123456789abcdef0123456789abcdef", url: str | None = None, start=None, stop=None,
+                polarization: str = "VV+VH", precision: str = "ms", geometry: dict | None = None) -> dict:
+    """One feature of ASF's Search API ``output=geojson`` reply for an IW GRD_HD product."""
+    import shapely.geometry
+
+    from bigearthnet_s1.catalog import parse_s1_name
+
+    n = parse_s1_name(name)
+    start = start or n.start_time
+    stop = stop or n.stop_time
+    centre = footprint.centroid
+    platform = f"Sentinel-1{n.mission[-1]}"
+    return {
+        "type": "Feature",
+        "geometry": geometry or shapely.geometry.mapping(footprint),
+        "properties": {
+            "beamModeType": "IW",
+            "browse": [f"https://datapool.asf.alaska.edu/BROWSE/S{n.mission[-1]}/{name}.jpg"],
+            "bytes": size,
+            "centerLat": round(centre.y, 4),
+            "centerLon": round(centre.x, 4),
+            "faradayRotation": None,
+            "fileID": f"{name}-GRD_HD",
+            "flightDirection": direction,
+            "groupID": f"{n.mission}_IWD{n.polarisation[-1]}_{frame:04d}_{frame + 5:04d}_{n.absolute_orbit:06d}_{path:03d}",
+            "granuleType": f"SENTINEL_1{n.mission[-1]}_FRAME",
+            "insarStackId": None,
+            "md5sum": md5,
+            "offNadirAngle": None,
+            "orbit": n.absolute_orbit,
+            "pathNumber": path,
+            "platform": platform,
+            "pointingAngle": None,
+            "polarization": polarization,
+            "processingDate": _asf_time(stop),
+            "processingLevel": "GRD_HD",
+            "sceneName": name,
+            "sensor": "C-SAR",
+            "startTime": _asf_time(start, precision),
+            "stopTime": _asf_time(stop, precision),
+            "url": url or f"https://datapool.asf.alaska.edu/GRD_HD/S{n.mission[-1]}/{name}.zip",
+            "fileName": f"{name}.zip",
+            "frameNumber": frame,
+            "pgeVersion": "002.91",
+            "s3Urls": [],
+        },
+    }
+
+
+def asf_reply(features: list[dict]) -> dict:
+    """The Search API's GeoJSON reply: a FeatureCollection."""
+    return {"type": "FeatureCollection", "features": list(features)}
+
+
+def cdse_item(name: str, footprint, *, uuid: str, path: int, direction: str, size: int = 1_650_000_000,
+              md5: str = "0123456789abcdef0123456789abcdef", start=None, stop=None, online: bool = True) -> dict:
+    """One product of the CDSE OData catalogue (``$expand=Attributes``) for an IW GRDH product."""
+    import shapely
+    import shapely.geometry
+
+    from bigearthnet_s1.catalog import parse_s1_name
+
+    n = parse_s1_name(name)
+    start = start or n.start_time
+    stop = stop or n.stop_time
+
+    def t(x) -> str:
+        return x.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def attr(kind: str, key: str, value) -> dict:
+        return {"@odata.type": f"#OData.CSC.{kind}Attribute", "Name": key, "Value": value, "ValueType": kind}
+
+    return {
+        "@odata.mediaContentType": "application/octet-stream",
+        "Id": uuid,
+        "Name": f"{name}.SAFE",
+        "ContentType": "application/octet-stream",
+        "ContentLength": size,
+        "OriginDate": t(stop),
+        "PublicationDate": t(stop),
+        "ModificationDate": t(stop),
+        "Online": online,
+        "EvictionDate": "9999-12-31T23:59:59.999999Z",
+        "S3Path": f"/eodata/Sentinel-1/SAR/IW_GRDH_1S/{start:%Y/%m/%d}/{name}.SAFE",
+        "Checksum": [{"Value": md5, "Algorithm": "MD5", "ChecksumDate": t(stop)}],
+        "ContentDate": {"Start": t(start), "End": t(stop)},
+        "Footprint": f"geography'SRID=4326;{shapely.to_wkt(footprint, rounding_precision=6, trim=True)}'",
+        "GeoFootprint": shapely.geometry.mapping(footprint),
+        "Attributes": [
+            attr("String", "productType", "IW_GRDH_1S"),
+            attr("String", "platformShortName", "SENTINEL-1"),
+            attr("String", "platformSerialIdentifier", n.mission[-1]),
+            attr("String", "instrumentShortName", "SAR"),
+            attr("String", "operationalMode", "IW"),
+            attr("String", "polarisationChannels", "VV&VH" if n.polarisation == "DV" else "HH&HV"),
+            attr("String", "orbitDirection", direction),
+            attr("Integer", "orbitNumber", n.absolute_orbit),
+            attr("Integer", "relativeOrbitNumber", path),
+            attr("String", "datatakeID", str(int(n.datatake_id, 16))),
+            attr("DateTimeOffset", "beginningDateTime", t(start)),
+            attr("DateTimeOffset", "endingDateTime", t(stop)),
+        ],
+    }
+
+
+def cdse_reply(items: list[dict], next_link: str | None = None) -> dict:
+    out: dict = {"@odata.context": "$metadata#Products(Attributes())", "value": list(items)}
+    if next_link:
+        out["@odata.nextLink"] = next_link
+    return out
+
+
+@pytest.fixture(scope="session")
+def hub_replies():
+    """Builders of ASF Search API and CDSE OData replies (see the functions above)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(asf_feature=asf_feature, asf_reply=asf_reply, cdse_item=cdse_item,
+                           cdse_reply=cdse_reply, asf_time=_asf_time)
