@@ -433,3 +433,9 @@ def asf_hub():
     hub = AsfHub()
     yield hub
     hub.close()
+
+
+@pytest.fixture(scope="session")
+def asf_hub_class() -> type[AsfHub]:
+    """The :class:`AsfHub` class, for fixtures of a wider scope (close it yourself)."""
+    return AsfHub
