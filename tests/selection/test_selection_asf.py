@@ -133,7 +133,7 @@ def test_asf_and_cdse_replies_listing_the_same_products_give_identical_selection
 
 def test_whole_second_asf_times_do_not_change_the_choice(both_hubs) -> None:
     tiles, products, asf, cdse_url = both_hubs
-    for name, p in asf.products.items():  # ASF rounding its times to the second
+    for p in asf.products.values():  # ASF rounding its times to the second
         p["feature"]["properties"]["startTime"] = p["feature"]["properties"]["startTime"][:19] + ".000Z"
     asf_cat, cdse_cat = open_catalog("asf", url=asf.search_url), open_catalog("cdse", url=cdse_url)
     for tile in tiles:
