@@ -121,27 +121,13 @@ def test_wrong_earthdata_password_names_the_user_not_the_password(asf_hub) -> No
     assert find_or_create_token("alice", "secret", edl_url=asf_hub.edl_url) == "edl-token-alice"
 
 
-def test_edl_outage_is_retried_then_a_download_error(monkeypatch) -> None:
-    import requests
-
-    calls = []
-
-    class Resp:
-        status_code = 503
-        headers = {"Retry-After": "3"}
-
-        def json(self):
-            raise ValueError
-
-    def post(self, url, **kw):
-        calls.append(url)
-        return Resp()
-
-    monkeypatch.setattr(requests.Session, "post", post)
+def test_edl_outage_is_retried_then_a_download_error(httpserver) -> None:
+    httpserver.expect_request("/api/users/find_or_create_token", method="POST").respond_with_data(
+        "<html><title>Service Unavailable</title></html>", status=503, headers={"Retry-After": "3"})
     waits: list[float] = []
     with pytest.raises(DownloadError, match="token request for user 'alice' failed: HTTP 503"):
-        find_or_create_token("alice", "pw", edl_url="http://127.0.0.1:9", sleep=waits.append)
-    assert len(calls) == 3 and waits == [3.0, 3.0]
+        find_or_create_token("alice", "pw", edl_url=httpserver.url_for("/"), sleep=waits.append)
+    assert len(httpserver.log) == 3 and waits == [3.0, 3.0]
 
 
 def test_credentials_and_hosts() -> None:

@@ -152,7 +152,7 @@ def _int(value: Any, what: str) -> int | None:
         return int(value)
     if isinstance(value, str) and not re.fullmatch(r"\s*-?\d+(\.0*)?\s*", value):
         raise InputError(f"{what}: expected an integer, got {value!r}")
-    return int(float(value)) if isinstance(value, str) else int(value)
+    return int(value.strip().split(".")[0]) if isinstance(value, str) else int(value)
 
 
 def _wrap_longitudes(geom: BaseGeometry) -> BaseGeometry:
