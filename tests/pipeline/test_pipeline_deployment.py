@@ -11,7 +11,8 @@ import pytest
 
 from bigearthnet_s1 import pipeline
 
-HUB_ENV = ("BIGEARTHNET_S1_DHUS_USER", "BIGEARTHNET_S1_CDSE_USER", "CDSE_USER", "CDSE_TOKEN")
+HUB_ENV = ("BIGEARTHNET_S1_DHUS_USER", "BIGEARTHNET_S1_CDSE_USER", "CDSE_USER", "CDSE_TOKEN",
+           "BIGEARTHNET_S1_ASF_TOKEN", "EARTHDATA_TOKEN", "BIGEARTHNET_S1_ASF_USER", "EARTHDATA_USERNAME")
 
 
 @pytest.fixture
@@ -35,5 +36,8 @@ def test_hubs_need_credentials(no_hub_env, monkeypatch: pytest.MonkeyPatch) -> N
     assert pipeline.catalog_unconfigured("cdse", "", {"user": "u", "password": "p"}) is None
     assert pipeline.catalog_unconfigured("cdse", "", {"token": "t"}) is None
     assert pipeline.catalog_unconfigured("dhus", "", {}) is not None
+    assert pipeline.catalog_unconfigured("asf", "", {}) is not None
+    assert pipeline.catalog_unconfigured("asf", "", {"password": "eyJ-earthdata-token"}) is None
+    assert pipeline.catalog_unconfigured("cdse", "", {"password": "p"}) is not None  # a password needs its login
     monkeypatch.setenv("BIGEARTHNET_S1_DHUS_USER", "alice")
     assert pipeline.catalog_unconfigured("dhus", "", {}) is None
