@@ -24,7 +24,7 @@ NAME = "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371"
 def _copy(src: Path, root: Path) -> Path:
     dst = root / src.name
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.tiff"))
-    for d in [dst, *dst.rglob("*")]:  # the shared data is read-only; so would be the copy
+    for d in [dst, *dst.rglob("*")]:  # the cache is read-only; so would be the copy
         d.chmod(d.stat().st_mode | 0o200)
     return dst
 
@@ -86,9 +86,10 @@ def test_polarisation_the_product_lacks(s1b_rome_safe):
         p.read_dn("VH", Window(0, 0, 10, 10))
 
 
-def test_missing_measurement(s1a_beira_safe):
-    with pytest.raises(SafeError, match=r"S1A_IW_GRDH_1SDV_20210119T031653.*measurement/s1a-iw-grd-vv-.*missing"):
-        open_safe(s1a_beira_safe).read_dn("VV", Window(0, 0, 10, 10))
+def test_missing_measurement(s1b_copy):
+    assert not any((s1b_copy / "measurement").iterdir())  # the copy leaves the TIFF out
+    with pytest.raises(SafeError, match=rf"{NAME}.*measurement/s1b-iw-grd-vv-.*missing"):
+        open_safe(s1b_copy).read_dn("VV", Window(0, 0, 10, 10))
 
 
 def test_truncated_measurement_tiff(s1b_copy):
