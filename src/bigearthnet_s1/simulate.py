@@ -107,8 +107,9 @@ CALIBRATION_STEP = 1.0  # s between calibration / noise range vectors (as real p
 LUT_PIXEL_STEP = 40  # px between calibration / noise LUT samples (as real products)
 DEFAULT_MARGIN_M = 5000.0  # small products: margin around the target area
 
-#: Absolute orbit / ascending node time pairs read off the real products in
-#: ../shared/data/s1-grd (manifest.safe), plus Sentinel-1's relative orbit offsets and the
+#: Absolute orbit / ascending node time pairs read off the manifests of two real products
+#: (S1A_IW_GRDH_1SDV_20210119T031653_..._043ED0_8255 and the S1B product of the sarsen 0.9.6
+#: test data, see bigearthnet_s1.testdata), plus Sentinel-1's relative orbit offsets and the
 #: cycle numbers they carry. Absolute orbits count ascending node crossings.
 _MISSIONS: dict[str, dict[str, Any]] = {
     "S1A": {
@@ -118,7 +119,7 @@ _MISSIONS: dict[str, dict[str, Any]] = {
         "cycle_offset": 14,
         "nssdc": "2014-016A",
         # (absolute orbit, mission datatake id) of real products (BigEarthNet-S1 scene names
-        # and the shared S1A product): datatake ids are interpolated between them.
+        # and the real S1A product above): datatake ids are interpolated between them.
         "datatakes": ((17018, 0x01C579), (17070, 0x01C718), (18527, 0x01F38C), (19797, 0x021ACD), (20452, 0x022F7E),
                       (36201, 0x043ED0)),
         "active": (np.datetime64("2014-04-03", "ns"), np.datetime64("2100-01-01", "ns")),

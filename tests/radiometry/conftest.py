@@ -1,6 +1,7 @@
 """Fixtures for the radiometry tests: real SAFE metadata (the S1B product of the pinned sarsen
-release, and its dual-polarisation copy) copied to tmp, with measurement TIFFs whose DN the tests choose (from a known sigma0 field taken back through the real LUTs,
-plus the real noise power and dark no-value margins at the image edges).
+release, and its dual-polarisation copy) copied to tmp, with measurement TIFFs whose DN the
+tests choose (from a known sigma0 field taken back through the real LUTs, plus the real noise
+power and dark no-value margins at the image edges).
 
 The LUT "truth" here is an independent dense evaluation (scipy's RegularGridInterpolator on
 the annotated grids and per-vector np.interp), not the library's own interpolation.
