@@ -2504,7 +2504,7 @@ _SMALL_XSD = {
 
 def _write_support(folder: Path, rfi: bool) -> None:
     """The SAFE's support/ schemas: the annotation schemas as shipped by xarray-sentinel (the
-    ESA XSDs it validates with), minimal schemas for the rest."""
+    ESA XSDs it validates with; optional, extra ``esa-xsd``), minimal schemas for the rest."""
     folder.mkdir(parents=True, exist_ok=True)
     names = ["s1-level-1-product.xsd", "s1-level-1-noise.xsd", "s1-level-1-calibration.xsd", "s1-object-types.xsd"]
     if rfi:
@@ -2514,11 +2514,15 @@ def _write_support(folder: Path, rfi: bool) -> None:
     spec = importlib.util.find_spec("xarray_sentinel")  # locate without importing (xarray is slow to import)
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
     res = Path(locations[0]) / "resources" / "sentinel1" if locations else None
+    missing = []
     for n in names:
         if res is not None and (res / n).is_file():
             shutil.copyfile(res / n, folder / n)
-        else:  # pragma: no cover - xarray-sentinel is a dependency
-            log.warning("simulate: schema %s not found in xarray-sentinel, support/ lacks it", n)
+        else:  # pragma: no cover - xarray-sentinel is installed with the test extra
+            missing.append(n)
+    if missing:  # pragma: no cover
+        log.warning("simulate: support/ lacks ESA's %s (they come from xarray-sentinel: "
+                    "pip install 'bigearthnet-s1[esa-xsd]')", ", ".join(missing))
     for n, body in _SMALL_XSD.items():
         (folder / n).write_text(
             '<?xml version="1.0" encoding="UTF-8"?>\n<xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
