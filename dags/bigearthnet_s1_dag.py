@@ -77,12 +77,15 @@ PARAMS = {
         None, type=["null", "string"], format="date-time", title="Window end (UTC)",
         description="S2 sensing time until (exclusive)."),
     "catalog": Param(
-        _env("CATALOG", "local"), type="string", enum=["local", "cdse", "dhus"],
-        title="Catalogue backend"),
+        _env("CATALOG", "local"), type="string", enum=["local", "cdse", "dhus", "asf"],
+        title="Catalogue backend",
+        description="local (a folder of products), cdse (Copernicus Data Space), dhus (a DHuS hub) "
+                    "or asf (Alaska Satellite Facility, NASA Earthdata login)."),
     "catalog_conn_id": Param(
         _env("CATALOG_CONN_ID", ""), type="string", title="Catalogue Connection id",
-        description="Airflow Connection with the hub URL and credentials (extra: kind, root). "
-                    "May be empty for the local backend."),
+        description="Airflow Connection with the hub URL and credentials (extra: kind, root); for "
+                    "asf the password is an Earthdata token (or login + password an Earthdata "
+                    "account). May be empty for the local backend."),
     "catalog_root": Param(
         _env("CATALOG_ROOT", ""), type="string", title="Local catalogue folder",
         description="Folder of .SAFE/.zip products for the local backend."),

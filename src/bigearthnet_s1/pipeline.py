@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # heavy modules are imported inside the steps
 log = logging.getLogger(__name__)
 
 UTC = UTC
-CATALOG_KINDS = ("local", "cdse", "dhus")
+CATALOG_KINDS = ("local", "cdse", "dhus", "asf")
 ENGINES = ("native", "snap")
 #: Environment variable of the fault-injection hook used by the tests (see :func:`inject_fault`).
 FAULT_ENV = "BIGEARTHNET_S1_FAIL_ONCE"
@@ -46,7 +46,8 @@ FAULT_ENV = "BIGEARTHNET_S1_FAIL_ONCE"
 
 #: Environment variables in which the catalogue backends find credentials (see ``open_catalog``).
 _CREDENTIAL_ENV = {"local": (), "dhus": ("BIGEARTHNET_S1_DHUS_USER",),
-                   "cdse": ("BIGEARTHNET_S1_CDSE_USER", "CDSE_USER", "CDSE_TOKEN")}
+                   "cdse": ("BIGEARTHNET_S1_CDSE_USER", "CDSE_USER", "CDSE_TOKEN"),
+                   "asf": ("BIGEARTHNET_S1_ASF_TOKEN", "EARTHDATA_TOKEN", "BIGEARTHNET_S1_ASF_USER", "EARTHDATA_USERNAME")}
 
 
 # ------------------------------------------------------------------------------ work dir
@@ -290,9 +291,11 @@ def prepare_run(work: WorkDir, source: str, *, tiles: Sequence[str] = (), start:
         if not root or not Path(str(root)).expanduser().is_dir():
             raise ParameterError(f"local catalogue folder {str(root)!r} does not exist "
                                  "(param catalog_root, or 'root' in the Connection's extra)")
-    elif not opts.get("user") and not opts.get("token") and not any(os.environ.get(v) for v in _CREDENTIAL_ENV[catalog]):
+    elif (not opts.get("user") and not opts.get("token") and not (catalog == "asf" and opts.get("password"))
+          and not any(os.environ.get(v) for v in _CREDENTIAL_ENV[catalog])):
+        what = "an Earthdata token as password (or login and password)" if catalog == "asf" else "login and password"
         raise ParameterError(f"catalogue {catalog} needs credentials: name an Airflow Connection "
-                             "(param catalog_conn_id) with login and password")
+                             f"(param catalog_conn_id) with {what}")
     check_dem(dem)
     check_engine(engine)
     check_writable(work.root, "work folder")
@@ -315,7 +318,7 @@ def prepare_run(work: WorkDir, source: str, *, tiles: Sequence[str] = (), start:
 
 
 #: Connection extras that configure the product store's hub URLs, not the catalogue search.
-_ENDPOINT_KEYS = {"download_url": "cdse_download_url", "token_url": "cdse_token_url"}
+_ENDPOINT_KEYS = {"download_url": "cdse_download_url", "token_url": "cdse_token_url", "edl_url": "asf_edl_url"}
 
 
 def open_catalog_for(kind: str, catalog_root: str = "", options: Mapping[str, Any] | None = None) -> Catalog:
@@ -499,6 +502,11 @@ def _auth(options: Mapping[str, Any] | None, source: str = "") -> dict[str, Any]
     """Download credentials: the Connection's login or token, else the hub's environment
     variables (the same ones :func:`prepare_run` accepts as the catalogue's credentials)."""
     opts = dict(options or {})
+    if source == "asf":  # Earthdata bearer token (a Connection password alone is the token)
+        from bigearthnet_s1.earthdata import EarthdataAuth
+
+        asf = EarthdataAuth.from_options(opts, edl_url=hub_endpoints("asf", opts).asf_edl_url)
+        return {"auth": asf} if asf is not None else {}
     if opts.get("user"):
         return {"auth": (str(opts["user"]), str(opts.get("password") or ""))}
     if opts.get("token"):

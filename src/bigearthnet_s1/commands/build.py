@@ -3,7 +3,8 @@
 Same steps and work-dir layout as the DAG (``bigearthnet_s1.pipeline``), so a build can be
 resumed by the DAG and the other way round. Hub credentials come from the environment:
 ``BIGEARTHNET_S1_HUB_USER`` / ``BIGEARTHNET_S1_HUB_PASSWORD``, or the catalogue's own variables
-(``CDSE_USER``/``CDSE_PASSWORD``, ``BIGEARTHNET_S1_DHUS_USER``/``..._PASSWORD``, see
+(``CDSE_USER``/``CDSE_PASSWORD``, ``BIGEARTHNET_S1_DHUS_USER``/``..._PASSWORD``, for ASF
+``BIGEARTHNET_S1_ASF_TOKEN``/``EARTHDATA_TOKEN`` or ``EARTHDATA_USERNAME``/``..._PASSWORD``, see
 ``bigearthnet_s1.catalog.open_catalog``); never from the command line.
 """
 
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--end", help="S2 sensing time until (ISO date/date-time, UTC, exclusive)")
     parser.add_argument("--catalog", choices=pipeline.CATALOG_KINDS, default="local")
     parser.add_argument("--catalog-root", default="", help="folder of .SAFE/.zip products (local)")
-    parser.add_argument("--catalog-url", default=None, help="hub URL (dhus, cdse)")
+    parser.add_argument("--catalog-url", default=None, help="hub URL (dhus, cdse, asf)")
     parser.add_argument("--work", required=True, type=Path, help="work folder (products/, processed/, ...)")
     parser.add_argument("--archive", type=Path, default=None, help="output archive (default WORK/archive)")
     parser.add_argument("--engine", choices=pipeline.ENGINES, default="native")
