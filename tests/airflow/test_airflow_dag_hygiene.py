@@ -117,6 +117,8 @@ def test_schedule_params_and_trigger_form(dagbag: dict) -> None:
     schema = dagbag["param_schema"]
     assert schema["engine"]["enum"] == ["native", "snap"]
     assert schema["catalog"]["enum"] == ["local", "cdse", "dhus", "asf"]
+    assert schema["layout"]["enum"] == ["v1", "v2"] and schema["pairing"]["enum"] == ["select", "reben"]
+    assert "labels_from" in dagbag["params"]
     assert schema["tiles"]["type"] == "array"
 
 
