@@ -92,7 +92,9 @@ def test_local_product_is_not_copied(tmp_path, make_zip):
     src.write_bytes(make_zip(NAME, size=10_000))
     store = ProductStore(tmp_path / "store")
     assert store.fetch(ProductRef(name=NAME, url=str(src), source="local")) == src
-    assert list((tmp_path / "store").iterdir()) == []
+    # nothing copied: only the stamp of its verification
+    assert [p.name for p in (tmp_path / "store").iterdir()] == ["verified"]
+    assert json.loads(store.stamp_path(NAME).read_text())["path"] == str(src)
     with pytest.raises(DownloadError, match="does not exist"):
         store.fetch(ProductRef(name=NAME, url=str(tmp_path / "nope.SAFE"), source="local"))
 
@@ -159,16 +161,23 @@ def test_extract_is_atomic_and_complete(hub, tmp_path, leftovers):
     ],
 )
 def test_extract_refuses_unsafe_members(hub, tmp_path, leftovers, make_zip, evil, member, reason):
+    """An unsafe zip (its CRCs are right) is refused at download, before it gets its final
+    name; one that reached the store another way is refused at extraction and moved aside."""
     data = make_zip(NAME, size=50_000, evil=evil)
     p = hub.add(data=data)
     store = _store(tmp_path / "store", hub)
-    store.fetch(hub.record(p))  # the zip itself is intact (its CRCs are right)
+    with pytest.raises(UnsafeArchiveError) as exc:
+        store.fetch(hub.record(p))
+    msg = str(exc.value)
+    assert NAME in msg and member in msg and reason in msg
+    assert not store.has(NAME) and leftovers(tmp_path / "store") == []
+    store.zip_path(NAME).write_bytes(data)  # copied in by hand
     with pytest.raises(UnsafeArchiveError) as exc:
         store.extract(NAME)
     msg = str(exc.value)
     assert NAME in msg and member in msg and reason in msg
-    assert not store.safe_path(NAME).exists()
-    assert leftovers(tmp_path / "store") == []
+    assert not store.safe_path(NAME).exists() and not store.has(NAME)
+    assert leftovers(tmp_path / "store") == [f"{NAME}.zip.bad"]
     assert not (tmp_path / "evil.txt").exists() and not Path("/tmp/evil-absolute.txt").exists()
 
 
@@ -190,12 +199,16 @@ def test_extracted_safe_is_readable_by_other_users(tmp_path, top):
 
 
 def test_extract_refuses_another_products_zip(hub, tmp_path, make_zip):
-    p = hub.add(data=make_zip(NAME, size=10_000, top=f"{NAME2}.SAFE"))
+    data = make_zip(NAME, size=10_000, top=f"{NAME2}.SAFE")
+    p = hub.add(data=data)
     store = _store(tmp_path, hub)
-    store.fetch(hub.record(p))
+    with pytest.raises(SafeError, match=NAME2):
+        store.fetch(hub.record(p))
+    assert not store.has(NAME)
+    store.zip_path(NAME).write_bytes(data)
     with pytest.raises(SafeError, match=NAME2):
         store.extract(NAME)
-    assert not store.safe_path(NAME).exists()
+    assert not store.safe_path(NAME).exists() and not store.has(NAME)
 
 
 def test_extract_cleans_a_killed_extraction(hub, tmp_path, leftovers):
@@ -315,8 +328,8 @@ def test_two_processes_download_once(hub, tmp_path, spawn_fetch, leftovers, make
 
 
 def test_threads_share_the_lock_and_the_parallel_limit(hub, tmp_path, leftovers, make_zip):
-    prods = [hub.add(name=f"S1A_IW_GRDH_1SDV_20170613T1650{i:02d}_20170613T165108_017018_01C579_7EE{i}",
-                     data=make_zip("x", size=1_000_000, seed=i), throttle=4_000_000) for i in range(5)]
+    names = [f"S1A_IW_GRDH_1SDV_20170613T1650{i:02d}_20170613T165108_017018_01C579_7EE{i}" for i in range(5)]
+    prods = [hub.add(name=n, data=make_zip(n, size=1_000_000, seed=i), throttle=4_000_000) for i, n in enumerate(names)]
     store = _store(tmp_path, hub, max_parallel=2)
     recs = [hub.record(p) for p in prods]
     seen: dict[str, int] = {}
