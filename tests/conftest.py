@@ -30,6 +30,16 @@ def _shared_data_dir() -> Path:
     )
 
 
+@pytest.fixture(autouse=True)
+def _forget_registered_secrets():
+    """Secrets registered for redaction are process-wide: a test's password (say "wrong")
+    must not be redacted from the next test's messages."""
+    yield
+    from bigearthnet_s1 import redact
+
+    redact.forget_secrets()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data``: s1-grd/, dem/, catalog/ (read-only)."""

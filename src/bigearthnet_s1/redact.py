@@ -27,9 +27,10 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
@@ -37,11 +38,14 @@ __all__ = [
     "MIN_SECRET_LENGTH",
     "PLACEHOLDER",
     "RedactingFilter",
+    "forget_secrets",
     "install",
+    "is_secret_key",
     "redact",
     "redact_obj",
     "redact_url",
     "register_auth",
+    "register_environment",
     "register_secret",
     "registered_count",
 ]
@@ -139,6 +143,28 @@ def register_auth(auth: Any) -> None:
             register_secret(s)
 
 
+def register_environment(environ: Mapping[str, str] | None = None) -> int:
+    """Register the values of environment variables whose names end in PASSWORD, TOKEN,
+    SECRET, API_KEY, ... (``CDSE_PASSWORD``, ``BIGEARTHNET_S1_HUB_PASSWORD``, ``CDSE_TOKEN``);
+    returns how many were registered."""
+    env = os.environ if environ is None else environ
+    n = 0
+    for k, v in env.items():
+        if is_secret_key(k) and v and len(v) >= MIN_SECRET_LENGTH:
+            register_secret(v)
+            n += 1
+    return n
+
+
+def forget_secrets() -> None:
+    """Forget every registered secret (the patterns stay). For tests, which register many."""
+    global _literal_re, _b64_cores
+    with _lock:
+        _secrets.clear()
+        _literal_re = None
+        _b64_cores = ()
+
+
 def registered_count() -> int:
     """How many secrets are registered (for diagnostics; never the secrets themselves)."""
     return len(_secrets)
@@ -200,7 +226,7 @@ def redact_obj(obj: Any) -> Any:
     if isinstance(obj, dict):
         out: dict[Any, Any] = {}
         for k, v in obj.items():
-            if isinstance(k, str) and v is not None and _secret_key(k):
+            if isinstance(k, str) and v is not None and is_secret_key(k):
                 out[k] = PLACEHOLDER
             else:
                 out[k] = redact_obj(v)
@@ -215,7 +241,8 @@ def redact_obj(obj: Any) -> Any:
 _SECRET_KEY = re.compile(r"(?i)(password|passwd|passphrase|pwd|token|secret|api[_-]?key|totp|authorization|cookie)$")
 
 
-def _secret_key(key: str) -> bool:
+def is_secret_key(key: str) -> bool:
+    """Whether a mapping key names a secret (``password``, ``CDSE_TOKEN``, ``api_key``, ...)."""
     return bool(_SECRET_KEY.search(key))
 
 

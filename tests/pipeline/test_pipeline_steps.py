@@ -40,8 +40,10 @@ def test_filter_tiles_by_id_key_and_half_open_window(s2_example: Path) -> None:
     t = datetime(2017, 6, 13, 10, 10, 31, tzinfo=UTC)  # 33UUP's sensing time
     assert [a.tile_id for a in pipeline.filter_tiles(acqs, start=t, end=t + timedelta(seconds=1))] == ["33UUP"]
     assert pipeline.filter_tiles(acqs, start=t - timedelta(seconds=1), end=t) == []  # end is exclusive
-    with pytest.raises(pipeline.ParameterError, match=r"unknown tile\(s\) 99XXX, 33UUQ"):
-        pipeline.filter_tiles(acqs, ["33UUP", "99XXX", "33UUQ"])
+    with pytest.raises(pipeline.ParameterError, match=r"unknown tile\(s\) 99XXX, 61UUP in tiles: not MGRS"):
+        pipeline.filter_tiles(acqs, ["33UUP", "99XXX", "61UUP", "33UUQ"])  # the grammar first
+    with pytest.raises(pipeline.ParameterError, match=r"unknown tile\(s\) 33UUQ, 34UUP: not in"):
+        pipeline.filter_tiles(acqs, ["33UUP", "33UUQ", "34UUP"])  # then the source's tiles
 
 
 def test_check_writable_writes_nothing(tmp_path: Path) -> None:
