@@ -2,4 +2,13 @@
 
 Thin wrappers only: the work is done by the ``bigearthnet_s1`` library, imported inside
 ``execute``/``run`` so that parsing a DAG never loads numpy, rasterio or geopandas.
+
+Importing this package installs the library's redactor on the process's logging (every
+process that loads the DAG: task runners, triggerer), on top of Airflow's own secrets masker:
+URL user info, ``Authorization`` headers, bearer tokens, ``password=``/``token=`` pairs and the
+Connection's credentials never reach a task log in any form (see ``bigearthnet_s1.redact``).
 """
+
+from bigearthnet_s1 import redact as _redact  # light: re, base64, logging only
+
+_redact.install()

@@ -58,9 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     module.add_arguments(cmd_parser)
     cmd_args = cmd_parser.parse_args(rest)
-    for key, value in vars(cmd_args).items():  # --password, --token: secrets from the command line
-        if redact.is_secret_key(key) and isinstance(value, str):
-            redact.register_secret(value)
+    for key, value in vars(cmd_args).items():  # --password, --token, user info in URLs
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and redact.is_secret_key(key):
+                redact.register_secret(v)
+            elif isinstance(v, str) and "://" in v:
+                redact.register_url(v)
     try:
         return int(module.run(cmd_args) or 0)
     except BigEarthNetS1Error as exc:

@@ -32,7 +32,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
 __all__ = [
     "MIN_SECRET_LENGTH",
@@ -47,6 +47,7 @@ __all__ = [
     "register_auth",
     "register_environment",
     "register_secret",
+    "register_url",
     "registered_count",
 ]
 
@@ -163,6 +164,22 @@ def forget_secrets() -> None:
         _secrets.clear()
         _literal_re = None
         _b64_cores = ()
+
+
+def register_url(url: str | None) -> None:
+    """Register the password (and a user name that looks like a token, i.e. without a
+    password) in a URL's user info, in its given and percent-decoded forms."""
+    if not isinstance(url, str) or "@" not in url:
+        return
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return
+    for value in (password, user if password is None else None):
+        if value:
+            register_secret(value)
+            register_secret(unquote(value))
 
 
 def registered_count() -> int:

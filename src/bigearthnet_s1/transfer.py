@@ -57,7 +57,7 @@ from bigearthnet_s1.errors import (
     NotAZipError,
     RetrievalPendingError,
 )
-from bigearthnet_s1.redact import redact, redact_url, register_auth, register_secret
+from bigearthnet_s1.redact import redact, redact_url, register_auth, register_secret, register_url
 
 log = logging.getLogger(__name__)
 
@@ -692,6 +692,7 @@ def download(
     label = label or dest.name
     retry = retry or RetryPolicy()
     rng = random.Random(retry.seed)
+    register_url(url)
     register_auth(auth)
     register_auth(getattr(session, "auth", None))
     algo = None
