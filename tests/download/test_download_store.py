@@ -99,6 +99,75 @@ def test_local_product_is_not_copied(tmp_path, make_zip):
         store.fetch(ProductRef(name=NAME, url=str(tmp_path / "nope.SAFE"), source="local"))
 
 
+def _safe_folder(root: Path, name: str = NAME) -> Path:
+    """A .SAFE folder whose manifest lists its two data files with their sizes and MD5s."""
+    safe = root / f"{name}.SAFE"
+    files = {"annotation/s1a-iw-grd-vv.xml": b"<product><adsHeader/></product>\n" * 40,
+             "measurement/s1a-iw-grd-vv.tiff": bytes(range(256)) * 400}
+    objs = []
+    for i, (rel, data) in enumerate(files.items()):
+        (safe / rel).parent.mkdir(parents=True, exist_ok=True)
+        (safe / rel).write_bytes(data)
+        objs.append(f'<dataObject ID="o{i}" repID="r"><byteStream mimeType="x" size="{len(data)}">'
+                    f'<fileLocation locatorType="URL" href="./{rel}"/>'
+                    f'<checksum checksumName="MD5">{hashlib.md5(data).hexdigest()}</checksum></byteStream></dataObject>')
+    (safe / "manifest.safe").write_text(f'<xfdu:XFDU xmlns:xfdu="urn:x"><dataObjectSection>{"".join(objs)}'
+                                        "</dataObjectSection></xfdu:XFDU>")
+    return safe
+
+
+def test_local_safe_is_verified_against_its_manifest_once(tmp_path):
+    safe = _safe_folder(tmp_path / "catalog")
+    store = ProductStore(tmp_path / "store")
+    rec = ProductRef(name=NAME, url=str(safe), source="local")
+    assert store.fetch(rec) == safe and store.stamp_path(NAME).is_file()
+    tiff = safe / "measurement" / "s1a-iw-grd-vv.tiff"
+    # a change that keeps size and time stamps: not seen (the stamp spares re-reading 1.6 GB) ...
+    st = tiff.stat()
+    tiff.write_bytes(b"\xff" + tiff.read_bytes()[1:])
+    os.utime(tiff, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert store.fetch(rec) == safe
+    # ... a change of the file's time stamp makes the store read it again: MD5 mismatch
+    os.utime(tiff, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(ChecksumError, match=r"measurement/s1a-iw-grd-vv.tiff fails its MD5 check"):
+        store.fetch(rec)
+    with open(tiff, "r+b") as f:
+        f.truncate(1000)
+    with pytest.raises(ChecksumError, match=r"has 1000 bytes, manifest.safe says 102400 \(truncated\?\)"):
+        store.fetch(rec)
+    tiff.unlink()
+    with pytest.raises(SafeError, match=r"file measurement/s1a-iw-grd-vv.tiff listed in manifest.safe is missing"):
+        store.fetch(rec)
+    (safe / "manifest.safe").write_text("<xfdu:XFDU")
+    with pytest.raises(SafeError, match="manifest.safe cannot be read"):
+        store.fetch(rec)
+    assert safe.is_dir()  # a local product is the user's: refused, never moved
+
+
+def test_a_bad_zip_found_in_the_store_is_moved_aside_and_fetched_again(hub, tmp_path, leftovers, make_zip):
+    """A zip in the store that fails later (CRC error while extracting, or the layout check on
+    the fast path) leaves the complete names and is downloaded again by the next fetch."""
+    data = make_zip(NAME, size=200_000, seed=4)
+    p = hub.add(data=data)
+    store = _store(tmp_path, hub)
+    bad = bytearray(data)
+    bad[100_000] ^= 0xFF  # inside the stored measurement: its CRC fails on reading
+    store.zip_path(NAME).write_bytes(bytes(bad))  # e.g. bit rot, or a copy from elsewhere
+    with pytest.raises(ChecksumError, match=rf"{NAME}: {NAME}.zip is corrupt .*moved to {NAME}.zip.bad"):
+        store.extract(NAME)
+    assert not store.has(NAME) and leftovers(tmp_path) == [f"{NAME}.zip.bad"]
+    assert store.fetch(hub.record(p)) == store.zip_path(NAME) and _md5(store.zip_path(NAME)) == p.md5
+    assert store.extract(NAME).is_dir()
+    # fast path: a stored zip without its manifest (not a product) is not returned as one
+    store.remove(NAME)
+    with zipfile.ZipFile(store.zip_path(NAME), "w") as zf:
+        zf.writestr("readme.txt", "not a product")
+    assert store.fetch(hub.record(p)) == store.zip_path(NAME) and _md5(store.zip_path(NAME)) == p.md5
+    assert len(hub.requests_for(p)) == 2
+    assert zipfile.ZipFile(store.zip_path(f"{NAME}")).namelist()[0].startswith(f"{NAME}.SAFE/")
+    assert zipfile.ZipFile(tmp_path / f"{NAME}.zip.bad").namelist() == ["readme.txt"]
+
+
 def test_failures_leave_no_product(hub, tmp_path, leftovers, make_zip):
     store = _store(tmp_path, hub)
     bad = hub.add(name=NAME)
