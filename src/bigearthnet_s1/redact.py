@@ -64,7 +64,7 @@ _HEADER = re.compile(
 )
 _SCHEME_TOKEN = re.compile(r"\b(Bearer|bearer|BEARER|Basic|basic|BASIC)(\s+)([A-Za-z0-9._~+/-]{6,}=*)")
 _PAIR = re.compile(
-    r"(?i)(?<![A-Za-z0-9])([A-Za-z0-9_.-]*(?:password|passwd|passphrase|pwd|token|secret|api[_-]?key|totp))"
+    r"(?i)(?<![A-Za-z0-9])([A-Za-z0-9_.-]*(?:password|passwd|passphrase|token|secret|api[_-]?key|totp))"
     r"([\"']?)(\s*[=:]\s*)(?:([\"'])(.*?)\4|([^\s&\"',;)}\]]+))"
 )
 _B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
@@ -255,7 +255,8 @@ def redact_obj(obj: Any) -> Any:
     return obj
 
 
-_SECRET_KEY = re.compile(r"(?i)(password|passwd|passphrase|pwd|token|secret|api[_-]?key|totp|authorization|cookie)$")
+# not "pwd": the shell's PWD is the working directory
+_SECRET_KEY = re.compile(r"(?i)(password|passwd|passphrase|token|secret|api[_-]?key|totp|authorization|cookie)$")
 
 
 def is_secret_key(key: str) -> bool:
