@@ -11,4 +11,16 @@ Connection's credentials never reach a task log in any form (see ``bigearthnet_s
 
 from bigearthnet_s1 import redact as _redact  # light: re, base64, logging only
 
+
+def _to_airflow_masker(form: str) -> None:
+    """Hand a secret's form to Airflow's secrets masker, which renders the task logs that do
+    not pass through stdlib logging (the task runner's own structlog events)."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - another Airflow layout: the stdlib redaction still applies
+        return
+    mask_secret(form)
+
+
 _redact.install()
+_redact.add_listener(_to_airflow_masker)

@@ -30,7 +30,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
@@ -38,6 +38,7 @@ __all__ = [
     "MIN_SECRET_LENGTH",
     "PLACEHOLDER",
     "RedactingFilter",
+    "add_listener",
     "forget_secrets",
     "install",
     "is_secret_key",
@@ -71,6 +72,7 @@ _B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
+_listeners: list[Callable[[str], None]] = []
 _literal_re: re.Pattern[str] | None = None
 _b64_cores: tuple[str, ...] = ()
 
@@ -78,6 +80,10 @@ _b64_cores: tuple[str, ...] = ()
 def _forms(secret: str) -> set[str]:
     """The literal forms a secret may take in a message."""
     out = {secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}
+    try:  # forms and some servers percent-encode latin-1
+        out |= {quote(secret, safe="", encoding="latin-1"), quote_plus(secret, encoding="latin-1")}
+    except UnicodeEncodeError:
+        pass
     out |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), f) for f in out}  # %2f as well as %2F
     out.add(json.dumps(secret)[1:-1])
     out.add(json.dumps(secret, ensure_ascii=False)[1:-1])
@@ -91,17 +97,21 @@ def _cores(secret: str) -> set[str]:
     Base64 maps 3 bytes to 4 characters, so the encoding of the secret depends on where it
     starts modulo 3: for each of the 3 alignments, the whole 3-byte groups of the secret
     encode to the same characters whatever surrounds them."""
-    raw = secret.encode("utf-8")
     out: set[str] = set()
-    for shift in range(3):
-        body = raw[shift:]
-        body = body[: len(body) - len(body) % 3]
-        if len(body) < 3:
+    for encoding in ("utf-8", "latin-1"):  # requests encodes basic-auth credentials as latin-1
+        try:
+            raw = secret.encode(encoding)
+        except UnicodeEncodeError:
             continue
-        for enc in (base64.b64encode(body), base64.urlsafe_b64encode(body)):
-            core = enc.decode("ascii")
-            if len(core) >= MIN_SECRET_LENGTH:
-                out.add(core)
+        for shift in range(3):
+            body = raw[shift:]
+            body = body[: len(body) - len(body) % 3]
+            if len(body) < 3:
+                continue
+            for enc in (base64.b64encode(body), base64.urlsafe_b64encode(body)):
+                core = enc.decode("ascii")
+                if len(core) >= MIN_SECRET_LENGTH:
+                    out.add(core)
     return out
 
 
@@ -124,6 +134,22 @@ def register_secret(value: str | None) -> None:
         ordered = sorted(forms, key=len, reverse=True)
         _literal_re = re.compile("|".join(re.escape(f) for f in ordered))
         _b64_cores = tuple(sorted(cores, key=len, reverse=True))
+        listeners = list(_listeners)
+    new = sorted(_forms(value) | _cores(value))
+    for listener in listeners:
+        for form in new:
+            listener(form)
+
+
+def add_listener(callback: Callable[[str], None]) -> None:
+    """Call ``callback(form)`` with every form (plain, encoded, base64 substring) of each secret
+    registered from now on, and of those registered before: for another masker to mask them
+    too (the Airflow plugin feeds Airflow's secrets masker, which renders task logs)."""
+    with _lock:
+        _listeners.append(callback)
+        known = sorted(set().union(*(_forms(s) | _cores(s) for s in _secrets))) if _secrets else []
+    for form in known:
+        callback(form)
 
 
 def register_auth(auth: Any) -> None:
@@ -283,12 +309,17 @@ def redact_record(record: logging.LogRecord) -> logging.LogRecord:
         message = record.getMessage()
     except Exception:  # noqa: BLE001 - a broken format string: keep the raw parts, redacted
         message = f"{record.msg} {record.args!r}"
-    record.msg = redact(message)
-    record.args = None
     if record.exc_info and not record.exc_text:
         record.exc_text = RedactingFilter._formatter.formatException(record.exc_info)
     if record.exc_text:
-        record.exc_text = redact(record.exc_text)
+        # the traceback joins the message, redacted, and the exception object is dropped: a
+        # formatter that renders ``exc_info`` itself (structlog's, Airflow's) would print the
+        # exception's own unredacted message
+        message = f"{message}\n{record.exc_text}"
+        record.exc_info = None
+        record.exc_text = None
+    record.msg = redact(message)
+    record.args = None
     if record.stack_info:
         record.stack_info = redact(record.stack_info)
     record._bigearthnet_s1_redacted = True
