@@ -112,7 +112,8 @@ PARAMS = {
 
 def _label(key: str) -> None:
     """Name the running mapped task instance after its tile (see ``map_index_template``)."""
-    get_current_context()["label"] = key
+    # map_index_template renders this extra context key (Airflow's documented way to name instances)
+    get_current_context()["label"] = key  # type: ignore[typeddict-unknown-key]  # extra key, see above
 
 
 @dag(
@@ -199,7 +200,7 @@ def bigearthnet_s1() -> None:
         """Radar chain + terrain correction of one product onto one tile's grid (dB GeoTIFF)."""
         from bigearthnet_s1 import pipeline
 
-        get_current_context()["label"] = pair["label"]
+        _label(pair["label"])
         p = get_current_context()["params"]
         return pipeline.preprocess_pair(_work(p), pair["tile"], pair["product"],
                                         engine=p["engine"], dem=p["dem"])
@@ -251,8 +252,8 @@ def bigearthnet_s1() -> None:
         work_dir="{{ params.work_dir }}", archive_dir="{{ params.archive_dir }}",
         catalog_conn_id="{{ params.catalog_conn_id }}", poll_interval="{{ params.poll_interval_s }}",
         wait_timeout="{{ params.offline_wait_hours * 3600 }}",
-    ).expand(product=plan_downloads(selections))
-    processed = preprocess.expand(pair=plan_pairs(selections))
+    ).expand(product=plan_downloads(selections))  # type: ignore[arg-type]  # XComArg: the list, at run time
+    processed = preprocess.expand(pair=plan_pairs(selections))  # type: ignore[arg-type]  # XComArg, as above
     downloads >> processed
     written = assemble_tile.expand(selection=selections)
     processed >> written

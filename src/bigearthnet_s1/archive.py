@@ -32,7 +32,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 import numpy as np
 from rasterio.windows import Window
@@ -462,7 +465,7 @@ def _pid_alive(pid: int) -> bool:
 # --------------------------------------------------------------------------- tile writing + index
 
 
-def _index_schema():  # -> pyarrow.Schema
+def _index_schema() -> pa.Schema:
     import pyarrow as pa
 
     ts = pa.timestamp("s", tz="UTC")

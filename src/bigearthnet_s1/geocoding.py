@@ -195,7 +195,8 @@ class _Grid:
 
     def lonlat(self, rows: NDArray, cols: NDArray) -> tuple[NDArray, NDArray]:
         """lon/lat of (fractional) pixel-centre coordinates (row, col: centre of pixel 0 = 0)."""
-        xs, ys = self.transform @ (np.asarray(cols, dtype=np.float64) + 0.5, np.asarray(rows, dtype=np.float64) + 0.5)
+        cc, rr = np.asarray(cols, dtype=np.float64) + 0.5, np.asarray(rows, dtype=np.float64) + 0.5
+        xs, ys = self.transform @ (cc, rr)  # type: ignore[operator]  # affine's hints say scalars; it broadcasts arrays
         lon, lat = self._tr.transform(xs, ys)
         return np.asarray(lon), np.asarray(lat)
 
@@ -238,7 +239,7 @@ def lerp_index(grid: NDArray, v: float) -> tuple[int, float]:
     cache checks only the caller's file, so after changing this, clear the callers' caches
     (``__pycache__/*.nbi``, ``*.nbc`` of geocoding and simulate)."""
     n = grid.size
-    k = np.searchsorted(grid, v, side="right") - 1
+    k = int(np.searchsorted(grid, v, side="right")) - 1
     if k < 0:
         k = 0
     if k > n - 2:
@@ -460,7 +461,7 @@ def _fit_levels(values: NDArray[np.float64]) -> NDArray[np.float64]:
     """(..., N_LEVELS) values at Chebyshev heights -> monomial coefficients in s (ascending)."""
     n = values.shape[-1]
     if n not in _VANDER_INV:
-        _VANDER_INV[n] = np.linalg.inv(np.vander(_cheb(n), n, increasing=True))
+        _VANDER_INV[n] = np.linalg.inv(np.vander(_cheb(n), n, increasing=True)).astype(np.float64)
     return values @ _VANDER_INV[n].T
 
 
@@ -495,7 +496,7 @@ class _BlockModel:
         rg = np.polynomial.polynomial.polyval(s, self.coef_rng.reshape(-1, N_LEVELS).T) + self.rng_ref
         px = geo.pixel_of(li, rg)
         if not (np.isfinite(li).any() and np.isfinite(px).any()):
-            return (math.nan,) * 4  # type: ignore[return-value]
+            return (math.nan,) * 4
         return float(np.nanmin(li)), float(np.nanmax(li)), float(np.nanmin(px)), float(np.nanmax(px))
 
 
@@ -657,13 +658,14 @@ def _run(
     heights, fy, fx = dem_grid if dem_grid is not None else _dem_grid(dem, grid)
     h, w = grid.shape
     coords = images is None
+    imgs: NDArray
     if coords:
         out = np.full((2, h, w), np.nan, dtype=np.float32)
         imgs = np.zeros((1, 1, 1), dtype=np.float32)
         wr = wc = 0.0
         wh, ww = geo.lines, geo.samples
     else:
-        assert window is not None
+        assert window is not None and images is not None
         imgs = images
         # every pixel of a processed block is written by the kernel (NaN where no data);
         # skipped blocks are filled below: no separate pass over the (large) output

@@ -685,14 +685,15 @@ def assemble_tile(work: WorkDir, key: str, *, overwrite: bool = False,
     rows = mosaic.write(work.archive, overwrite=overwrite)
     quicklook = write_quicklook(work.quicklook_file(key), mosaic)
     mosaic.write_summary(work.root / "results" / f"{key}.mosaic.json")
-    result = {"key": key, "patches": len(rows), "written": len(rows) if overwrite else len(rows) - present,
+    written = len(rows) if overwrite else len(rows) - present
+    result = {"key": key, "patches": len(rows), "written": written,
               "uncovered": len(tile.patches) - len(todo), "scenes": list(names), "index": str(index_part),
               "quicklook": str(quicklook), "cached": False}
     write_json(res_path, {**result, "signature": signature})
     dt = time.monotonic() - t0
     log.info("tile %s: %d patches (%d written, %d kept, %d uncovered) from %d scenes in %.1f s (%.0f patches/s)",
              key, len(rows), result["written"], present, result["uncovered"], len(names), dt,
-             result["written"] / max(dt, 1e-3))
+             written / max(dt, 1e-3))
     return result
 
 

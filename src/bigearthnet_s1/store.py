@@ -85,14 +85,23 @@ log = logging.getLogger(__name__)
 class ProductLike(Protocol):
     """The fields of ``catalog.ProductRecord`` the store uses."""
 
-    name: str
-    uuid: str | None
-    size: int | None
-    checksum: str | None
-    checksum_algorithm: str | None
-    online: bool | None
-    url: str | None
-    source: str
+    # read-only properties, so that frozen dataclasses (ProductRecord, ProductRef) conform
+    @property
+    def name(self) -> str: ...
+    @property
+    def uuid(self) -> str | None: ...
+    @property
+    def size(self) -> int | None: ...
+    @property
+    def checksum(self) -> str | None: ...
+    @property
+    def checksum_algorithm(self) -> str | None: ...
+    @property
+    def online(self) -> bool | None: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def source(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -113,7 +122,7 @@ class ProductRef:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ProductRef:
-        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 @dataclass(frozen=True)
@@ -1126,7 +1135,7 @@ def records_from_json(data: Any) -> list[ProductLike]:
         except ImportError:
             return ProductRef.from_json(d)
         try:
-            return ProductRecord.from_json(dict(d))  # type: ignore[no-any-return]
+            return ProductRecord.from_json(dict(d))
         except Exception:  # noqa: BLE001 - a partial record still downloads
             return ProductRef.from_json(d)
 

@@ -28,7 +28,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyproj import Transformer
 
 import numpy as np
 import shapely
@@ -146,7 +149,7 @@ def _northing_on_central_meridian(lat: float, north: bool) -> float:
 
 
 @functools.lru_cache(maxsize=64)
-def _to_wgs84(epsg: int):  # -> pyproj.Transformer
+def _to_wgs84(epsg: int) -> Transformer:
     from pyproj import Transformer
 
     return Transformer.from_crs(epsg, 4326, always_xy=True)

@@ -387,7 +387,7 @@ class ProductRecord:
                 start_time=d["start_time"],
                 stop_time=d["stop_time"],
                 absolute_orbit=d["absolute_orbit"],
-                relative_orbit=d.get("relative_orbit"),
+                relative_orbit=d.get("relative_orbit"),  # type: ignore[arg-type]  # None -> computed
                 orbit_direction=d["orbit_direction"],
                 datatake_id=d.get("datatake_id"),
                 footprint=_geometry_from_json(d["footprint"]),
@@ -510,7 +510,7 @@ def _env(*names: str) -> str | None:
 def _check_options(kind: str, cls: type, opts: dict[str, Any]) -> None:
     import inspect
 
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    accepted = set(inspect.signature(cls).parameters)
     unknown = sorted(set(opts) - accepted)
     if unknown:
         raise CatalogError(
