@@ -168,10 +168,11 @@ def check_polarisations(value: str | Sequence[str], what: str = "polarisations")
 def check_existing(path: str | os.PathLike[str], what: str, *, kind: str = "any") -> Path:
     """``path`` if it exists (``kind``: "file", "dir" or "any")."""
     p = Path(path).expanduser()
+    why = "it does not exist" if not p.exists() else ("it is a folder" if p.is_dir() else "it is a file")
     if kind == "file" and not p.is_file():
-        raise ParameterError(f"{what} {str(path)!r} is not an existing file")
+        raise ParameterError(f"{what} {str(path)!r} is not a file: {why}")
     if kind == "dir" and not p.is_dir():
-        raise ParameterError(f"{what} {str(path)!r} is not an existing folder")
+        raise ParameterError(f"{what} {str(path)!r} is not a folder: {why}")
     if kind == "any" and not p.exists():
         raise ParameterError(f"{what} {str(path)!r} does not exist")
     return p

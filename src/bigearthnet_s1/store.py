@@ -362,9 +362,7 @@ def _manifest_objects(manifest: bytes, label: str) -> list[tuple[str, int | None
 
     try:
         root = DET.fromstring(manifest, forbid_dtd=False, forbid_entities=True, forbid_external=True)
-    except Exception as exc:  # noqa: BLE001 - ParseError and defusedxml's refusals
-        if not isinstance(exc, (DefusedXmlException, SyntaxError, ValueError)):
-            raise
+    except (DefusedXmlException, SyntaxError, ValueError) as exc:  # ParseError is a SyntaxError
         raise SafeError(f"{label}: manifest.safe cannot be read ({type(exc).__name__}: {exc})") from exc
     out: list[tuple[str, int | None, str | None]] = []
     for stream in root.iter("byteStream"):

@@ -61,7 +61,9 @@ def test_select_checks_everything_before_searching(s2_example: Path, tmp_path: P
 
 def test_select_without_a_catalogue_folder(s2_example: Path, tmp_path: Path, capsys) -> None:
     rc, _, err = _run(capsys, "select", s2_example, "--catalog", "local", "--root", tmp_path / "nope")
-    assert rc == 1 and "is not an existing folder" in err
+    assert rc == 1 and "is not a folder: it does not exist" in err
+    rc, _, err = _run(capsys, "select", s2_example, "--catalog", "local")
+    assert rc == 1 and "--root: the local catalogue needs its folder" in err
 
 
 @pytest.mark.parametrize(("extra", "message"), [
@@ -117,7 +119,7 @@ def test_prepare_run_checks_the_selection_params_of_the_later_tasks(s2_example: 
     (["--polarisations", "VV,vv"], "names a polarisation twice"),
     (["--threads", "0"], "--threads must be >= 1"),
     (["--timeout", "0"], "--timeout (s) must be > 0"),
-    (["--graph", "no-such-graph.xml"], "--graph 'no-such-graph.xml' is not an existing file"),
+    (["--graph", "no-such-graph.xml"], "--graph 'no-such-graph.xml' is not a file: it does not exist"),
     (["--time", "yesterday"], "--time 'yesterday': expected ISO 8601"),
 ])
 def test_preprocess_checks_its_options_before_reading(tmp_path: Path, capsys, extra, message) -> None:
@@ -145,7 +147,7 @@ def test_preprocess_output_must_be_a_geotiff_name(tmp_path: Path, capsys) -> Non
     (["--tile", "33ZZZ"], "--tile '33ZZZ' is not an MGRS tile id"),
     (["--tile", "33UUP", "--swath-position", "2"], "--swath-position must be <= 1"),
     (["--tile", "33UUP", "--margin", "-5"], "--margin (m) must be >= 0"),
-    (["--tile", "33UUP", "--dem", "nope.tif"], "--dem 'nope.tif' is not an existing file"),
+    (["--tile", "33UUP", "--dem", "nope.tif"], "--dem 'nope.tif' is not a file: it does not exist"),
 ])
 def test_simulate_checks_its_options_before_computing(tmp_path: Path, capsys, extra, message) -> None:
     out = tmp_path / "sim"
@@ -155,7 +157,7 @@ def test_simulate_checks_its_options_before_computing(tmp_path: Path, capsys, ex
 
 def test_validate_checks_its_options(tmp_path: Path, capsys) -> None:
     rc, _, err = _run(capsys, "validate", tmp_path / "nope")
-    assert rc == 1 and "ARCHIVE" in err and "is not an existing folder" in err
+    assert rc == 1 and "ARCHIVE" in err and "is not a folder: it does not exist" in err
     rc, _, err = _run(capsys, "validate", tmp_path, "--workers", "0")
     assert rc == 1 and "--workers must be >= 1" in err
     rc, _, err = _run(capsys, "validate", tmp_path)  # an empty folder: nothing to validate is an error
