@@ -64,10 +64,18 @@ _HEADER = re.compile(
     r"([\"']?\s*[:=]\s*[\"']?)([^\"'\r\n]+)"
 )
 _SCHEME_TOKEN = re.compile(r"\b(Bearer|bearer|BEARER|Basic|basic|BASIC)(\s+)([A-Za-z0-9._~+/-]{6,}=*)")
+# the key starts where a run of key characters starts (no backtracking into the run)
 _PAIR = re.compile(
-    r"(?i)(?<![A-Za-z0-9])([A-Za-z0-9_.-]*(?:password|passwd|passphrase|token|secret|api[_-]?key|totp))"
+    r"(?i)(?<![A-Za-z0-9_.-])([A-Za-z0-9_.-]*?(?:password|passwd|passphrase|token|secret|api[_-]?key|totp))"
     r"([\"']?)(\s*[=:]\s*)(?:([\"'])(.*?)\4|([^\s&\"',;)}\]]+))"
 )
+#: Cheap substring tests that decide whether a pattern can match at all (most log lines hold
+#: none of these words, and the regular expressions cost tens of microseconds each).
+_HINTS = {
+    "header": ("authoriz", "cookie", "x-auth", "x-api"),
+    "scheme": ("bearer", "basic"),
+    "pair": ("passw", "passphrase", "token", "secret", "apikey", "api_key", "api-key", "totp"),
+}
 _B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
 
 _lock = threading.Lock()
@@ -75,6 +83,7 @@ _secrets: set[str] = set()
 _listeners: list[Callable[[str], None]] = []
 _literal_re: re.Pattern[str] | None = None
 _b64_cores: tuple[str, ...] = ()
+_core_re: re.Pattern[str] | None = None  # any core: the runs are inspected only when it matches
 
 
 def _forms(secret: str) -> set[str]:
@@ -119,7 +128,7 @@ def register_secret(value: str | None) -> None:
     """Redact ``value`` (a password, token, key) from every later :func:`redact` call.
 
     Empty values and values shorter than :data:`MIN_SECRET_LENGTH` are ignored."""
-    global _literal_re, _b64_cores
+    global _literal_re, _b64_cores, _core_re
     if not isinstance(value, str) or len(value) < MIN_SECRET_LENGTH:
         return
     with _lock:
@@ -134,6 +143,7 @@ def register_secret(value: str | None) -> None:
         ordered = sorted(forms, key=len, reverse=True)
         _literal_re = re.compile("|".join(re.escape(f) for f in ordered))
         _b64_cores = tuple(sorted(cores, key=len, reverse=True))
+        _core_re = re.compile("|".join(re.escape(c) for c in _b64_cores)) if _b64_cores else None
         listeners = list(_listeners)
     new = sorted(_forms(value) | _cores(value))
     for listener in listeners:
@@ -185,11 +195,12 @@ def register_environment(environ: Mapping[str, str] | None = None) -> int:
 
 def forget_secrets() -> None:
     """Forget every registered secret (the patterns stay). For tests, which register many."""
-    global _literal_re, _b64_cores
+    global _literal_re, _b64_cores, _core_re
     with _lock:
         _secrets.clear()
         _literal_re = None
         _b64_cores = ()
+        _core_re = None
 
 
 def register_url(url: str | None) -> None:
@@ -235,12 +246,18 @@ def redact(text: str) -> str:
     lit = _literal_re
     if lit is not None:
         text = lit.sub(PLACEHOLDER, text)
-    if _b64_cores:
+    core = _core_re
+    if core is not None and core.search(text):
         text = _B64_RUN.sub(_b64_sub, text)
-    text = _USERINFO.sub(lambda m: m.group(1) + PLACEHOLDER + "@", text)
-    text = _HEADER.sub(lambda m: m.group(1) + m.group(2) + PLACEHOLDER, text)
-    text = _SCHEME_TOKEN.sub(lambda m: m.group(1) + m.group(2) + PLACEHOLDER, text)
-    text = _PAIR.sub(_pair_sub, text)
+    low = text.lower()
+    if "@" in low:
+        text = _USERINFO.sub(lambda m: m.group(1) + PLACEHOLDER + "@", text)
+    if any(h in low for h in _HINTS["header"]):
+        text = _HEADER.sub(lambda m: m.group(1) + m.group(2) + PLACEHOLDER, text)
+    if any(h in low for h in _HINTS["scheme"]):
+        text = _SCHEME_TOKEN.sub(lambda m: m.group(1) + m.group(2) + PLACEHOLDER, text)
+    if ("=" in low or ":" in low) and any(h in low for h in _HINTS["pair"]):
+        text = _PAIR.sub(_pair_sub, text)
     return text
 
 
