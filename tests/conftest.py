@@ -23,6 +23,16 @@ import pytest
 from bigearthnet_s1 import samples, testdata
 
 
+@pytest.fixture(autouse=True)
+def _forget_registered_secrets():
+    """Secrets registered for redaction are process-wide: a test's password (say "wrong")
+    must not be redacted from the next test's messages."""
+    yield
+    from bigearthnet_s1 import redact
+
+    redact.forget_secrets()
+
+
 @pytest.fixture(scope="session")
 def s1b_rome_safe() -> Path:
     """Real S1B IW GRDH product over central Italy (IPF 3.40; VV files only, the manifest

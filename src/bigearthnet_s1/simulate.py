@@ -45,7 +45,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Callable, Sequence
@@ -59,6 +58,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from bigearthnet_s1.atomic import make_temporary_dir, sweep, temporary_dir
 from bigearthnet_s1.errors import DemError, GeometryError, SimulationError
 from bigearthnet_s1.geocoding import lerp_index
 from bigearthnet_s1.orbit import (
@@ -2811,15 +2811,13 @@ def simulate_product(
     frame = plan.frame
     stop = frame.last_time
     out.mkdir(parents=True, exist_ok=True)
+    sweep(out)  # scratch folders of killed runs
     found = _existing(out, prefix, params)
     if found is not None and not overwrite:
         log.info("simulate: %s exists with the same parameters, kept", found.name)
         if zip and not found.with_suffix(".zip").is_file():
-            tmp = Path(tempfile.mkdtemp(prefix=f".{prefix}.", dir=out))
-            try:
+            with temporary_dir(out / prefix) as tmp:
                 _zip_safe(found, found.with_suffix(".zip"), tmp)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
         return found
 
     border_noise = ipf_value < 2.9
@@ -2844,7 +2842,8 @@ def simulate_product(
     shape = (np.unique(gl).size, np.unique(gpx).size)
     footprint = [(float(g["lon"].reshape(shape)[i, j]), float(g["lat"].reshape(shape)[i, j])) for i, j in corners_idx]
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{prefix}.", dir=out))
+    scratch = make_temporary_dir(out / prefix)
+    tmp = scratch.path
     try:
         safe_tmp = tmp / f"{prefix}.SAFE"
         for sub in ("annotation/calibration", "measurement", "preview", "support") + (("annotation/rfi",) if meta.rfi else ()):
@@ -2915,7 +2914,7 @@ def simulate_product(
         if zip and not (out / f"{name}.zip").is_file():
             _zip_safe(final, out / f"{name}.zip", tmp)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        scratch.cleanup()
     log.info("simulate: wrote %s (%d x %d px, %s, IPF %s)", final.name, frame.samples, frame.lines,
              "ascending" if ascending else "descending", ipf_text)
     return final

@@ -118,6 +118,23 @@ def test_measurement_size_mismatch(s1b_copy):
         open_safe(s1b_copy).read_dn("VV", Window(0, 0, 10, 10))
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+@pytest.mark.parametrize(("dtype", "count"), [("float32", 1), ("int16", 1), ("uint16", 2)])
+def test_measurement_of_the_wrong_type_is_refused(s1b_copy, dtype, count):
+    """A measurement of the right size but not one band of uint16 DN (float32 1e6, as a
+    hostile or mislabelled product has) must not be cast into garbage sigma0."""
+    p = open_safe(s1b_copy)
+    rel = p.file("measurement", "VV")
+    ann = p.annotation("VV")
+    with rasterio.open(s1b_copy / rel, "w", driver="GTiff", width=ann.samples, height=ann.lines, count=count,
+                       dtype=dtype, tiled=True, sparse_ok=True) as ds:
+        ds.write(np.full((count, 64, 64), 1e6 if dtype == "float32" else 300, dtype), window=Window(0, 0, 64, 64))
+    with pytest.raises(SafeError) as exc:
+        open_safe(s1b_copy).read_dn("VV", Window(0, 0, 64, 64))
+    msg = str(exc.value)
+    assert NAME in msg and Path(rel).name in msg and f"{count} band(s) of {dtype}" in msg and "uint16" in msg
+
+
 XXE = """<?xml version="1.0"?>
 <!DOCTYPE calibration [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
 <calibration><calibrationInformation><absoluteCalibrationConstant>&xxe;</absoluteCalibrationConstant>
