@@ -1,8 +1,8 @@
 """A hub's saved footprint search: reused by a retry or once its window has settled, searched
 again while the hub may still publish products of the window, never reused when empty.
 
-Real recorded DHuS responses (and an empty result written in the same OpenSearch JSON
-schema), served by a real HTTP server on loopback; the search requests are counted.
+DHuS replies in the hub's OpenSearch JSON schema (``fixtures/dhus``, and an empty result),
+served by a real HTTP server on loopback; the search requests are counted.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ def _searches(httpserver: HTTPServer) -> int:
     return sum(1 for r, _ in httpserver.log if r.path.endswith("/search"))
 
 
-def test_hub_search_reuse_follows_age_and_settling(httpserver: HTTPServer, recorded, tmp_path, one_patch_tile) -> None:
+def test_hub_search_reuse_follows_age_and_settling(httpserver: HTTPServer, reply, tmp_path, one_patch_tile) -> None:
     httpserver.expect_request("/apihub/search").respond_with_data(
-        recorded("dhus", "03_search_iw_grdh_recent_rows3.json"), content_type="application/json")
+        reply("dhus", "search_iw_grdh_2023_fields.json"), content_type="application/json")
     work = pipeline.WorkDir(tmp_path / "work")
-    tile = one_patch_tile("26SPG", 32626, 300000.0, 4200000.0, -28.5, 37.8,
+    # one patch at 27.0 W 38.3 N, inside the replies' footprints (UTM 26N)
+    tile = one_patch_tile("26SPH", 32626, 499980.0, 4300020.0, -27.0, 38.3,
                           datetime(2023, 3, 10, 12, 0, tzinfo=UTC), "Sea and ocean")
     pipeline.write_json(work.tile_file(tile.key), tile.to_json())
     kw = {"catalog": "dhus", "catalog_options": {"url": httpserver.url_for("/apihub/")},
