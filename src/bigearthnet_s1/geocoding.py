@@ -183,6 +183,11 @@ class RadarGeometry:
     tau_ref: float = math.nan  # two-way s of the bulk bistatic correction (NaN: none)
     grsr_gr0: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))  # (n,) ground range origins
     grsr_coef: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 1)))  # (n, deg+1) ground -> slant
+    # esa: per polynomial pair, ground range (m) = poly(inv_coef) in u = (R - inv_sr0) * inv_scale:
+    # the ground-to-slant polynomial's exact inverse refitted (degree 14, < 1e-5 px)
+    inv_sr0: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    inv_scale: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    inv_coef: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 1)))
 
     @classmethod
     def from_annotation(cls, ann: Any, name: str | None = None, convention: str = DEFAULT_CONVENTION) -> RadarGeometry:
@@ -212,31 +217,53 @@ class RadarGeometry:
             dt = (t_last - t0) / (lines - 1)
         sr0 = np.array([getattr(p, "slant_range_origin", None) or p.slant_range_time * SPEED_OF_LIGHT / 2.0
                         for p in polys], dtype=np.float64)
-        tau_ref = math.nan
-        if convention == "esa":
-            ref = bistatic_reference(ann)
-            tau_ref = math.nan if ref is None else ref
-        return cls(
+        geo = cls(
             orbit=orbit, lines=lines, samples=int(ann.samples), t0=t0, dt=dt,
             range_pixel_spacing=float(ann.range_pixel_spacing),
             poly_t=np.asarray(orbit.seconds(np.array([p.azimuth_time for p in polys])), dtype=np.float64),
-            poly_sr0=sr0, poly_coef=coef, name=label, convention=convention, tau_ref=tau_ref,
+            poly_sr0=sr0, poly_coef=coef, name=label, convention="sarsen",
             grsr_gr0=np.array([float(getattr(p, "ground_range_origin", 0.0)) for p in gpolys], dtype=np.float64),
             grsr_coef=gcoef,
         )
+        return geo.with_convention(convention, ann)
+
+    def _exact_inverses(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """(inv_sr0, inv_scale, inv_coef) of the esa kernel: each ground-to-slant polynomial's
+        inverse refitted over the swath (+-20 px) at degree 14 in a scaled variable (the
+        published slant-to-ground polynomials are degree-8 fits off by up to ~0.008 px).
+        Without ground-to-slant polynomials: the published ones."""
+        n = self.poly_coef.shape[0]
+        if self.grsr_coef.shape[0] != n:
+            return self.poly_sr0.copy(), np.ones(n), self.poly_coef.copy()
+        rps = self.range_pixel_spacing
+        # Chebyshev-spaced samples: a least-squares fit on them is near-minimax
+        g0, g1 = -20.0 * rps, (self.samples + 20.0) * rps
+        g = g0 + (g1 - g0) * 0.5 * (1.0 - np.cos(np.linspace(0.0, np.pi, 400)))
+        sr0 = np.empty(n)
+        scale = np.empty(n)
+        coef = np.empty((n, 15))
+        for k in range(n):
+            sr = np.polynomial.polynomial.polyval(g - self.grsr_gr0[k], self.grsr_coef[k])
+            if not np.all(np.diff(sr) > 0):
+                raise GeometryError(f"{self.name}: ground-to-slant polynomial {k} is not increasing over the swath")
+            sr0[k] = sr[0]
+            scale[k] = 1.0 / (sr[-1] - sr[0])
+            coef[k] = np.polynomial.polynomial.polyfit((sr - sr[0]) * scale[k], g, 14)
+        return sr0, scale, coef
 
     def with_convention(self, convention: str, ann: Any | None = None) -> RadarGeometry:
         """The same scene under another convention (``ann`` needed to read ``tau_ref`` for esa)."""
         _check_convention(convention)
         if convention == self.convention:
             return self
-        tau_ref = self.tau_ref
-        if convention == "esa" and not math.isfinite(tau_ref):
-            if ann is None:
-                raise InputError(f"{self.name}: the esa convention needs the annotation (its geolocation grid)")
-            ref = bistatic_reference(ann)
-            tau_ref = math.nan if ref is None else ref
-        return replace(self, convention=convention, tau_ref=tau_ref if convention == "esa" else math.nan)
+        if convention != "esa":
+            return replace(self, convention=convention, tau_ref=math.nan)
+        if ann is None:
+            raise InputError(f"{self.name}: the esa convention needs the annotation (its geolocation grid)")
+        ref = bistatic_reference(ann)
+        inv_sr0, inv_scale, inv_coef = self._exact_inverses()
+        return replace(self, convention=convention, tau_ref=math.nan if ref is None else ref,
+                       inv_sr0=inv_sr0, inv_scale=inv_scale, inv_coef=inv_coef)
 
     @functools.cached_property
     def poly_jump_px(self) -> float:
@@ -348,7 +375,8 @@ def _geometry(annotation: Any, convention: str | None = None) -> RadarGeometry:
     if isinstance(annotation, RadarGeometry):
         if convention is None or convention == annotation.convention:
             return annotation
-        return annotation.with_convention(convention)
+        raise InputError(f"{annotation.name}: a RadarGeometry of convention {annotation.convention} was given with "
+                         f"convention={convention!r}; build it with RadarGeometry.from_annotation(..., convention=)")
     return RadarGeometry.from_annotation(annotation, convention=convention or DEFAULT_CONVENTION)
 
 
@@ -442,10 +470,11 @@ def lerp_index(grid: NDArray, v: float) -> tuple[int, float]:
 
 @numba.njit(inline="always", cache=True, fastmath=_FM)
 def _grd_pixel(line: float, rng: float, conv: int, poly_line: NDArray, poly_sr0: NDArray, poly_coef: NDArray,
-               grsr_gr0: NDArray, grsr_coef: NDArray, rps: float) -> tuple[float, float]:
+               grsr_gr0: NDArray, grsr_coef: NDArray, inv_sr0: NDArray, inv_scale: NDArray, inv_coef: NDArray,
+               rps: float) -> tuple[float, float]:
     """GRD pixel of one-way slant range ``rng`` (m) at (fractional) ``line`` by convention
-    ``conv`` (0 esa: the nearest polynomial pair, the ground-to-slant one inverted exactly;
-    1 sarsen: srgr coefficients interpolated linearly in azimuth, clamped; 2 snap: grsr
+    ``conv`` (0 esa: the nearest polynomial pair, the ground-to-slant one inverted exactly
+    through its refitted inverse ``inv_*``; 1 sarsen: srgr coefficients interpolated linearly in azimuth, clamped; 2 snap: grsr
     interpolated linearly and inverted), and the distance in lines to the nearest polynomial
     block boundary (esa; 1e30 otherwise). Without grsr polynomials esa uses the srgr one."""
     n = poly_line.shape[0]
@@ -454,25 +483,26 @@ def _grd_pixel(line: float, rng: float, conv: int, poly_line: NDArray, poly_sr0:
     if n > 1:
         i, w = lerp_index(poly_line, line)
     i1 = i + 1 if n > 1 else i
-    nk = poly_coef.shape[1]
-    dist = 1e30
     if conv == 0:
         j = i if w < 0.5 else i1
-        if n > 1:
-            dist = abs(w - 0.5) * (poly_line[i1] - poly_line[i])
-        i = j
-        i1 = j
-        w = 0.0
+        dist = abs(w - 0.5) * (poly_line[i1] - poly_line[i]) if n > 1 else 1e30
+        u = (rng - inv_sr0[j]) * inv_scale[j]
+        g = 0.0
+        for k in range(inv_coef.shape[1] - 1, -1, -1):
+            g = g * u + inv_coef[j, k]
+        return g / rps, dist
+    nk = poly_coef.shape[1]
     x = rng - (poly_sr0[i] * (1 - w) + poly_sr0[i1] * w)
     g = 0.0
     for k in range(nk - 1, -1, -1):
         g = g * x + (poly_coef[i, k] * (1 - w) + poly_coef[i1, k] * w)
     if conv == 1 or grsr_coef.shape[0] != n:
-        return g / rps, dist
-    # Newton on the ground -> slant polynomial (the srgr value is within ~0.01 px of it)
+        return g / rps, 1e30
+    # snap: Newton on the linearly interpolated ground -> slant polynomial, from the
+    # interpolated srgr value (within ~0.01 px of the root)
     g0 = grsr_gr0[i] * (1 - w) + grsr_gr0[i1] * w
     ng = grsr_coef.shape[1]
-    for _ in range(3):
+    for _ in range(2):
         xg = g - g0
         f = 0.0
         df = 0.0
@@ -481,7 +511,7 @@ def _grd_pixel(line: float, rng: float, conv: int, poly_line: NDArray, poly_sr0:
             df = df * xg + f
             f = f * xg + ck
         g -= (f - rng) / df
-    return g / rps, dist
+    return g / rps, 1e30
 
 
 @numba.njit(inline="always", cache=True, fastmath=_FM)
@@ -587,7 +617,9 @@ def _block_kernel(
     coef_line: NDArray, coef_rng: NDArray,  # (nr, nc, N_LEVELS): line and slant range - rng_ref
     step: int, hc: float, hs: float, rng_ref: float, rng0: float,
     conv: int, poly_line: NDArray, poly_sr0: NDArray, poly_coef: NDArray, grsr_gr0: NDArray, grsr_coef: NDArray,
-    rps: float, margin: float, redo: NDArray,  # (>= bh, >= bw) uint8: 1 where the pixel needs an exact solve
+    inv_sr0: NDArray, inv_scale: NDArray, inv_coef: NDArray, rps: float,
+    margin: float, redo: NDArray,  # (>= bh, >= bw) uint8: 1 where the pixel needs an exact solve
+    redo_count: NDArray,  # (>= bh,) int64: flagged pixels per row
     r0: int, c0: int, bh: int, bw: int, method: int, coords: bool,
 ) -> None:
     nb = out.shape[0]
@@ -608,6 +640,7 @@ def _block_kernel(
         row_v = np.empty(nc)
         buf_l = np.empty(bw)
         buf_p = np.empty(bw)
+        flagged = 0
         for b in range(nc):
             row_u[b] = coef_u[a, b] * (1 - wa) + coef_u[a + 1, b] * wa
             row_v[b] = coef_v[a, b] * (1 - wa) + coef_v[a + 1, b] * wa
@@ -629,8 +662,13 @@ def _block_kernel(
                 line = line * s + (row_l[b, q] * (1 - wb) + row_l[b + 1, q] * wb)
                 rng = rng * s + (row_r[b, q] * (1 - wb) + row_r[b + 1, q] * wb)
             rng += rng_ref
-            pix, dist = _grd_pixel(line, rng, conv, poly_line, poly_sr0, poly_coef, grsr_gr0, grsr_coef, rps)
-            redo[rr, cc] = 1 if dist < margin else 0
+            pix, dist = _grd_pixel(line, rng, conv, poly_line, poly_sr0, poly_coef, grsr_gr0, grsr_coef,
+                                   inv_sr0, inv_scale, inv_coef, rps)
+            if dist < margin:
+                redo[rr, cc] = 1
+                flagged += 1
+            else:
+                redo[rr, cc] = 0
             if coords:
                 out[0, r, c] = line
                 out[1, r, c] = pix
@@ -644,6 +682,7 @@ def _block_kernel(
                 li = math.nan  # outside the scene or the window: no data
             buf_l[cc] = li
             buf_p[cc] = pj
+        redo_count[rr] = flagged
         if coords:
             continue
         # second pass over the row: short independent iterations let the CPU overlap the
@@ -962,6 +1001,7 @@ def _run(
     rng0 = float(np.mean([b.model.rng_ref for b in active if b.model is not None])) if active else 0.0
     margin_lines = 4.0 * tolerance if geo.convention == "esa" else -1.0
     redo = np.zeros((BLOCK, BLOCK), dtype=np.uint8)
+    redo_count = np.zeros(BLOCK, dtype=np.int64)
     redo_rows: list[NDArray] = []
     redo_cols: list[NDArray] = []
     for b in active:
@@ -971,12 +1011,13 @@ def _run(
         _block_kernel(out, imgs, wr, wc, geo.lines, geo.samples, dem_arr, m.post_u, m.post_v,
                       m.coef_line, m.coef_rng, m.step, m.hc, m.hs, m.rng_ref, rng0,
                       geo.conv_code, poly_line, geo.poly_sr0, geo.poly_coef, geo.grsr_gr0, geo.grsr_coef,
-                      geo.range_pixel_spacing, margin_lines, redo, b.r0, b.c0, b.bh, b.bw, method, coords)
-        if margin_lines > 0:
-            rr, cc = np.nonzero(redo[:b.bh, :b.bw])
-            if rr.size:
-                redo_rows.append(rr + b.r0)
-                redo_cols.append(cc + b.c0)
+                      geo.inv_sr0, geo.inv_scale, geo.inv_coef, geo.range_pixel_spacing, margin_lines, redo,
+                      redo_count, b.r0, b.c0, b.bh, b.bw, method, coords)
+        rows_hit = np.flatnonzero(redo_count[:b.bh])
+        if rows_hit.size:
+            rr, cc = np.nonzero(redo[rows_hit, :b.bw])
+            redo_rows.append(rows_hit[rr] + b.r0)
+            redo_cols.append(cc + b.c0)
     if redo_rows:
         _redo_exact(geo, grid, posts, out, imgs, np.concatenate(redo_rows), np.concatenate(redo_cols),
                     wr, wc, method, coords, rng0, stats)
