@@ -66,6 +66,20 @@ PARAMS = {
         _env("S2_SOURCE", "table"), type="string", title="BigEarthNet-S2 source",
         description="'table' (the patch-name table shipped with bigearthnet-common), a folder of "
                     "BigEarthNet-S2 patches, or a path to s1_s2_name_country_season.csv(.bz2)."),
+    "labels_from": Param(
+        _env("LABELS_FROM", ""), type="string", title="Label source",
+        description="Where patch labels come from when the S2 source has none (the patch table has "
+                    "none): a BigEarthNet-S2 v1.0 folder (43 classes), a reBEN metadata.parquet (19 "
+                    "classes, splits) or a BigEarthNet-S1 v1.0 archive. Empty: the S2 source's own. "
+                    "Unlabeled patches are counted in the summary."),
+    "layout": Param(
+        _env("LAYOUT", "v1"), type="string", enum=["v1", "v2"], title="Archive layout",
+        description="v1: BigEarthNet-S1 v1.0 (patch folders with JSON); v2: reBEN "
+                    "(BigEarthNet-S1/<prefix>/<s1_name>/, metadata.parquet)."),
+    "pairing": Param(
+        "select", type="string", enum=["select", "reben"], title="S1 pairing",
+        description="select: choose products by the selection rule; reben: the acquisitions reBEN's "
+                    "s1_name names (needs a reBEN metadata.parquet as the S2 source)."),
     "tiles": Param(
         [], type="array", items={"type": "string"}, title="Tiles",
         description="MGRS tile ids (33UUP) or tile keys (33UUP_20170613T101031); empty: all."),
@@ -77,12 +91,15 @@ PARAMS = {
         None, type=["null", "string"], format="date-time", title="Window end (UTC)",
         description="S2 sensing time until (exclusive)."),
     "catalog": Param(
-        _env("CATALOG", "local"), type="string", enum=["local", "cdse", "dhus"],
-        title="Catalogue backend"),
+        _env("CATALOG", "local"), type="string", enum=["local", "cdse", "dhus", "asf"],
+        title="Catalogue backend",
+        description="local (a folder of products), cdse (Copernicus Data Space), dhus (a DHuS hub) "
+                    "or asf (Alaska Satellite Facility, NASA Earthdata login)."),
     "catalog_conn_id": Param(
         _env("CATALOG_CONN_ID", ""), type="string", title="Catalogue Connection id",
-        description="Airflow Connection with the hub URL and credentials (extra: kind, root). "
-                    "May be empty for the local backend."),
+        description="Airflow Connection with the hub URL and credentials (extra: kind, root); for "
+                    "asf the password is an Earthdata token (or login + password an Earthdata "
+                    "account). May be empty for the local backend."),
     "catalog_root": Param(
         _env("CATALOG_ROOT", ""), type="string", title="Local catalogue folder",
         description="Folder of .SAFE/.zip products for the local backend."),
@@ -112,7 +129,8 @@ PARAMS = {
 
 def _label(key: str) -> None:
     """Name the running mapped task instance after its tile (see ``map_index_template``)."""
-    get_current_context()["label"] = key
+    # map_index_template renders this extra context key (Airflow's documented way to name instances)
+    get_current_context()["label"] = key  # type: ignore[typeddict-unknown-key]  # extra key, see above
 
 
 @dag(
@@ -146,7 +164,8 @@ def bigearthnet_s1() -> None:
             pipeline.WorkDir(p["work_dir"], p["archive_dir"] or None), p["s2_source"],
             tiles=p["tiles"], start=start, end=end, catalog=p["catalog"], catalog_root=p["catalog_root"],
             catalog_options=options, dem=p["dem"], engine=p["engine"],
-            explicit_window=bool(p["start"] or p["end"]))
+            explicit_window=bool(p["start"] or p["end"]), labels_from=p.get("labels_from") or "",
+            layout=p.get("layout") or "v1", pairing=p.get("pairing") or "select")
 
     @task(task_display_name="Footprint lookup", map_index_template="{{ label }}")
     def lookup_footprint(tile: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +190,8 @@ def bigearthnet_s1() -> None:
             _work(p), found["key"], tolerance=p["coverage_tolerance"], target=p["coverage_target"],
             window=timedelta(days=p["search_window_days"]),
             max_window=timedelta(days=p["max_window_days"]),
-            catalog_options=_catalog_options(p["catalog_conn_id"]) if p["catalog"] == "dhus" else None)
+            catalog_options=_catalog_options(p["catalog_conn_id"]) if p["catalog"] == "dhus" else None,
+            pairing=p.get("pairing") or "select")
 
     @task(task_display_name="Plan downloads")
     def plan_downloads(selections: list[dict[str, Any]]) -> list[str]:
@@ -193,7 +213,7 @@ def bigearthnet_s1() -> None:
         """Radar chain + terrain correction of one product onto one tile's grid (dB GeoTIFF)."""
         from bigearthnet_s1 import pipeline
 
-        get_current_context()["label"] = pair["label"]
+        _label(pair["label"])
         p = get_current_context()["params"]
         return pipeline.preprocess_pair(_work(p), pair["tile"], pair["product"],
                                         engine=p["engine"], dem=p["dem"])
@@ -208,7 +228,7 @@ def bigearthnet_s1() -> None:
         _label(key)
         ctx = get_current_context()
         work = _work(ctx["params"])
-        result = pipeline.assemble_tile(work, key)
+        result = pipeline.assemble_tile(work, key, layout=ctx["params"].get("layout") or "v1")
         ctx["outlet_events"][ARCHIVE].extra = {
             "tile": key, "archive": str(work.archive), "patches": result["patches"],
             "written": result["written"], "index": result["index"],
@@ -217,7 +237,8 @@ def bigearthnet_s1() -> None:
 
     @task(task_display_name="Summary", trigger_rule="all_done")
     def summary() -> dict[str, Any]:
-        """Counts, coverage and failures of this run; merges the archive index. Fails if a tile failed."""
+        """Counts, coverage, unlabeled patches and failures of this run; merges the archive index
+        (and writes metadata.parquet / split files). Fails if a tile failed."""
         from airflow.sdk.exceptions import AirflowFailException
 
         ctx = get_current_context()
@@ -245,8 +266,8 @@ def bigearthnet_s1() -> None:
         work_dir="{{ params.work_dir }}", archive_dir="{{ params.archive_dir }}",
         catalog_conn_id="{{ params.catalog_conn_id }}", poll_interval="{{ params.poll_interval_s }}",
         wait_timeout="{{ params.offline_wait_hours * 3600 }}",
-    ).expand(product=plan_downloads(selections))
-    processed = preprocess.expand(pair=plan_pairs(selections))
+    ).expand(product=plan_downloads(selections))  # type: ignore[arg-type]  # XComArg: the list, at run time
+    processed = preprocess.expand(pair=plan_pairs(selections))  # type: ignore[arg-type]  # XComArg, as above
     downloads >> processed
     written = assemble_tile.expand(selection=selections)
     processed >> written

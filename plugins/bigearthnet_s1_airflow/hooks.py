@@ -2,8 +2,11 @@
 
 Connection layout (conn type ``http`` or any): ``host`` is the hub's base URL (with scheme,
 or the scheme in ``schema``), ``login``/``password`` the account, ``extra`` JSON may hold
-``kind`` ("dhus" | "cdse" | "local"), ``root`` (a folder, for ``local``) and any other option
-of ``bigearthnet_s1.catalog.open_catalog``. Credentials are never logged.
+``kind`` ("dhus" | "cdse" | "asf" | "local"), ``root`` (a folder, for ``local``) and any other
+option of ``bigearthnet_s1.catalog.open_catalog``. For ``asf`` the host is ASF's Search API
+(``https://api.daac.asf.alaska.edu/services/search/param``) and the password alone an
+Earthdata bearer token (login + password: an Earthdata account). Credentials are never logged
+(Airflow masks Connection passwords in task logs).
 """
 
 from __future__ import annotations

@@ -32,13 +32,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rasterio.windows import Window
 
 from bigearthnet_s1.atomic import atomic_path
-from bigearthnet_s1.errors import ArchiveError, TileError
+from bigearthnet_s1.errors import ArchiveError, InputError, TileError
 from bigearthnet_s1.tiles import (
     MAX_PATCH_INDEX,
     PATCH_M,
@@ -52,6 +52,9 @@ from bigearthnet_s1.tiles import (
     parse_s2_name,
     to_wgs84,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,8 @@ POLARISATIONS = ("VV", "VH")
 INDEX_DIR = "index"
 INDEX_FILE = "index.parquet"
 GEOJSON_FILE = "patches.geojson"
+#: Output layouts: BigEarthNet-S1 v1.0 (default) and BigEarthNet v2 / reBEN.
+LAYOUTS = ("v1", "v2")
 _TMP_MARK = ".tmp-"
 
 
@@ -296,6 +301,12 @@ def patch_metadata(tile: TileAcquisition, patch: Patch, scene: SceneRef) -> dict
     }
 
 
+def encode_metadata(meta: Mapping[str, Any]) -> bytes:
+    """The bytes of a ``_labels_metadata.json``: one line, json's default separators, ASCII
+    escapes, no trailing newline, as v1.0 has them (used by the writer and ``relabel``)."""
+    return json.dumps(meta).encode("ascii")
+
+
 # --------------------------------------------------------------------------- atomic patch writing
 
 
@@ -366,18 +377,30 @@ def write_patch(
     vv = _check_array(vv_db, "VV", name, values=not _checked)
     vh = _check_array(vh_db, "VH", name, values=not _checked)
     meta = patch_metadata(tile, patch, scene)
-    tmp = os.path.join(root_s, _tmp_dir_name(name))
+    f_vv, f_vh, f_js = _patch_files(name)
+    write_patch_folder(root_s, name, [
+        (f_vv, geotiff_parts(vv, patch.ulx, patch.uly, tile.epsg)),
+        (f_vh, geotiff_parts(vh, patch.ulx, patch.uly, tile.epsg)),
+        (f_js, (encode_metadata(meta),)),
+    ])
+    return Path(final)
+
+
+def write_patch_folder(parent: str, name: str, files: Iterable[tuple[str, Iterable[bytes]]]) -> str:
+    """Create the folder ``parent/name`` holding ``files`` (file name, byte chunks) atomically:
+    assembled in a hidden temporary folder beside it, then renamed into place (an existing
+    folder of that name is replaced). Returns the folder's path."""
+    final = os.path.join(parent, name)
+    tmp = os.path.join(parent, _tmp_dir_name(name))
     published = False
     try:
         try:
             os.mkdir(tmp)
         except FileNotFoundError:
-            os.makedirs(root_s, exist_ok=True)
+            os.makedirs(parent, exist_ok=True)
             os.mkdir(tmp)
-        f_vv, f_vh, f_js = _patch_files(name)
-        _write_file(os.path.join(tmp, f_vv), geotiff_parts(vv, patch.ulx, patch.uly, tile.epsg))
-        _write_file(os.path.join(tmp, f_vh), geotiff_parts(vh, patch.ulx, patch.uly, tile.epsg))
-        _write_file(os.path.join(tmp, f_js), (json.dumps(meta).encode("ascii"),))
+        for fname, chunks in files:
+            _write_file(os.path.join(tmp, fname), chunks)
         _publish(tmp, final)
         published = True
     except OSError as exc:
@@ -385,7 +408,7 @@ def write_patch(
     finally:
         if not published:
             shutil.rmtree(tmp, ignore_errors=True)
-    return Path(final)
+    return final
 
 
 def _write_file(path: str, chunks: Iterable[bytes]) -> None:
@@ -462,7 +485,7 @@ def _pid_alive(pid: int) -> bool:
 # --------------------------------------------------------------------------- tile writing + index
 
 
-def _index_schema():  # -> pyarrow.Schema
+def _index_schema() -> pa.Schema:
     import pyarrow as pa
 
     ts = pa.timestamp("s", tz="UTC")
@@ -476,6 +499,8 @@ def _index_schema():  # -> pyarrow.Schema
             ("time_gap_hours", pa.float64()),
             ("valid_fraction", pa.float64()),
             ("labels", pa.list_(pa.string())),
+            ("labels_known", pa.bool_()),
+            ("split", pa.string()),
             ("country", pa.string()),
             ("tile_id", pa.string()),
             ("tile_key", pa.string()),
@@ -486,6 +511,11 @@ def _index_schema():  # -> pyarrow.Schema
             ("uly", pa.float64()),
             ("lrx", pa.float64()),
             ("lry", pa.float64()),
+            ("path", pa.string()),  # the patch folder, relative to the archive root
+            ("patch_id", pa.string()),  # reBEN (v2) name of the S2 patch
+            ("reben_s1_name", pa.string()),  # the S1 patch reBEN pairs with it, if known
+            ("contains_seasonal_snow", pa.bool_()),
+            ("contains_cloud_or_shadow", pa.bool_()),
             ("geometry", pa.binary()),  # WKB, WGS84 lon/lat
         ]
     )
@@ -501,8 +531,13 @@ def write_tile_patches(
     patch_scenes: Mapping[str, SceneRef],
     valid_fraction: Mapping[str, float] | None = None,
     overwrite: bool = False,
+    layout: str = "v1",
 ) -> list[dict[str, Any]]:
     """Write the patches of ``tile`` from arrays covering ``window`` of the tile grid.
+
+    ``layout``: "v1" (BigEarthNet-S1 v1.0: one folder per patch at the root, with its JSON)
+    or "v2" (reBEN: ``BigEarthNet-S1/<S1 prefix>/<s1_name>/``, the same GeoTIFFs, no JSON; see
+    ``bigearthnet_s1.archive_v2``).
 
     ``vv_db``/``vh_db``: dB values (float, NaN = no data) with shape (window.height,
     window.width); ``window`` in tile-grid pixels, aligned anywhere on the grid. Patches not in
@@ -513,6 +548,8 @@ def write_tile_patches(
     ``index/<tile.key>.parquet`` is written atomically; its rows are returned.
     """
     root = Path(root)
+    if layout not in LAYOUTS:
+        raise ArchiveError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
     vv_db = np.asarray(vv_db)
     vh_db = np.asarray(vh_db)
     c0, r0 = int(window.col_off), int(window.row_off)
@@ -549,11 +586,17 @@ def write_tile_patches(
         if not (f_vv.any() and f_vh.any()):
             log.warning("tile %s: patch %s has no valid pixel in VV or VH, not written", tile.key, patch.s2_name)
             continue
-        path = write_patch(root, tile, patch, scene, vv_db[sl], vh_db[sl], overwrite=overwrite, _checked=True)
+        if layout == "v2":
+            from bigearthnet_s1 import archive_v2
+
+            path = archive_v2.write_patch(root, tile, patch, scene, vv_db[sl], vh_db[sl], overwrite=overwrite,
+                                          _checked=True)
+        else:
+            path = write_patch(root, tile, patch, scene, vv_db[sl], vh_db[sl], overwrite=overwrite, _checked=True)
         vf = valid_fraction.get(patch.s2_name) if valid_fraction is not None else None
         if vf is None:
             vf = float(np.count_nonzero(f_vv & f_vh)) / f_vv.size
-        rows.append(index_row(tile, patch, scene, path.name, vf, geom))
+        rows.append(index_row(tile, patch, scene, path.name, vf, geom, path=path.relative_to(root).as_posix()))
     write_index_part(root, tile.key, rows)
     return rows
 
@@ -588,8 +631,11 @@ def index_row(
     s1_name: str,
     valid_fraction: float,
     geometry_wgs84: Any | None = None,
+    path: str | None = None,
 ) -> dict[str, Any]:
-    """One index row (JSON-safe except the WKB ``geometry`` bytes and datetimes)."""
+    """One index row (JSON-safe except the WKB ``geometry`` bytes and datetimes). ``path``:
+    the patch folder relative to the archive root (default: ``s1_name``, the v1 layout)."""
+    from bigearthnet_s1.reben import v2_patch_id
     s2_time = _s2_time(patch.s2_name)
     gap = abs((scene.start_time - s2_time).total_seconds()) / 3600.0
     geom = geometry_wgs84 if geometry_wgs84 is not None else to_wgs84(patch.box, tile.epsg, densify=0)
@@ -602,6 +648,8 @@ def index_row(
         "time_gap_hours": gap,
         "valid_fraction": float(valid_fraction),
         "labels": list(patch.labels),
+        "labels_known": bool(patch.labels_known),
+        "split": patch.split,
         "country": patch.country,
         "tile_id": tile.tile_id,
         "tile_key": tile.key,
@@ -612,8 +660,20 @@ def index_row(
         "uly": patch.uly,
         "lrx": patch.lrx,
         "lry": patch.lry,
+        "path": path or s1_name,
+        "patch_id": _patch_id_or_none(tile, patch, v2_patch_id),
+        "reben_s1_name": patch.v2.s1_name if patch.v2 is not None else None,
+        "contains_seasonal_snow": patch.v2.contains_seasonal_snow if patch.v2 is not None else None,
+        "contains_cloud_or_shadow": patch.v2.contains_cloud_or_shadow if patch.v2 is not None else None,
         "geometry": geom.wkb,
     }
+
+
+def _patch_id_or_none(tile: TileAcquisition, patch: Patch, namer: Any) -> str | None:
+    try:
+        return str(namer(tile, patch))
+    except (InputError, TileError):  # e.g. a mission whose S2 orbit phase is not modelled
+        return None
 
 
 def write_index_part(root: str | os.PathLike[str], tile_key: str, rows: list[dict[str, Any]]) -> Path:
@@ -666,7 +726,20 @@ def merge_index(root: str | os.PathLike[str]) -> Path:
             _write_geojson(gjdf, tmp_gj)
     except OSError as exc:
         raise ArchiveError(f"cannot write the archive index in {root}: {exc}") from exc
+    _write_loader_files(root, df)
     return out
+
+
+def _write_loader_files(root: Path, df: Any) -> None:
+    """What the ML loaders read besides the patches: reBEN's ``metadata.parquet`` when the
+    archive has v2-layout patches; torchgeo's split CSVs when v1 patches have a known split."""
+    from bigearthnet_s1 import archive_v2, splits
+
+    paths = df["path"].fillna(df["s1_name"]).astype(str)
+    v2 = paths.str.startswith(archive_v2.S1_DIR + "/")
+    if v2.any():
+        archive_v2.write_metadata(root, df[v2.to_numpy()])
+    splits.write_split_files(root, df[~v2.to_numpy()])
 
 
 def _write_geojson(gdf: Any, path: Path) -> None:
@@ -695,10 +768,20 @@ class ValidationReport:
     root: Path
     ok: int = 0
     bad: list[tuple[Path, list[str]]] = field(default_factory=list)
+    #: warning -> patches it concerns (valid patches can have warnings, e.g. no labels)
+    warnings: dict[str, list[Path]] = field(default_factory=dict)
+    layouts: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
         return self.ok + len(self.bad)
+
+    def warn(self, warning: str, patch: Path) -> None:
+        self.warnings.setdefault(warning, []).append(patch)
+
+    def warning_counts(self) -> dict[str, int]:
+        """How many patches each warning concerns (most frequent first)."""
+        return dict(sorted(((w, len(p)) for w, p in self.warnings.items()), key=lambda kv: (-kv[1], kv[0])))
 
     def reason_counts(self) -> dict[str, int]:
         """How many patches fail for each reason (reasons without their numbers)."""
@@ -711,8 +794,11 @@ class ValidationReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "root": str(self.root),
+            "layouts": list(self.layouts),
             "ok": self.ok,
             "bad": [{"patch": str(p), "reasons": r} for p, r in self.bad],
+            "warnings": {w: {"count": len(p), "patches": [str(x) for x in p[:100]]}
+                         for w, p in self.warnings.items()},
         }
 
 
@@ -724,51 +810,95 @@ def validate_archive(root: str | os.PathLike[str], *, workers: int = 4) -> Valid
     list of strings, S2 name/scene id/acquisition time consistent with the folder name; each
     GeoTIFF 1 band float32 120 x 120, uncompressed, no nodata tag, CRS = the JSON projection
     and a WGS84 UTM zone, transform (10, 0, ulx, 0, -10, uly); values finite where not NaN
-    and at least one valid pixel. Hidden entries, ``index/`` and the index files are skipped.
+    and at least one valid pixel. Hidden entries, ``index/``, the index files and the split
+    CSVs are skipped; a ``BigEarthNet-S1/`` folder is checked as the v2 (reBEN) layout with
+    its ``metadata.parquet`` (``archive_v2.validate_v2``).
+
+    Warnings (the patch still counts as ok): no labels (``labels`` empty: no label source
+    knew the patch), names outside both BigEarthNet nomenclatures, 19-class names in a v1
+    JSON (torchgeo's ``BigEarthNet`` reads 43-class names).
     """
+    from bigearthnet_s1 import archive_v2, splits
+
     root = Path(root)
     if not root.is_dir():
         raise ArchiveError(f"archive folder not found: {root}")
     dirs: list[Path] = []
     report = ValidationReport(root)
+    skip = {INDEX_DIR, INDEX_FILE, GEOJSON_FILE, archive_v2.METADATA_FILE, archive_v2.S1_DIR,
+            *splits.SPLIT_FILES.values()}
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.name.startswith(".") or entry.name in (INDEX_DIR, INDEX_FILE, GEOJSON_FILE):
+        if entry.name.startswith(".") or entry.name in skip:
             continue
         if not entry.is_dir():
             report.bad.append((Path(entry.path), ["not a patch folder: a file in the archive root"]))
             continue
         dirs.append(Path(entry.path))
-    if not dirs and not report.bad:
+    v2 = (root / archive_v2.S1_DIR).is_dir()
+    if not dirs and not report.bad and not v2:
         raise ArchiveError(f"{root}: no patch folders")
+    if dirs or not v2:
+        report.layouts.append("v1")
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(pool.map(check_patch, dirs))
-    for d, reasons in zip(dirs, results, strict=True):
+        results = list(pool.map(_check_patch, dirs))
+    for d, (reasons, warnings) in zip(dirs, results, strict=True):
         if reasons:
             report.bad.append((d, reasons))
         else:
             report.ok += 1
+        for w in warnings:
+            report.warn(w, d)
+    if v2:
+        report.layouts.append("v2")
+        archive_v2.validate_v2(root, report, workers=workers)
     report.bad.sort(key=lambda b: b[0].name)
     return report
 
 
+#: Warning texts of :func:`validate_archive` (also used by the v2 validator).
+WARN_UNLABELED = "no labels: no label source knew the patch (see --labels-from and relabel)"
+WARN_UNKNOWN_CLASS = "labels outside the BigEarthNet nomenclatures"
+WARN_19_IN_V1 = "19-class labels in a v1 JSON (torchgeo's BigEarthNet reads 43-class names)"
+
+
+def label_warnings(labels: Any, *, layout: str = "v1") -> list[str]:
+    """Warnings about a patch's label list (see :func:`validate_archive`)."""
+    from bigearthnet_s1.labels import nomenclature
+
+    if not isinstance(labels, (list, tuple)) or not all(isinstance(x, str) for x in labels):
+        return []  # a format error, reported as such
+    if not labels:
+        return [WARN_UNLABELED]
+    n = nomenclature(labels)
+    if n is None:
+        return [WARN_UNKNOWN_CLASS]
+    if n == 19 and layout == "v1":
+        return [WARN_19_IN_V1]
+    return []
+
+
 def check_patch(patch_dir: Path) -> list[str]:
     """Reasons why ``patch_dir`` is not a valid BigEarthNet-S1 v1.0 patch (empty if valid)."""
-    import rasterio
+    return _check_patch(patch_dir)[0]
 
+
+def _check_patch(patch_dir: Path) -> tuple[list[str], list[str]]:
+    """(reasons the patch is invalid, warnings) for a v1.0 patch folder."""
     name = patch_dir.name
     reasons: list[str] = []
+    warnings: list[str] = []
     m = S1_NAME_RE.match(name)
     if not m:
-        return [f"bad folder name: {name!r} is not <S1 id>_<start>_<tile>_<col>_<row>"]
+        return [f"bad folder name: {name!r} is not <S1 id>_<start>_<tile>_<col>_<row>"], warnings
     try:  # the pattern lets through dates that do not exist and col/row beyond 90
         parse_s1_name(name)
     except TileError as exc:
-        return [f"bad folder name: {exc}"]
+        return [f"bad folder name: {exc}"], warnings
     expected = set(_patch_files(name))
     try:
         present = {e.name for e in os.scandir(patch_dir)}
     except OSError as exc:
-        return [f"unreadable folder: {exc}"]
+        return [f"unreadable folder: {exc}"], warnings
     for f in sorted(expected - present):
         reasons.append(f"missing file: {f}")
     for f in sorted(present - expected):
@@ -788,9 +918,22 @@ def check_patch(patch_dir: Path) -> list[str]:
             if "\n" in text.strip():
                 reasons.append("bad JSON layout: not one line")
             coords, epsg_json = _check_meta(meta, m, reasons)
-    for f in (f_vv, f_vh):
-        if f not in present:
-            continue
+            if isinstance(meta, dict):
+                warnings.extend(label_warnings(meta.get("labels")))
+    check_geotiffs(patch_dir, [f for f in (f_vv, f_vh) if f in present], coords, epsg_json, reasons)
+    return reasons, warnings
+
+
+def check_geotiffs(patch_dir: Path, files: Iterable[str], coords: Mapping[str, float] | None,
+                   epsg_expected: int | None, reasons: list[str]) -> None:
+    """Append to ``reasons`` what is wrong with the patch GeoTIFFs ``files`` of ``patch_dir``
+    (named ``..._VV.tif``/``..._VH.tif``): 1 band float32 120 x 120, no compression, no nodata
+    tag, a WGS 84 / UTM CRS (= ``epsg_expected`` when given), 10 m north-up pixels, origin at
+    ``coords["ulx"], coords["uly"]`` (pixel corner) when given, finite values, one valid pixel."""
+    import rasterio
+
+    epsg_json = epsg_expected
+    for f in files:
         try:
             with rasterio.open(patch_dir / f) as ds:
                 pol = f[-6:-4]
@@ -828,7 +971,6 @@ def check_patch(patch_dir: Path) -> list[str]:
                             reasons.append(f"bad values: {pol} has no valid pixel")
         except rasterio.errors.RasterioIOError as exc:
             reasons.append(f"unreadable GeoTIFF: {f}: {exc}")
-    return reasons
 
 
 def _check_meta(

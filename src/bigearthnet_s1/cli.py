@@ -17,12 +17,13 @@ from bigearthnet_s1.errors import BigEarthNetS1Error
 #: command name -> one-line help. The module is ``bigearthnet_s1.commands.<name>``.
 COMMANDS: dict[str, str] = {
     "tiles": "print the S2 tile acquisitions of a BigEarthNet-S2 archive or table as JSON lines",
-    "validate": "check every patch of a BigEarthNet-S1 archive against the v1.0 format",
+    "validate": "check every patch of a BigEarthNet-S1 archive (v1.0 or v2 layout)",
     "select": "search Sentinel-1 IW GRD products and select one per relative orbit per tile",
     "download": "download selected products into the product store (resumable, verified)",
     "simulate": "write a synthetic Sentinel-1 IW GRDH product in SAFE format",
     "preprocess": "run the preprocessing graph on a product for one S2 tile",
     "build": "run the whole pipeline for some tiles without Airflow",
+    "relabel": "fill or replace the labels of an existing archive from a label source",
 }
 
 

@@ -160,13 +160,13 @@ def _grid_boundary(transform: Affine, shape: tuple[int, int], n: int = 64) -> ND
     t = np.linspace(0.0, 1.0, n)
     cols = np.concatenate([t * w, np.full(n, w), (1 - t) * w, np.zeros(n)])
     rows = np.concatenate([np.zeros(n), t * h, np.full(n, h), (1 - t) * h])
-    xs, ys = transform @ (cols, rows)
+    xs, ys = transform @ (cols, rows)  # type: ignore[operator]  # affine's hints say scalars; it broadcasts arrays
     return np.column_stack([xs, ys])
 
 
 def _centre_lonlat(crs: Any, transform: Affine, rows: NDArray[np.float64], cols: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
     """lon/lat (deg) of pixel centres at (rows, cols) of a grid (broadcast)."""
-    xs, ys = transform @ (cols + 0.5, rows + 0.5)
+    xs, ys = transform @ (cols + 0.5, rows + 0.5)  # type: ignore[operator]  # affine's hints say scalars; it broadcasts arrays
     tr = pyproj.Transformer.from_crs(_crs(crs), "EPSG:4326", always_xy=True)
     lon, lat = tr.transform(np.asarray(xs), np.asarray(ys))
     return np.asarray(lon), np.asarray(lat)

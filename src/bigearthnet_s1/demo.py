@@ -31,6 +31,7 @@ from bigearthnet_s1.atomic import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "bigearthnet_s1"
+DAG_FILE = REPO / "dags" / "bigearthnet_s1_dag.py"
 UI_USER, UI_PASSWORD = "admin", "admin"
 
 
@@ -194,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.monotonic()
     root = args.work.absolute()
-    if not (REPO / "dags" / f"{DAG_ID}.py").is_file():
-        raise SystemExit(f"the DAG file {REPO / 'dags' / (DAG_ID + '.py')} is missing: run the demo "
+    if not DAG_FILE.is_file():
+        raise SystemExit(f"the DAG file {DAG_FILE} is missing: run the demo "
                          "from a clone of the repository (pip install -e .)")
     if args.fresh:
         for sub in ("work", "archive", "airflow"):

@@ -544,6 +544,7 @@ def _op_db(ctx: _Context, out: _Product) -> _Product:
         if b.db:
             raise GraphError(f"node {n.id!r} (LinearToFromdB): band {b.name()} is already dB; the native engine converts linear to dB only")
         lin = b.data if out.grid is not None else _materialise(out, b)
+        assert lin is not None, f"band {b.name()} has no pixels after terrain correction"
         b.data = to_db(lin)
         b.db = True
     out.bands = {b.name(): b for b in chosen}
@@ -561,7 +562,8 @@ def _op_write(ctx: _Context, src: _Product) -> Path:
     if path.suffix.lower() not in (".tif", ".tiff"):
         path = path.with_name(path.name + ".tif")  # as SNAP's GeoTIFF writer does
     names = list(src.bands)
-    arrays = [src.bands[k].data for k in names]
+    arrays = [a for k in names if (a := src.bands[k].data) is not None]
+    assert len(arrays) == len(names), "every band of a map-projected product has pixels"
     return write_geotiff(
         path, np.stack(arrays), src.grid, descriptions=names,
         tags={"SCENE_ID": src.safe.name, "START_TIME": _iso(src.safe.start_time), "GRAPH": ctx.graph.id,
@@ -911,8 +913,7 @@ def _radar_window(ann: Any, choice: G.DemChoice, grid: GridSpec, margin: int) ->
         from bigearthnet_s1.dem import open_dem
 
         return radar_window_for_grid(ann, open_dem(choice.file, vertical="egm96" if choice.apply_egm else "ellipsoid"), **kw)
-    wins = [radar_window_for_grid(ann, f"flat:{h:g}", **kw) for h in TERRAIN_HEIGHT_RANGE]
-    wins = [w for w in wins if w is not None]
+    wins = [w for h in TERRAIN_HEIGHT_RANGE if (w := radar_window_for_grid(ann, f"flat:{h:g}", **kw)) is not None]
     if not wins:
         return None
     c0 = min(int(w.col_off) for w in wins)

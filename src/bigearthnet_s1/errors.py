@@ -20,6 +20,10 @@ class TileError(InputError):
     """A BigEarthNet-S2 tile or patch that cannot be read or is inconsistent."""
 
 
+class LabelError(InputError):
+    """A label source (BigEarthNet-S2/S1 folder, reBEN metadata) that cannot be read or used."""
+
+
 class ArchiveError(BigEarthNetS1Error):
     """An archive patch that cannot be written or does not match the format."""
 

@@ -400,7 +400,8 @@ class _Grid:
 
     def lonlat(self, rows: NDArray, cols: NDArray) -> tuple[NDArray, NDArray]:
         """lon/lat of (fractional) pixel-centre coordinates (row, col: centre of pixel 0 = 0)."""
-        xs, ys = self.transform @ (np.asarray(cols, dtype=np.float64) + 0.5, np.asarray(rows, dtype=np.float64) + 0.5)
+        cc, rr = np.asarray(cols, dtype=np.float64) + 0.5, np.asarray(rows, dtype=np.float64) + 0.5
+        xs, ys = self.transform @ (cc, rr)  # type: ignore[operator]  # affine's hints say scalars; it broadcasts arrays
         lon, lat = self._tr.transform(xs, ys)
         return np.asarray(lon), np.asarray(lat)
 
@@ -453,7 +454,7 @@ def lerp_index(grid: NDArray, v: float) -> tuple[int, float]:
     cache checks only the caller's file, so after changing this, clear the callers' caches
     (``__pycache__/*.nbi``, ``*.nbc`` of geocoding and simulate)."""
     n = grid.size
-    k = np.searchsorted(grid, v, side="right") - 1
+    k = int(np.searchsorted(grid, v, side="right")) - 1
     if k < 0:
         k = 0
     if k > n - 2:
@@ -733,7 +734,7 @@ def _fit_levels(values: NDArray[np.float64]) -> NDArray[np.float64]:
     """(..., N_LEVELS) values at Chebyshev heights -> monomial coefficients in s (ascending)."""
     n = values.shape[-1]
     if n not in _VANDER_INV:
-        _VANDER_INV[n] = np.linalg.inv(np.vander(_cheb(n), n, increasing=True))
+        _VANDER_INV[n] = np.linalg.inv(np.vander(_cheb(n), n, increasing=True)).astype(np.float64)
     return values @ _VANDER_INV[n].T
 
 
@@ -772,7 +773,7 @@ class _BlockModel:
         rg = np.polynomial.polynomial.polyval(s, self.coef_rng.reshape(-1, N_LEVELS).T) + self.rng_ref
         px = geo.pixel_of(li, rg)
         if not (np.isfinite(li).any() and np.isfinite(px).any()):
-            return (math.nan,) * 4  # type: ignore[return-value]
+            return (math.nan,) * 4
         return float(np.nanmin(li)), float(np.nanmax(li)), float(np.nanmin(px)), float(np.nanmax(px))
 
 
@@ -959,6 +960,7 @@ def _run(
     dem_arr = np.ascontiguousarray(posts.heights, dtype=np.float32)
     h, w = grid.shape
     coords = images is None
+    imgs: NDArray
     if coords:
         out = np.full((4, h, w), np.nan, dtype=np.float32)
         imgs = np.zeros((1, 1, 1), dtype=np.float32)

@@ -306,7 +306,7 @@ def _pump(stream, tail: deque[str], logger: logging.Logger, level: int) -> None:
     stream.close()
 
 
-def _kill_group(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

@@ -24,7 +24,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -180,11 +180,12 @@ class Mosaic:
         return {name: c.valid_fraction for name, c in self.patches.items()}
 
     def write(self, root: str | os.PathLike[str], *, min_valid_fraction: float | None = None,
-              overwrite: bool = False) -> list[dict[str, Any]]:
-        """Clip and write the patches through ``archive.write_tile_patches``; returns its rows."""
+              overwrite: bool = False, layout: str = "v1") -> list[dict[str, Any]]:
+        """Clip and write the patches through ``archive.write_tile_patches`` (``layout`` "v1"
+        or "v2"); returns its rows."""
         return write_tile_patches(root, self.tile, self.vv_db, self.vh_db, window=self.window,
                                   patch_scenes=self.patch_scenes(min_valid_fraction),
-                                  valid_fraction=self.valid_fractions(), overwrite=overwrite)
+                                  valid_fraction=self.valid_fractions(), overwrite=overwrite, layout=layout)
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe account: per scene (id, start, hours from S2, patches named, pixels),
@@ -238,9 +239,29 @@ class Mosaic:
         return path
 
 
+def _preferred_cells(tile: TileAcquisition, scenes: Sequence[SceneOnGrid], preferred: Mapping[str, str],
+                     c0: int, r0: int, nR: int, nC: int) -> NDArray[np.int16]:
+    """(patch rows, patch cols) of the mosaic window: index of the scene each patch prefers
+    (-1: none, or its scene is not among ``scenes``)."""
+    from bigearthnet_s1.reben import scene_prefix
+
+    by_prefix = {scene_prefix(s.scene.scene_id): i for i, s in enumerate(scenes)}
+    out = np.full((nR, nC), -1, dtype=np.int16)
+    for p in tile.patches:
+        i = by_prefix.get(preferred.get(p.s2_name, ""))
+        if i is not None:
+            out[p.row - r0 // PATCH_PX, p.col - c0 // PATCH_PX] = i
+    return out
+
+
 def mosaic_tile(tile: TileAcquisition, scenes: Sequence[SceneOnGrid], *, min_valid_fraction: float = 1.0,
-                strip_patch_rows: int = STRIP_PATCH_ROWS) -> Mosaic:
-    """Compose ``scenes`` over the bounding window of ``tile``'s patches (see the module doc)."""
+                strip_patch_rows: int = STRIP_PATCH_ROWS, preferred: Mapping[str, str] | None = None) -> Mosaic:
+    """Compose ``scenes`` over the bounding window of ``tile``'s patches (see the module doc).
+
+    ``preferred``: S2 patch name -> ``<mission>_<mode>_<type>_<level+pol>_<start>`` of the scene
+    the patch should name (reBEN's pairing); such a patch takes that scene when it covers the
+    patch fully, before the ranking applies.
+    """
     if not tile.patches:
         raise MosaicError(f"tile {tile.key}: no patches to mosaic")
     if not scenes:
@@ -261,6 +282,7 @@ def mosaic_tile(tile: TileAcquisition, scenes: Sequence[SceneOnGrid], *, min_val
     vh = np.full((H, W), np.nan, dtype=np.float32)
     prov = np.full((H, W), -1, dtype=np.int8)
     chosen = np.full((nR, nC), -1, dtype=np.int16)  # scene index of fully covered cells
+    pref = _preferred_cells(tile, scenes, preferred, c0, r0, nR, nC) if preferred else None
     cell_counts = np.zeros((len(scenes), nR, nC), dtype=np.int32)  # pixels each scene supplied
     full = PATCH_PX * PATCH_PX
     for R0 in range(0, nR, strip_patch_rows):
@@ -271,17 +293,21 @@ def mosaic_tile(tile: TileAcquisition, scenes: Sequence[SceneOnGrid], *, min_val
         valid = {i: np.isfinite(d[0]) & np.isfinite(d[1]) for i, d in data.items()}
         sv, sh, sp = vv[rs], vh[rs], prov[rs]  # views into the outputs
         nr = R1 - R0
-        # 1. cells fully covered: the best-ranked scene that covers them
+        # 1. cells fully covered: the preferred scene if it covers them, else the best-ranked one
         ch = chosen[R0:R1]
-        for i in order:
-            cnt = valid[i].reshape(nr, PATCH_PX, nC, PATCH_PX).sum(axis=(1, 3))
-            take = (cnt == full) & (ch < 0)
-            ch[take] = i
-            if take.any():
-                m = np.repeat(np.repeat(take, PATCH_PX, axis=0), PATCH_PX, axis=1)
-                sv[m] = data[i][0][m]
-                sh[m] = data[i][1][m]
-                sp[m] = i
+        complete = {i: valid[i].reshape(nr, PATCH_PX, nC, PATCH_PX).sum(axis=(1, 3)) == full for i in order}
+        for pass_pref in ((True, False) if pref is not None else (False,)):
+            for i in order:
+                take = complete[i] & (ch < 0)
+                if pass_pref:
+                    assert pref is not None
+                    take &= pref[R0:R1] == i
+                ch[take] = i
+                if take.any():
+                    m = np.repeat(np.repeat(take, PATCH_PX, axis=0), PATCH_PX, axis=1)
+                    sv[m] = data[i][0][m]
+                    sh[m] = data[i][1][m]
+                    sp[m] = i
         # 2. the rest: per pixel, first valid scene in the same order
         open_cells = np.repeat(np.repeat(ch < 0, PATCH_PX, axis=0), PATCH_PX, axis=1)
         if open_cells.any():
@@ -309,6 +335,12 @@ def mosaic_tile(tile: TileAcquisition, scenes: Sequence[SceneOnGrid], *, min_val
     mosaic = Mosaic(tile=tile, window=win, vv_db=vv, vh_db=vh, provenance=prov,
                     scenes=tuple(s.scene for s in scenes), order=tuple(order), patches=patches,
                     min_valid_fraction=min_valid_fraction)
+    if pref is not None:
+        honoured = sum(1 for p in tile.patches if preferred and p.s2_name in preferred
+                       and patches[p.s2_name].scene is not None
+                       and pref[p.row - r0 // PATCH_PX, p.col - c0 // PATCH_PX] == patches[p.s2_name].scene)
+        log.info("tile %s: %d of %d patches take the scene they are paired with", tile.key, honoured,
+                 sum(1 for p in tile.patches if preferred and p.s2_name in preferred))
     s = mosaic.summary()
     log.info("tile %s: %d patches, %d from one scene, %d composed, %d incomplete, %d empty (%d scenes)",
              tile.key, s["patches"], s["single_scene"], s["composed"], s["incomplete"], s["empty"], len(scenes))

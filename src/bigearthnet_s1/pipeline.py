@@ -38,15 +38,20 @@ if TYPE_CHECKING:  # heavy modules are imported inside the steps
 log = logging.getLogger(__name__)
 
 UTC = UTC
-CATALOG_KINDS = ("local", "cdse", "dhus")
+CATALOG_KINDS = ("local", "cdse", "dhus", "asf")
 ENGINES = ("native", "snap")
+#: Archive layouts: BigEarthNet-S1 v1.0, or BigEarthNet v2 (reBEN; see ``archive_v2``).
+LAYOUTS = ("v1", "v2")
+#: How S1 products are chosen: the selection rule, or the acquisitions reBEN's ``s1_name`` names.
+PAIRINGS = ("select", "reben")
 #: Environment variable of the fault-injection hook used by the tests (see :func:`inject_fault`).
 FAULT_ENV = "BIGEARTHNET_S1_FAIL_ONCE"
 
 
 #: Environment variables in which the catalogue backends find credentials (see ``open_catalog``).
 _CREDENTIAL_ENV = {"local": (), "dhus": ("BIGEARTHNET_S1_DHUS_USER",),
-                   "cdse": ("BIGEARTHNET_S1_CDSE_USER", "CDSE_USER", "CDSE_TOKEN")}
+                   "cdse": ("BIGEARTHNET_S1_CDSE_USER", "CDSE_USER", "CDSE_TOKEN"),
+                   "asf": ("BIGEARTHNET_S1_ASF_TOKEN", "EARTHDATA_TOKEN", "BIGEARTHNET_S1_ASF_USER", "EARTHDATA_USERNAME")}
 
 
 # ------------------------------------------------------------------------------ work dir
@@ -219,19 +224,25 @@ def check_engine(engine: str) -> None:
 # ------------------------------------------------------------------------------ tiles
 
 
-def read_tiles(source: str | os.PathLike[str]) -> list[TileAcquisition]:
-    """All tile acquisitions of ``source``: 'table', a patch-name table file or an S2 archive folder."""
+def read_tiles(source: str | os.PathLike[str], tiles: Sequence[str] | None = None) -> list[TileAcquisition]:
+    """All tile acquisitions of ``source``: 'table', a patch-name table file, an S2 archive
+    folder, or a reBEN source (``metadata.parquet``, a v2 folder). ``tiles``: MGRS ids or keys
+    a reBEN source may restrict its reading to (others are filtered by :func:`filter_tiles`)."""
+    from bigearthnet_s1 import reben
     from bigearthnet_s1 import tiles as tiles_mod
 
     if str(source) in ("", "table"):
         return tiles_mod.read_patch_table(None)
     path = Path(source).expanduser()
+    if reben.is_reben_source(path):
+        ids = {str(t).strip().upper().removeprefix("T").split("_")[0] for t in tiles or () if str(t).strip()}
+        return reben.read_reben(path, tiles=ids or None)
     if path.is_dir():
         return tiles_mod.read_s2_archive(path)
     if path.is_file():
         return tiles_mod.read_patch_table(path)
-    raise ParameterError(f"S2 source {str(source)!r} is neither 'table', a BigEarthNet-S2 folder "
-                         "nor a patch-name table file")
+    raise ParameterError(f"S2 source {str(source)!r} is neither 'table', a BigEarthNet-S2 folder, "
+                         "a patch-name table file nor a reBEN metadata.parquet / v2 folder")
 
 
 def filter_tiles(acquisitions: Iterable[TileAcquisition], tiles: Sequence[str] = (), *,
@@ -275,24 +286,34 @@ def load_tile(work: WorkDir, key: str) -> TileAcquisition:
 def prepare_run(work: WorkDir, source: str, *, tiles: Sequence[str] = (), start: datetime | None = None,
                 end: datetime | None = None, catalog: str = "local", catalog_root: str = "",
                 catalog_options: Mapping[str, Any] | None = None, dem: str = "flat",
-                engine: str = "native", explicit_window: bool = False) -> list[dict[str, Any]]:
+                engine: str = "native", explicit_window: bool = False, labels_from: str = "",
+                layout: str = "v1", pairing: str = "select") -> list[dict[str, Any]]:
     """Check every parameter, then find the tiles and save their manifests; return tile refs.
 
     Raises :class:`ParameterError` with a message naming the bad value, before writing anything,
-    for: an unknown catalogue/engine, a catalogue without its credentials or folder, a missing
-    DEM, an unwritable work or archive folder, an unknown tile, an empty window, or an explicit
-    window in which no acquisition was sensed.
+    for: an unknown catalogue/engine/layout/pairing, a catalogue without its credentials or
+    folder, a missing DEM, an unwritable work or archive folder, an unknown tile, an empty
+    window, an explicit window in which no acquisition was sensed, a label source that cannot
+    be read, or pairing "reben" with a source that has no reBEN ``s1_name``.
+
+    ``labels_from``: a label source (``bigearthnet_s1.labels.open_label_source``) whose labels
+    replace the S2 source's; patches nobody knows stay unlabeled and are counted (logged as a
+    warning, reported by :func:`summarise`).
     """
     _check_choice(catalog, CATALOG_KINDS, "catalog")
+    _check_choice(layout, LAYOUTS, "layout")
+    _check_choice(pairing, PAIRINGS, "pairing")
     opts = dict(catalog_options or {})
     if catalog == "local":
         root = catalog_root or opts.get("root") or opts.get("url") or ""
         if not root or not Path(str(root)).expanduser().is_dir():
             raise ParameterError(f"local catalogue folder {str(root)!r} does not exist "
                                  "(param catalog_root, or 'root' in the Connection's extra)")
-    elif not opts.get("user") and not opts.get("token") and not any(os.environ.get(v) for v in _CREDENTIAL_ENV[catalog]):
+    elif (not opts.get("user") and not opts.get("token") and not (catalog == "asf" and opts.get("password"))
+          and not any(os.environ.get(v) for v in _CREDENTIAL_ENV[catalog])):
+        what = "an Earthdata token as password (or login and password)" if catalog == "asf" else "login and password"
         raise ParameterError(f"catalogue {catalog} needs credentials: name an Airflow Connection "
-                             "(param catalog_conn_id) with login and password")
+                             f"(param catalog_conn_id) with {what}")
     check_dem(dem)
     check_engine(engine)
     check_writable(work.root, "work folder")
@@ -300,22 +321,56 @@ def prepare_run(work: WorkDir, source: str, *, tiles: Sequence[str] = (), start:
     if start is not None and end is not None and start >= end:
         raise ParameterError(f"empty time window: start {start.isoformat()} is not before end {end.isoformat()}")
 
-    found = filter_tiles(read_tiles(source), tiles, start=start, end=end, source=str(source))
+    label_source = None
+    if labels_from:
+        from bigearthnet_s1.labels import open_label_source
+
+        if not Path(labels_from).expanduser().exists():
+            raise ParameterError(f"label source {labels_from!r} does not exist (param labels_from / --labels-from)")
+        label_source = open_label_source(labels_from)
+
+    found = filter_tiles(read_tiles(source, tiles), tiles, start=start, end=end, source=str(source))
     if not found and (explicit_window or tiles):
         window = f"[{start.isoformat() if start else '-inf'}, {end.isoformat() if end else '+inf'})"
         raise ParameterError(f"no S2 tile acquisition of {source} sensed in {window}"
                              + (f" for tiles {', '.join(tiles)}" if tiles else ""))
+    if pairing == "reben":
+        from bigearthnet_s1.reben import named_prefixes
+
+        unpaired = [t.key for t in found if not named_prefixes(t)]
+        if unpaired:
+            raise ParameterError(f"pairing 'reben' needs reBEN's s1_name for every tile; {source} has none for "
+                                 f"{', '.join(unpaired[:5])} (use a reBEN metadata.parquet as the S2 source)")
+    found = _label(found, label_source, source)
     for t in found:
         write_json(work.tile_file(t.key), t.to_json())
     log.info("%d tile acquisitions to build (%d patches)", len(found), sum(len(t.patches) for t in found))
     return [tile_ref(t) for t in found]
 
 
+def _label(found: list[TileAcquisition], label_source: Any, source: str | os.PathLike[str]) -> list[TileAcquisition]:
+    """Apply the label source (if any) and say, as a warning, how many patches stay unlabeled."""
+    from bigearthnet_s1.labels import apply_labels, unlabeled_count
+
+    if label_source is not None:
+        found, stats = apply_labels(found, label_source)
+        log.info("labels from %s: %d of %d patches", label_source.describe(), stats.labelled, stats.patches)
+    n = unlabeled_count(found)
+    if n:
+        total = sum(len(t.patches) for t in found)
+        log.warning("%d of %d patches have no labels (%s): they are written with \"labels\": [] and "
+                    "labels_known false; give --labels-from (DAG param labels_from) a BigEarthNet-S2 folder "
+                    "or a reBEN metadata.parquet, or run 'bigearthnet-s1 relabel' later",
+                    n, total, "the label source does not know them" if label_source is not None
+                    else f"the S2 source {source} has no labels")
+    return found
+
+
 # ------------------------------------------------------------------------------ catalogue
 
 
 #: Connection extras that configure the product store's hub URLs, not the catalogue search.
-_ENDPOINT_KEYS = {"download_url": "cdse_download_url", "token_url": "cdse_token_url"}
+_ENDPOINT_KEYS = {"download_url": "cdse_download_url", "token_url": "cdse_token_url", "edl_url": "asf_edl_url"}
 
 
 def open_catalog_for(kind: str, catalog_root: str = "", options: Mapping[str, Any] | None = None) -> Catalog:
@@ -412,14 +467,17 @@ class CandidateCatalog:
 
 def select_for_tile(work: WorkDir, key: str, *, tolerance: float = 0.999, target: str = "patches",
                     window: timedelta = timedelta(days=3), max_window: timedelta = timedelta(days=9),
-                    catalog_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                    catalog_options: Mapping[str, Any] | None = None, pairing: str = "select") -> dict[str, Any]:
     """Select products for a tile among its saved candidates (one per relative orbit, greedy cover).
 
     Saves the selection (with the reasons) and the chosen product records; returns the chosen
     names and the coverage. Deterministic, so re-running it is harmless. For a DHuS search the
     chosen records are completed from the hub (exact size, MD5, online status), so that the
     download can be verified; ``catalog_options`` carries the hub's URL and credentials.
+    ``pairing="reben"``: take exactly the acquisitions reBEN's ``s1_name`` names for the tile's
+    patches (``reben.select_named``); the mosaic then gives each patch its named scene.
     """
+    _check_choice(pairing, PAIRINGS, "pairing")
     from bigearthnet_s1.catalog import ProductRecord
     from bigearthnet_s1.selection import search_and_select
 
@@ -431,11 +489,19 @@ def select_for_tile(work: WorkDir, key: str, *, tolerance: float = 0.999, target
     if saved.get("query", {}).get("catalog") == "dhus" and records:
         hub = open_catalog_for("dhus", "", catalog_options)
     cands = CandidateCatalog(records, hub)
-    sel = search_and_select(cands, tile, window=window, max_window=max_window,
-                            tolerance=tolerance, target=target)
+    if pairing == "reben":
+        from bigearthnet_s1.reben import select_named
+
+        sel = select_named(tile, records, target=target, tolerance=tolerance)
+        if hasattr(cands, "complete") and sel.products:  # DHuS: exact size, MD5, online status
+            done = {r.name: r for r in cands.complete(sel.products)}
+            sel.products = [done.get(r.name, r) for r in sel.products]
+    else:
+        sel = search_and_select(cands, tile, window=window, max_window=max_window,
+                                tolerance=tolerance, target=target)
     for p in sel.products:
         write_json(work.record_file(p.name), p.to_json())
-    write_json(work.selection_file(key), sel.to_json())
+    write_json(work.selection_file(key), {**sel.to_json(), "pairing": pairing})
     log.info("tile %s: %d products, coverage %.4f", key, len(sel.products), sel.coverage)
     return {"key": key, "products": [p.name for p in sel.products], "coverage": float(sel.coverage)}
 
@@ -499,6 +565,11 @@ def _auth(options: Mapping[str, Any] | None, source: str = "") -> dict[str, Any]
     """Download credentials: the Connection's login or token, else the hub's environment
     variables (the same ones :func:`prepare_run` accepts as the catalogue's credentials)."""
     opts = dict(options or {})
+    if source == "asf":  # Earthdata bearer token (a Connection password alone is the token)
+        from bigearthnet_s1.earthdata import EarthdataAuth
+
+        asf = EarthdataAuth.from_options(opts, edl_url=hub_endpoints("asf", opts).asf_edl_url)
+        return {"auth": asf} if asf is not None else {}
     if opts.get("user"):
         return {"auth": (str(opts["user"]), str(opts.get("password") or ""))}
     if opts.get("token"):
@@ -606,18 +677,22 @@ def _scenes_signature(work: WorkDir, key: str, names: Sequence[str]) -> str:
 
 
 def assemble_tile(work: WorkDir, key: str, *, overwrite: bool = False,
-                  min_valid_fraction: float = 1.0) -> dict[str, Any]:
+                  min_valid_fraction: float = 1.0, layout: str = "v1") -> dict[str, Any]:
     """Mosaic a tile's preprocessed scenes, write its patches, quicklook and index part.
 
     Patches are clipped on the S2 patch grid from the mosaic (``bigearthnet_s1.mosaic``) and
     written by the archive writer, each folder atomically; patches already complete in the
     archive are kept, so a killed run resumes with only the missing ones. A tile whose result
     exists for the same inputs is skipped. ``min_valid_fraction``: patches with less valid
-    data (both bands finite) are not written (counted as ``uncovered``).
-    Returns ``{"key", "patches", "written", "uncovered", "scenes", "index", "quicklook", "cached"}``.
+    data (both bands finite) are not written (counted as ``uncovered``). ``layout``: "v1"
+    (BigEarthNet-S1 v1.0) or "v2" (reBEN, ``archive_v2``). A selection made with pairing
+    "reben" gives each patch the scene reBEN pairs it with (when that scene covers it).
+    Returns ``{"key", "patches", "written", "uncovered", "unlabeled", "scenes", "index",
+    "quicklook", "cached"}``.
     """
     from bigearthnet_s1.errors import SelectionError
 
+    _check_choice(layout, LAYOUTS, "layout")
     sel = read_json(work.selection_file(key), f"selection of {key}")
     names = [p["name"] for p in sel.get("products", [])]
     if not names:
@@ -627,7 +702,7 @@ def assemble_tile(work: WorkDir, key: str, *, overwrite: bool = False,
     if missing:
         raise PipelineError(f"tile {key}: preprocessed scene(s) missing: {', '.join(missing)} "
                             "(their preprocess task failed or has not run)")
-    signature = _scenes_signature(work, key, names)
+    signature = _scenes_signature(work, key, names) + ("" if layout == "v1" else f"-{layout}")
     res_path = work.result_file(key)
     index_part = work.archive / "index" / f"{key}.parquet"
     if res_path.exists() and not overwrite:
@@ -637,30 +712,41 @@ def assemble_tile(work: WorkDir, key: str, *, overwrite: bool = False,
             return {**{k: v for k, v in res.items() if k != "signature"}, "written": 0, "cached": True}
     inject_fault(work, "assemble_tile", key)
 
+    from bigearthnet_s1 import archive_v2
     from bigearthnet_s1.archive import is_complete, s1_patch_name
     from bigearthnet_s1.mosaic import SceneOnGrid, mosaic_tile
     from bigearthnet_s1.quicklook import write_quicklook
+    from bigearthnet_s1.reben import preferred_scenes
 
     t0 = time.monotonic()
     tile = load_tile(work, key)
     scenes = [SceneOnGrid.from_geotiff(work.processed_file(key, n), tile) for n in names]
-    mosaic = mosaic_tile(tile, scenes, min_valid_fraction=min_valid_fraction)
+    preferred = preferred_scenes(tile) if sel.get("pairing") == "reben" else None
+    mosaic = mosaic_tile(tile, scenes, min_valid_fraction=min_valid_fraction, preferred=preferred)
     todo = mosaic.patch_scenes()
-    present = sum(
-        1 for s2_name, scene in todo.items()
-        if is_complete(work.archive / s1_patch_name(scene.scene_id, tile.tile_id,
-                                                   tile.patch(s2_name).col, tile.patch(s2_name).row)))
-    rows = mosaic.write(work.archive, overwrite=overwrite)
+
+    def complete(s2_name: str, scene_id: str) -> bool:
+        name = s1_patch_name(scene_id, tile.tile_id, tile.patch(s2_name).col, tile.patch(s2_name).row)
+        if layout == "v2":
+            return archive_v2.is_complete(archive_v2.patch_dir(work.archive, name))
+        return is_complete(work.archive / name)
+
+    present = sum(1 for s2_name, scene in todo.items() if complete(s2_name, scene.scene_id))
+    rows = mosaic.write(work.archive, overwrite=overwrite, layout=layout)
     quicklook = write_quicklook(work.quicklook_file(key), mosaic)
     mosaic.write_summary(work.root / "results" / f"{key}.mosaic.json")
-    result = {"key": key, "patches": len(rows), "written": len(rows) if overwrite else len(rows) - present,
-              "uncovered": len(tile.patches) - len(todo), "scenes": list(names), "index": str(index_part),
-              "quicklook": str(quicklook), "cached": False}
+    written = len(rows) if overwrite else len(rows) - present
+    result: dict[str, Any] = {
+        "key": key, "patches": len(rows), "written": written, "uncovered": len(tile.patches) - len(todo),
+        "unlabeled": sum(1 for r in rows if not r["labels_known"]), "scenes": list(names),
+        "index": str(index_part), "quicklook": str(quicklook), "cached": False}
     write_json(res_path, {**result, "signature": signature})
     dt = time.monotonic() - t0
     log.info("tile %s: %d patches (%d written, %d kept, %d uncovered) from %d scenes in %.1f s (%.0f patches/s)",
              key, len(rows), result["written"], present, result["uncovered"], len(names), dt,
-             result["written"] / max(dt, 1e-3))
+             written / max(dt, 1e-3))
+    if result["unlabeled"]:
+        log.warning("tile %s: %d of %d patches written without labels", key, result["unlabeled"], len(rows))
     return result
 
 
@@ -693,7 +779,8 @@ def summarise(work: WorkDir, keys: Sequence[str], *, run_id: str = "manual",
     ``ok``, ``failed`` ({key: reason}), ``patches`` (in the archive for these tiles),
     ``written`` (by this run: the sum over ``results``, the :func:`assemble_tile` returns of
     this run), ``products``, ``coverage`` ({key: fraction of the target}),
-    ``uncovered_patches``, ``index`` (path of the merged index or None).
+    ``uncovered_patches``, ``unlabeled_patches`` (patches of these tiles in the archive whose
+    labels no source knew), ``index`` (path of the merged index or None).
     """
     ok: list[str] = []
     failed: dict[str, str] = {}
@@ -724,13 +811,35 @@ def summarise(work: WorkDir, keys: Sequence[str], *, run_id: str = "manual",
         from bigearthnet_s1.archive import merge_index
 
         index = str(merge_index(work.archive))
+    unlabeled = _unlabeled_in_index(work, ok)
     report = {"run_id": run_id, "tiles": len(keys), "ok": len(ok), "failed": failed, "patches": patches,
-              "written": written, "uncovered_patches": uncovered, "products": len(products),
-              "coverage": coverage, "archive": str(work.archive), "index": index}
+              "written": written, "uncovered_patches": uncovered, "unlabeled_patches": unlabeled,
+              "products": len(products), "coverage": coverage, "archive": str(work.archive), "index": index}
     write_json(work.summary_file(run_id), report)
     log.info("summary: %d/%d tiles ok, %d patches (%d written now), %d products, %d failed",
              len(ok), len(keys), patches, written, len(products), len(failed))
+    if unlabeled:
+        log.warning("summary: %d of %d patches have no labels (labels_known false in the index); "
+                    "run 'bigearthnet-s1 relabel %s --labels-from SOURCE' to add them", unlabeled, patches,
+                    work.archive)
     return report
+
+
+def _unlabeled_in_index(work: WorkDir, keys: Sequence[str]) -> int:
+    """Patches of the tiles ``keys`` whose labels no source knew, from their index parts (a part
+    written before ``labels_known`` existed counts a patch without labels as unlabeled)."""
+    import pyarrow.parquet as pq
+
+    n = 0
+    for key in keys:
+        part = work.archive / "index" / f"{key}.parquet"
+        if not part.exists():
+            continue
+        t = pq.read_table(part)
+        known = t["labels_known"].to_pylist() if "labels_known" in t.column_names else [None] * t.num_rows
+        n += sum(1 for k, labs in zip(known, t["labels"].to_pylist(), strict=True)
+                 if k is False or (k is None and not labs))
+    return n
 
 
 # ------------------------------------------------------------------------------ without Airflow
@@ -741,14 +850,16 @@ def build(work: WorkDir, source: str, *, tiles: Sequence[str] = (), start: datet
           catalog_options: Mapping[str, Any] | None = None, dem: str = "flat", engine: str = "native",
           tolerance: float = 0.999, target: str = "patches", window: timedelta = timedelta(days=3),
           max_window: timedelta = timedelta(days=9), progress: bool = False,
-          run_id: str | None = None) -> dict[str, Any]:
+          run_id: str | None = None, labels_from: str = "", layout: str = "v1",
+          pairing: str = "select") -> dict[str, Any]:
     """Run every step in this process, tile after tile (what the DAG does, without Airflow).
 
     A failing tile is logged and reported in the summary; the others go on.
     """
     refs = prepare_run(work, source, tiles=tiles, start=start, end=end, catalog=catalog,
                        catalog_root=catalog_root, catalog_options=catalog_options, dem=dem, engine=engine,
-                       explicit_window=bool(start or end))
+                       explicit_window=bool(start or end), labels_from=labels_from, layout=layout,
+                       pairing=pairing)
     keys = [r["key"] for r in refs]
     bar = None
     if progress:
@@ -762,7 +873,7 @@ def build(work: WorkDir, source: str, *, tiles: Sequence[str] = (), start: datet
             lookup_footprint(work, key, catalog=catalog, catalog_root=catalog_root,
                              catalog_options=catalog_options, max_window=max_window)
             sel = select_for_tile(work, key, tolerance=tolerance, target=target, window=window,
-                                  max_window=max_window, catalog_options=catalog_options)
+                                  max_window=max_window, catalog_options=catalog_options, pairing=pairing)
             for name in sel["products"]:
                 if name not in fetched:
                     status = product_status(work, name, catalog_options)
@@ -773,7 +884,7 @@ def build(work: WorkDir, source: str, *, tiles: Sequence[str] = (), start: datet
                     fetched.add(name)
                 preprocess_pair(work, key, name, engine=engine, dem=dem)
             if sel["products"]:
-                results.append(assemble_tile(work, key))
+                results.append(assemble_tile(work, key, layout=layout))
         except BigEarthNetS1Error as exc:
             log.error("tile %s failed: %s", key, exc)
         if bar is not None:

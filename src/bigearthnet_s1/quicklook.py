@@ -89,7 +89,7 @@ def write_quicklook(path: str | os.PathLike[str], mosaic: Mosaic, *, max_size: i
     right = Image.fromarray(_provenance_rgb(mosaic.provenance, f), "RGB")
     pw, ph = left.size
     font = ImageFont.load_default(size=max(11, min(16, pw // 60)))
-    line_h = font.size + 6 if hasattr(font, "size") else 18
+    line_h = int(font.size) + 6 if hasattr(font, "size") else 18
     n_lines = len(mosaic.scenes) + 2
     gap = 8
     canvas = Image.new("RGB", (2 * pw + 3 * gap, ph + 2 * gap + n_lines * line_h + gap), (255, 255, 255))

@@ -208,7 +208,7 @@ def _calibrate_kernel(dn, lut, noise, has_noise, floor, out, flags, novalue_flag
 
 def calibrate(
     dn: NDArray[np.integer],
-    lut: NDArray[np.floating] | float,
+    lut: NDArray[np.floating] | float | np.floating,
     noise_power: NDArray[np.floating] | None = None,
     *,
     floor_dn2: float = NOISE_FLOOR_DN2,
@@ -333,6 +333,7 @@ def border_noise_mask(
     The margin runs are computed from the image edge, reading the co-pol DN between the edge
     and the window when the window does not reach the edge itself.
     """
+    cp: str | None
     if pol:
         cp = pol.upper()
     else:
@@ -472,7 +473,8 @@ def radar_chain(
         sub = Window(ec0, e0, ec1 - ec0, e1 - e0)
         shape = (e1 - e0, ec1 - ec0)
         dn = product.read_dn(p, sub, out=buf("dn", shape, np.uint16))
-        lut = calibration_lut(cal, sub, calibration, out=buf("lut", shape, np.float32)) if cal is not None else np.float32(1.0)
+        lut = (calibration_lut(cal, sub, calibration, out=buf("lut", shape, np.float32))
+               if cal is not None and calibration else np.float32(1.0))
         npow = noise_power(noise, sub, out=buf("noise", shape, np.float32)) if noise is not None else None
         img, flags = calibrate(dn, lut, npow, floor_dn2=floor_dn2, return_flags=True,
                                out=buf("img", shape, np.float32), flags=buf("flags", shape, np.uint8),

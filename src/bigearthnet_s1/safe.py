@@ -258,7 +258,8 @@ class SrgrPolynomial:
 
     def __call__(self, x: NDArray[np.float64] | float) -> NDArray[np.float64]:
         """Evaluate at range ``x`` (m): slant range for srgr, ground range for grsr."""
-        return np.polynomial.polynomial.polyval(np.asarray(x, dtype=np.float64) - self.origin, self.coefficients)
+        return np.asarray(np.polynomial.polynomial.polyval(np.asarray(x, dtype=np.float64) - self.origin,
+                                                           self.coefficients), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -687,14 +688,10 @@ def _parse_annotation(root: Element, pol: str) -> ImageAnnotation:
 
     srgr, grsr = [], []
     for cc in root.iterfind("coordinateConversion/coordinateConversionList/coordinateConversion"):
-        common = dict(
-            azimuth_time=_dt64(_t(cc, "azimuthTime")),
-            slant_range_time=float(_t(cc, "slantRangeTime")),
-            slant_range_origin=float(_t(cc, "sr0")),
-            ground_range_origin=float(_t(cc, "gr0")),
-        )
-        srgr.append(SrgrPolynomial(coefficients=_floats(_t(cc, "srgrCoefficients")), kind="srgr", **common))
-        grsr.append(SrgrPolynomial(coefficients=_floats(_t(cc, "grsrCoefficients")), kind="grsr", **common))
+        az, srt = _dt64(_t(cc, "azimuthTime")), float(_t(cc, "slantRangeTime"))
+        sr0, gr0 = float(_t(cc, "sr0")), float(_t(cc, "gr0"))
+        srgr.append(SrgrPolynomial(az, srt, sr0, gr0, _floats(_t(cc, "srgrCoefficients")), "srgr"))
+        grsr.append(SrgrPolynomial(az, srt, sr0, gr0, _floats(_t(cc, "grsrCoefficients")), "grsr"))
 
     cols: dict[str, list[Any]] = {k: [] for k in ("line", "pixel", "azimuth_time", "slant_range_time", "latitude",
                                                   "longitude", "height", "incidence_angle", "elevation_angle")}
@@ -705,9 +702,11 @@ def _parse_annotation(root: Element, pol: str) -> ImageAnnotation:
         cols["azimuth_time"].append(_dt64(_t(g, "azimuthTime")))
         for k, tag in tags.items():
             cols[k].append(float(_t(g, tag)))
+    f64 = {k: np.array(v, dtype=np.float64) for k, v in cols.items() if k != "azimuth_time"}
     gcps = GeolocationGrid(
-        **{k: (np.array(v, dtype="datetime64[ns]") if k == "azimuth_time" else np.array(v, dtype=np.float64))
-           for k, v in cols.items()}
+        line=f64["line"], pixel=f64["pixel"], azimuth_time=np.array(cols["azimuth_time"], dtype="datetime64[ns]"),
+        slant_range_time=f64["slant_range_time"], latitude=f64["latitude"], longitude=f64["longitude"],
+        height=f64["height"], incidence_angle=f64["incidence_angle"], elevation_angle=f64["elevation_angle"],
     )
 
     bounds = []

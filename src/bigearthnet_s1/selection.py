@@ -352,7 +352,7 @@ class _Selector:
             fps = np.asarray(self._given_fps, dtype=object)[kept]
         else:
             fps = np.array([r.footprint for r in recs], dtype=object)
-            invalid = np.flatnonzero(~shapely.is_valid(fps)) if len(fps) else []
+            invalid = np.flatnonzero(~shapely.is_valid(fps)) if len(fps) else np.array([], dtype=np.intp)
             for j in invalid:
                 fps[j] = clean_footprint(fps[j], recs[j].name)  # warns
         tile_wgs = self.tile.footprint_wgs84

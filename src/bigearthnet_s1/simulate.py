@@ -182,13 +182,13 @@ def _to_datetime64(t: datetime | str | np.datetime64) -> np.datetime64:
 
 
 def _to_datetime(t: np.datetime64) -> datetime:
-    us = int(np.datetime64(t, "us").astype(np.int64))
+    us = int(t.astype("datetime64[us]").astype(np.int64))
     return datetime(1970, 1, 1, tzinfo=UTC) + (np.timedelta64(us, "us").item())
 
 
-def _round_us(t: np.datetime64) -> np.datetime64:
+def _round_us(t: np.datetime64 | NDArray[np.datetime64]) -> np.datetime64:
     """Round to the microsecond (the annotation's time resolution)."""
-    ns = int(np.datetime64(t, "ns").astype(np.int64))
+    ns = int(t.astype("datetime64[ns]").astype(np.int64))
     return np.datetime64(((ns + 500) // 1000) * 1000, "ns")
 
 
@@ -198,12 +198,12 @@ def _plus(t: np.datetime64, seconds: float) -> np.datetime64:
 
 def _seconds(a: np.datetime64, b: np.datetime64) -> float:
     """a - b in seconds."""
-    return float((np.datetime64(a, "ns") - np.datetime64(b, "ns")).astype(np.int64)) * 1e-9
+    return float((a.astype("datetime64[ns]") - b.astype("datetime64[ns]")).astype(np.int64)) * 1e-9
 
 
-def _iso(t: np.datetime64) -> str:
+def _iso(t: np.datetime64 | NDArray[np.datetime64]) -> str:
     """Annotation time format: ``2021-01-19T03:16:53.799379`` (UTC, rounded to the microsecond, no zone)."""
-    return str(np.datetime_as_string(_round_us(np.datetime64(t, "ns")), unit="us"))
+    return str(np.datetime_as_string(_round_us(t.astype("datetime64[ns]")), unit="us"))
 
 
 def _e(x: float, digits: int = 15) -> str:
@@ -1650,7 +1650,9 @@ def _point_targets(target: _Target, plan: _Plan, heights: HeightFn | None, borde
     return {"x": x[ok], "y": y[ok], "lon": lon[ok], "lat": lat[ok], "height": h[ok], "line": line[ok], "pixel": pixel[ok]}
 
 
-def _point_splats(points: dict[str, NDArray[Any]], lines: int) -> tuple[NDArray[np.int64], ...]:
+def _point_splats(
+    points: dict[str, NDArray[Any]], lines: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
     """Bilinear splat of each target over its 4 neighbouring pixels (the weights' centroid is
     the exact position); returns per-line offsets and sorted (pixel, vv, vh) entries."""
     if points["line"].size == 0:
@@ -1672,7 +1674,8 @@ def _point_splats(points: dict[str, NDArray[Any]], lines: int) -> tuple[NDArray[
     ul = uniq >> 32
     up = uniq & 0xFFFFFFFF
     start = np.searchsorted(ul, np.arange(lines + 1)).astype(np.int64)
-    return start, up.astype(np.int64), w * POINT_TARGET_SIGMA0[0], w * POINT_TARGET_SIGMA0[1]
+    vv, vh = (np.asarray(w * s, dtype=np.float64) for s in POINT_TARGET_SIGMA0)
+    return start, up.astype(np.int64), vv, vh
 
 
 def _mapping_grid(
@@ -2039,11 +2042,12 @@ def _annotation_xml(plan: _Plan, luts: _Luts, meta: _Meta, pol: str, image_numbe
     n_att = int(math.ceil(duration)) + 1
     al = _el(ga, "attitudeList", count=n_att)
     for k in range(n_att):
-        t = _round_us(_plus(t0, 0.075 + k))
-        a = _attitude(orbit, t)
+        t_att = _round_us(_plus(t0, 0.075 + k))
+        att_q = _attitude(orbit, t_att)
         att = _el(al, "attitude")
-        _leaves(att, [("time", _iso(t)), ("frame", "GM2000")] + [(q, _e6(a[q])) for q in ("q0", "q1", "q2", "q3")]
-                + [(q, _e(a[q])) for q in ("wx", "wy", "wz", "roll", "pitch", "yaw")])
+        _leaves(att, [("time", _iso(t_att)), ("frame", "GM2000")]
+                + [(q, _e6(att_q[q])) for q in ("q0", "q1", "q2", "q3")]
+                + [(q, _e(att_q[q])) for q in ("wx", "wy", "wz", "roll", "pitch", "yaw")])
     rl = _el(ga, "rawDataAnalysisList", count=3)
     for _sw in _SWATH_CONST:
         r = _el(rl, "rawDataAnalysis")

@@ -50,6 +50,7 @@ import requests
 
 from bigearthnet_s1 import transfer
 from bigearthnet_s1.atomic import fsync_dir
+from bigearthnet_s1.earthdata import EDL_URL, EarthdataAuth
 from bigearthnet_s1.errors import (
     DownloadError,
     InputError,
@@ -72,14 +73,23 @@ log = logging.getLogger(__name__)
 class ProductLike(Protocol):
     """The fields of ``catalog.ProductRecord`` the store uses."""
 
-    name: str
-    uuid: str | None
-    size: int | None
-    checksum: str | None
-    checksum_algorithm: str | None
-    online: bool | None
-    url: str | None
-    source: str
+    # read-only properties, so that frozen dataclasses (ProductRecord, ProductRef) conform
+    @property
+    def name(self) -> str: ...
+    @property
+    def uuid(self) -> str | None: ...
+    @property
+    def size(self) -> int | None: ...
+    @property
+    def checksum(self) -> str | None: ...
+    @property
+    def checksum_algorithm(self) -> str | None: ...
+    @property
+    def online(self) -> bool | None: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def source(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -88,7 +98,7 @@ class ProductRef:
 
     name: str
     url: str | None = None
-    source: str = "http"  # "dhus" | "cdse" | "local" | "http"
+    source: str = "http"  # "dhus" | "cdse" | "asf" | "local" | "http"
     uuid: str | None = None
     size: int | None = None
     checksum: str | None = None
@@ -100,7 +110,7 @@ class ProductRef:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ProductRef:
-        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,7 @@ class HubEndpoints:
     cdse_odata_url: str = "https://catalogue.dataspace.copernicus.eu/odata/v1"
     cdse_download_url: str = "https://zipper.dataspace.copernicus.eu/odata/v1"
     cdse_token_url: str = transfer.CDSE_TOKEN_URL
+    asf_edl_url: str = EDL_URL
 
 
 @dataclass(frozen=True)
@@ -330,7 +341,7 @@ class HubClient:
         self.session = session
         self.auth = auth
         self._sleep = sleep
-        self._token_auths: dict[tuple[str, str], CdseTokenAuth] = {}
+        self._token_auths: dict[tuple[str, str, str], CdseTokenAuth | EarthdataAuth] = {}
         self._lock = threading.Lock()
         self._own_session: requests.Session | None = None
 
@@ -348,10 +359,13 @@ class HubClient:
 
     @staticmethod
     def credentials(source: str, user: str, password: str, endpoints: HubEndpoints | None = None) -> Any:
-        """Auth object for a hub: DHuS basic auth (what sentinelsat's session sends), CDSE tokens."""
+        """Auth object for a hub: DHuS basic auth (what sentinelsat's session sends), CDSE tokens,
+        ASF Earthdata bearer tokens."""
         endpoints = endpoints or HubEndpoints()
         if source == "cdse":
             return CdseTokenAuth(user, password, token_url=endpoints.cdse_token_url)
+        if source == "asf":
+            return EarthdataAuth(user=user, password=password, edl_url=endpoints.asf_edl_url)
         return (user, password)
 
     def auth_for(self, record: ProductLike, auth: Any = None) -> Any:
@@ -359,12 +373,13 @@ class HubClient:
         a = self.auth if auth is None else auth
         if isinstance(a, Mapping):
             a = a.get(record.source)
-        if record.source == "cdse" and isinstance(a, (tuple, list)) and len(a) == 2:
+        if record.source in ("cdse", "asf") and isinstance(a, (tuple, list)) and len(a) == 2:
+            # one token auth per hub and account, so that its tokens are reused
             user, password = str(a[0]), str(a[1])
             with self._lock:
-                key = (user, password)
+                key = (record.source, user, password)
                 if key not in self._token_auths:
-                    self._token_auths[key] = CdseTokenAuth(user, password, token_url=self.endpoints.cdse_token_url)
+                    self._token_auths[key] = self.credentials(record.source, user, password, self.endpoints)
                 return self._token_auths[key]
         return a
 
@@ -378,7 +393,7 @@ class HubClient:
             return f"{self.endpoints.dhus_url.rstrip('/')}/odata/v1/Products('{record.uuid}')/$value"
         if record.source == "cdse":
             return f"{self.endpoints.cdse_download_url.rstrip('/')}/Products({record.uuid})/$value"
-        raise DownloadError(f"{record.name}: no url for source {record.source!r}")
+        raise DownloadError(f"{record.name}: no download url in the {record.source} record")
 
     def _dhus_entity_url(self, record: ProductLike) -> str:
         url = self.download_url(record)
@@ -928,7 +943,7 @@ def records_from_json(data: Any) -> list[ProductLike]:
         except ImportError:
             return ProductRef.from_json(d)
         try:
-            return ProductRecord.from_json(dict(d))  # type: ignore[no-any-return]
+            return ProductRecord.from_json(dict(d))
         except Exception:  # noqa: BLE001 - a partial record still downloads
             return ProductRef.from_json(d)
 
@@ -954,12 +969,14 @@ def records_from_json(data: Any) -> list[ProductLike]:
 
 
 def guess_source(url: str) -> str:
-    """"cdse", "dhus", "local" or "http" for a bare product URL/path."""
+    """"cdse", "dhus", "asf", "local" or "http" for a bare product URL/path."""
     if "://" not in url or url.startswith("file:"):
         return "local"
     host = (urlsplit(url).hostname or "").lower()
     if host.endswith("dataspace.copernicus.eu"):
         return "cdse"
+    if host == "asf.alaska.edu" or host.endswith(".asf.alaska.edu"):
+        return "asf"
     if "/odata/v1/Products('" in url:
         return "dhus"
     return "http"

@@ -28,7 +28,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyproj import Transformer
 
 import numpy as np
 import shapely
@@ -146,7 +149,7 @@ def _northing_on_central_meridian(lat: float, north: bool) -> float:
 
 
 @functools.lru_cache(maxsize=64)
-def _to_wgs84(epsg: int):  # -> pyproj.Transformer
+def _to_wgs84(epsg: int) -> Transformer:
     from pyproj import Transformer
 
     return Transformer.from_crs(epsg, 4326, always_xy=True)
@@ -225,8 +228,35 @@ def format_time(t: datetime) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class V2Info:
+    """What BigEarthNet v2 (reBEN) says about an S2 patch: its ``patch_id``
+    (``S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_26_57``), the S1 patch reBEN pairs it
+    with (``s1_name``) and its flags (None: not known)."""
+
+    patch_id: str
+    s1_name: str | None = None
+    contains_seasonal_snow: bool | None = None
+    contains_cloud_or_shadow: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"patch_id": self.patch_id, "s1_name": self.s1_name,
+                "contains_seasonal_snow": self.contains_seasonal_snow,
+                "contains_cloud_or_shadow": self.contains_cloud_or_shadow}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> V2Info:
+        return cls(d["patch_id"], d.get("s1_name"), d.get("contains_seasonal_snow"),
+                   d.get("contains_cloud_or_shadow"))
+
+
+@dataclass(frozen=True, slots=True)
 class Patch:
-    """One BigEarthNet-S2 patch; coordinates are pixel-CORNER metres in the tile CRS."""
+    """One BigEarthNet-S2 patch; coordinates are pixel-CORNER metres in the tile CRS.
+
+    ``labels_known`` is False when no source knew the patch's labels (then ``labels`` is
+    empty, which is not the same as a patch known to have none). ``split``: the reBEN split
+    ("train", "validation", "test") when a source gave one. ``v2``: reBEN's record of the patch.
+    """
 
     s2_name: str
     col: int
@@ -237,6 +267,9 @@ class Patch:
     lrx: float
     lry: float
     country: str | None = None
+    labels_known: bool = True
+    split: str | None = None
+    v2: V2Info | None = None
 
     @property
     def transform(self) -> Affine:
@@ -264,20 +297,28 @@ class Patch:
             "lrx": self.lrx,
             "lry": self.lry,
             "country": self.country,
+            "labels_known": self.labels_known,
+            "split": self.split,
+            "v2": self.v2.to_json() if self.v2 is not None else None,
         }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Patch:
+        labels = tuple(d.get("labels", ()))
         return cls(
             s2_name=d["s2_name"],
             col=int(d["col"]),
             row=int(d["row"]),
-            labels=tuple(d.get("labels", ())),
+            labels=labels,
             ulx=float(d["ulx"]),
             uly=float(d["uly"]),
             lrx=float(d["lrx"]),
             lry=float(d["lry"]),
             country=d.get("country"),
+            # tile files written before labels_known existed: empty labels meant "unknown"
+            labels_known=bool(d.get("labels_known", bool(labels))),
+            split=d.get("split"),
+            v2=V2Info.from_json(d["v2"]) if d.get("v2") else None,
         )
 
 
@@ -551,8 +592,9 @@ def read_patch_table(
 
     ``path`` defaults to the table bundled with bigearthnet-common (.csv or .csv.bz2). The
     table has no coordinates: the tile comes from the S1 name's tile field, the grid from
-    :func:`mgrs_tile_origin`, patch coordinates from (col, row); labels are empty, the
-    country is the table's. ``tiles`` keeps only those MGRS tiles (none if empty). Sorted by
+    :func:`mgrs_tile_origin`, patch coordinates from (col, row); labels are unknown (empty,
+    ``labels_known`` False: see ``bigearthnet_s1.labels`` for sources), the country is the
+    table's. ``tiles`` keeps only those MGRS tiles (none if empty). Sorted by
     (tile_id, sensing_time); patches by (row, col).
     """
     import pyarrow as pa
@@ -662,7 +704,7 @@ def _build_table_acquisitions(
         ulxs = (tulx + PATCH_M * cols[sel]).tolist()
         ulys = (tuly - PATCH_M * rows[sel]).tolist()
         patches = tuple(
-            Patch(n, c, r, (), x, y, x + PATCH_M, y - PATCH_M, co or None)
+            Patch(n, c, r, (), x, y, x + PATCH_M, y - PATCH_M, co or None, labels_known=False)
             for n, c, r, x, y, co in zip(
                 s2_names[sel].tolist(), c_sel, r_sel, ulxs, ulys, countries[sel].tolist(), strict=True
             )
@@ -896,8 +938,13 @@ def _acquisition_from_records(
 
 
 def read_tiles(source: str | os.PathLike[str], *, tiles: Iterable[str] | None = None) -> list[TileAcquisition]:
-    """Read a BigEarthNet-S2 archive folder or a patch-name table (.csv / .csv.bz2)."""
+    """Read a BigEarthNet-S2 archive folder, a patch-name table (.csv / .csv.bz2) or a reBEN
+    source (``metadata.parquet``, a v2 folder: see ``bigearthnet_s1.reben``)."""
+    from bigearthnet_s1 import reben
+
     p = Path(source)
+    if reben.is_reben_source(p):
+        return reben.read_reben(p, tiles=tiles)
     if p.is_dir():
         acqs = read_s2_archive(p)
         if tiles is not None:

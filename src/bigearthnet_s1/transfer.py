@@ -613,7 +613,7 @@ def _reader(resp: requests.Response) -> Callable[[int], bytes]:
     fp = getattr(resp.raw, "_fp", None)
     if fp is not None and hasattr(fp, "read1"):
         return fp.read1
-    return lambda n: resp.raw.read1(n)  # type: ignore[no-any-return]
+    return lambda n: resp.raw.read1(n)
 
 
 @dataclass
@@ -708,7 +708,7 @@ def download(
                 continue
             except AuthenticationError:
                 token_auth = auth if auth is not None else getattr(sess, "auth", None)
-                if not auth_retried and hasattr(token_auth, "invalidate"):
+                if not auth_retried and token_auth is not None and hasattr(token_auth, "invalidate"):
                     auth_retried = True
                     token_auth.invalidate()
                     log.info("%s: 401 with the current token; renewing it", label)

@@ -62,3 +62,50 @@ def test_dag_and_compose_agree_on_pool_names() -> None:
     script = "\n".join(_compose()["services"]["airflow-init"]["command"])
     for pool in ("bigearthnet_s1_download", "bigearthnet_s1_cpu"):
         assert f'"{pool}"' in dag_src and pool in script
+
+
+def _connection_script() -> str:
+    """The init command's Connection part as bash runs it ($$ unescaped; /entrypoint stubbed)."""
+    script = _compose()["services"]["airflow-init"]["command"][1]
+    start = script.index("asf_url=")
+    end = script.index("  done\nfi\n", start) + len("  done\nfi\n")
+    body = script[start:end].replace("$$", "$").replace("/entrypoint ", "stub ")
+    stub = 'stub() { [[ "$3" == add ]] || return 0; printf "CALL"; printf " [%s]" "$@"; echo; }\n'
+    return stub + body
+
+
+def _run_connections(**env: str) -> list[list[str]]:
+    import re
+    import subprocess
+
+    proc = subprocess.run(["bash", "-c", _connection_script()], env={"PATH": "/usr/bin:/bin", **env},
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return [re.findall(r"\[([^\]]*)\]", line) for line in proc.stdout.splitlines() if line.startswith("CALL")]
+
+
+def test_init_creates_the_asf_connection_from_the_token() -> None:
+    init = _compose()["services"]["airflow-init"]
+    script = "\n".join(init["command"])
+    assert '"$${BIGEARTHNET_S1_ASF_TOKEN}"' in script  # read by the shell, not pasted in by compose
+    assert "${BIGEARTHNET_S1_ASF_TOKEN}" not in script.replace("$${", "")
+    assert init["environment"]["BIGEARTHNET_S1_ASF_TOKEN"] == "${BIGEARTHNET_S1_ASF_TOKEN:-}"
+    asf = "https://api.daac.asf.alaska.edu/services/search/param"
+    # no token, no account: no Connection
+    assert _run_connections(BIGEARTHNET_S1_CATALOG="cdse") == []
+    # token with the default catalogue (cdse): only bigearthnet_s1_asf, the token as password
+    (call,) = _run_connections(BIGEARTHNET_S1_CATALOG="cdse", BIGEARTHNET_S1_ASF_TOKEN="eyJtok")
+    assert call[:4] == ["airflow", "connections", "add", "bigearthnet_s1_asf"]
+    assert call[call.index("--conn-host") + 1] == asf and call[call.index("--conn-password") + 1] == "eyJtok"
+    assert call[call.index("--conn-extra") + 1] == '{"kind": "asf"}'
+    # catalogue asf: the token also makes the DAG's default catalogue Connection
+    calls = _run_connections(BIGEARTHNET_S1_CATALOG="asf", BIGEARTHNET_S1_ASF_TOKEN="eyJtok")
+    assert [c[3] for c in calls] == ["bigearthnet_s1_asf", "bigearthnet_s1_catalog"]
+    # catalogue asf with an Earthdata account: login/password on ASF's Search API
+    (call,) = _run_connections(BIGEARTHNET_S1_CATALOG="asf", BIGEARTHNET_S1_HUB_USER="alice",
+                               BIGEARTHNET_S1_HUB_PASSWORD="pw")
+    assert call[3] == "bigearthnet_s1_catalog" and call[call.index("--conn-host") + 1] == asf
+    assert call[call.index("--conn-extra") + 1] == '{"kind": "asf"}'
+    # CDSE account: the OData root (the catalogue appends /Products to it)
+    (call,) = _run_connections(BIGEARTHNET_S1_CATALOG="cdse", BIGEARTHNET_S1_HUB_USER="bob", BIGEARTHNET_S1_HUB_PASSWORD="pw")
+    assert call[call.index("--conn-host") + 1] == "https://catalogue.dataspace.copernicus.eu/odata/v1"

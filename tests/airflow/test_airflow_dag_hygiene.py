@@ -116,7 +116,9 @@ def test_schedule_params_and_trigger_form(dagbag: dict) -> None:
         assert name in dagbag["params"]
     schema = dagbag["param_schema"]
     assert schema["engine"]["enum"] == ["native", "snap"]
-    assert schema["catalog"]["enum"] == ["local", "cdse", "dhus"]
+    assert schema["catalog"]["enum"] == ["local", "cdse", "dhus", "asf"]
+    assert schema["layout"]["enum"] == ["v1", "v2"] and schema["pairing"]["enum"] == ["select", "reben"]
+    assert "labels_from" in dagbag["params"]
     assert schema["tiles"]["type"] == "array"
 
 

@@ -3,6 +3,8 @@ and the validator rejects what gpt would reject."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from bigearthnet_s1 import graph as G
@@ -24,7 +26,7 @@ def _chain(g: G.Graph) -> list[str]:
     """Operators from Read to Write following the single-source links."""
     order = g.topological_order()
     ops = [n.operator for n in order]
-    for prev, n in zip(order, order[1:], strict=True):
+    for prev, n in itertools.pairwise(order):
         assert n.sources == {"sourceProduct": prev.id}, n.id
     return ops
 

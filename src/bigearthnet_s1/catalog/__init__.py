@@ -5,6 +5,7 @@ Backends (``open_catalog(kind, ...)``):
 - ``dhus``: any Data Hub Software (DHuS) endpoint through sentinelsat's ``SentinelAPI``
   (national mirrors, collaborative ground segments);
 - ``cdse``: the Copernicus Data Space Ecosystem OData catalogue (also CREODIAS, same API);
+- ``asf``: the Alaska Satellite Facility's Search API (GeoJSON; downloads with an Earthdata login);
 - ``local``: a folder of ``.SAFE`` directories or ``.zip`` files, read from each manifest.
 
 Every backend returns :class:`ProductRecord` values. Conventions:
@@ -15,7 +16,7 @@ Every backend returns :class:`ProductRecord` values. Conventions:
 - ``datatake_id`` is the 6-digit upper-case hex mission data-take id as in product names;
 - ``size`` is the exact size in bytes of the download when the hub states it (``None`` when
   only a rounded figure such as "1.61 GB" is known); ``checksum`` is the hub's checksum of
-  that download.
+  that download; ``frame`` is the hub's along-track frame number where it has one (ASF).
 
 Credentials come from arguments or the environment (see :func:`open_catalog`) and are never
 logged or shown in a ``repr``.
@@ -328,6 +329,7 @@ class ProductRecord:
     online: bool | None = None
     url: str | None = None
     source: str = "unknown"
+    frame: int | None = None
 
     def __post_init__(self) -> None:
         name = product_name(self.name)
@@ -350,6 +352,8 @@ class ProductRecord:
         object.__setattr__(self, "orbit_direction", direction)
         if self.datatake_id is not None:
             object.__setattr__(self, "datatake_id", str(self.datatake_id).upper())
+        if self.frame is not None:
+            object.__setattr__(self, "frame", int(self.frame))
 
     @property
     def time_range(self) -> tuple[datetime, datetime]:
@@ -374,6 +378,7 @@ class ProductRecord:
             "online": self.online,
             "url": self.url,
             "source": self.source,
+            "frame": self.frame,
         }
 
     @classmethod
@@ -387,7 +392,7 @@ class ProductRecord:
                 start_time=d["start_time"],
                 stop_time=d["stop_time"],
                 absolute_orbit=d["absolute_orbit"],
-                relative_orbit=d.get("relative_orbit"),
+                relative_orbit=d.get("relative_orbit"),  # type: ignore[arg-type]  # None -> computed
                 orbit_direction=d["orbit_direction"],
                 datatake_id=d.get("datatake_id"),
                 footprint=_geometry_from_json(d["footprint"]),
@@ -397,6 +402,7 @@ class ProductRecord:
                 online=d.get("online"),
                 url=d.get("url"),
                 source=d.get("source", "unknown"),
+                frame=d.get("frame"),
             )
         except KeyError as exc:
             raise InputError(f"product record {d.get('name', '?')}: missing field {exc}") from None
@@ -423,6 +429,7 @@ def make_record(
     checksum_algorithm: str | None = None,
     online: bool | None = None,
     url: str | None = None,
+    frame: int | None = None,
 ) -> ProductRecord:
     """Build a record from what a hub said, filling gaps from the product name.
 
@@ -476,6 +483,7 @@ def make_record(
         online=online,
         url=url,
         source=source,
+        frame=frame,
     )
 
 
@@ -510,7 +518,7 @@ def _env(*names: str) -> str | None:
 def _check_options(kind: str, cls: type, opts: dict[str, Any]) -> None:
     import inspect
 
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    accepted = set(inspect.signature(cls).parameters)
     unknown = sorted(set(opts) - accepted)
     if unknown:
         raise CatalogError(
@@ -529,6 +537,12 @@ def open_catalog(kind: str, **options: Any) -> Catalog:
       ``BIGEARTHNET_S1_CDSE_URL``), ``token`` (env ``CDSE_TOKEN``), ``user``/``password`` (env
       ``CDSE_USER``/``CDSE_PASSWORD``, only needed for a token), ``download_url``, ``timeout``,
       ``retries``, ``backoff``, ``page_size``, ``max_retry_after``;
+    - ``"asf"``: options ``url`` (default ASF's Search API, or env ``BIGEARTHNET_S1_ASF_URL``),
+      the Earthdata login for downloads: ``token`` (env ``BIGEARTHNET_S1_ASF_TOKEN`` or
+      ``EARTHDATA_TOKEN``; a ``password`` without ``user`` is taken as the token) or
+      ``user``/``password`` (env ``BIGEARTHNET_S1_ASF_USER``/``..._PASSWORD`` or
+      ``EARTHDATA_USERNAME``/``EARTHDATA_PASSWORD``), ``edl_url``, ``max_results``,
+      ``timeout``, ``retries``, ``backoff``, ``max_retry_after``;
     - ``"local"``: option ``root`` (a folder of ``.SAFE`` folders and/or ``.zip`` files).
     """
     kind = str(kind).lower()
@@ -552,6 +566,15 @@ def open_catalog(kind: str, **options: Any) -> Catalog:
         token = opts.pop("token", None) or _env("CDSE_TOKEN")
         _check_options("cdse", CdseCatalog, opts)
         return CdseCatalog(url, user=user, password=password, token=token, **opts)
+    if kind == "asf":
+        from bigearthnet_s1.catalog.asf import DEFAULT_URL as ASF_URL
+        from bigearthnet_s1.catalog.asf import AsfCatalog
+        from bigearthnet_s1.earthdata import credentials_from_options
+
+        url = opts.pop("url", None) or _env("BIGEARTHNET_S1_ASF_URL") or ASF_URL
+        creds = credentials_from_options(opts.pop("token", None), opts.pop("user", None), opts.pop("password", None))
+        _check_options("asf", AsfCatalog, opts)
+        return AsfCatalog(url, **creds, **opts)
     if kind == "local":
         from bigearthnet_s1.catalog.local import LocalCatalog
 
@@ -560,4 +583,4 @@ def open_catalog(kind: str, **options: Any) -> Catalog:
             raise CatalogError("local catalogue: no root folder (pass root=...)")
         _check_options("local", LocalCatalog, opts)
         return LocalCatalog(root, **opts)
-    raise CatalogError(f"unknown catalogue kind {kind!r}; expected 'dhus', 'cdse' or 'local'")
+    raise CatalogError(f"unknown catalogue kind {kind!r}; expected 'dhus', 'cdse', 'asf' or 'local'")

@@ -88,7 +88,7 @@ class DhusCatalog:
             make_retry(retries=self.retries, backoff=self.backoff, max_retry_after=max_retry_after, sleep=sleep),
         )
         # sentinelsat stores the timeout on the session, where requests ignores it
-        self.api.session.request = _with_timeout(self.api.session.request, timeout)  # type: ignore[method-assign]
+        self.api.session.request = _with_timeout(self.api.session.request, timeout)
 
     def __repr__(self) -> str:  # never show credentials
         return f"DhusCatalog({redact_url(self.url)!r}, user={'set' if self._user else None})"

@@ -151,7 +151,7 @@ def read_manifest_record(path: str | os.PathLike[str]) -> tuple[ProductRecord | 
     record = make_record(
         name,
         source="local",
-        footprint=fields["footprint"],  # type: ignore[arg-type]
+        footprint=fields["footprint"],
         uuid=None,
         mission=fields["mission"],  # type: ignore[arg-type]
         start_time=fields["start_time"],  # type: ignore[arg-type]

@@ -3,8 +3,10 @@
 Inputs are selection JSON files (the output of ``bigearthnet-s1 select``: objects with a
 ``products`` list, single product records, lists or JSON lines of them), product URLs, or
 local ``.zip``/``.SAFE`` paths. Credentials come from ``--user``/``--password`` or the
-environment (``DHUS_USER``/``DHUS_PASSWORD``, ``CDSE_USER``/``CDSE_PASSWORD``). Prints one
-JSON line per product: ``{"name": ..., "path": ...}``.
+environment (``DHUS_USER``/``DHUS_PASSWORD``, ``CDSE_USER``/``CDSE_PASSWORD``; for ASF an
+Earthdata token in ``BIGEARTHNET_S1_ASF_TOKEN``/``EARTHDATA_TOKEN`` or an account in
+``EARTHDATA_USERNAME``/``EARTHDATA_PASSWORD``). Prints one JSON line per product:
+``{"name": ..., "path": ...}``.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", help="hub user name (default: $DHUS_USER / $CDSE_USER)")
     parser.add_argument("--password", help="hub password (default: $DHUS_PASSWORD / $CDSE_PASSWORD)")
     parser.add_argument("--name", help="product name for a single URL input (default: from the server's file name)")
-    parser.add_argument("--source", choices=["dhus", "cdse", "http"], help="hub of URL inputs (default: guessed from the URL)")
+    parser.add_argument("--source", choices=["dhus", "cdse", "asf", "http"], help="hub of URL inputs (default: guessed from the URL)")
     parser.add_argument("--no-zip-test", action="store_true", help="skip the zip CRC test (the checksum still runs)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     ep = HubEndpoints()
@@ -53,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cdse-odata-url", default=ep.cdse_odata_url, help="CDSE catalogue OData base URL")
     parser.add_argument("--cdse-download-url", default=ep.cdse_download_url, help="CDSE download OData base URL")
     parser.add_argument("--cdse-token-url", default=ep.cdse_token_url, help="CDSE identity token endpoint")
+    parser.add_argument("--edl-url", default=ep.asf_edl_url, help="NASA Earthdata Login (token for ASF downloads)")
 
 
 def _name_from_response(resp: requests.Response) -> str | None:
@@ -91,6 +94,12 @@ def _auth_map(args: argparse.Namespace, endpoints: HubEndpoints) -> dict[str, An
         password = args.password or os.environ.get(f"{source.upper()}_PASSWORD")
         if user and password:
             out[source] = ProductStore.credentials(source, user, password, endpoints)
+    from bigearthnet_s1.earthdata import EarthdataAuth
+
+    asf = EarthdataAuth.from_options({"user": args.user, "password": args.password} if args.user else {},
+                                     edl_url=endpoints.asf_edl_url)
+    if asf is not None:
+        out["asf"] = asf
     user = args.user
     if user and args.password:
         out["http"] = (user, args.password)
@@ -162,7 +171,7 @@ class _Bars:
 
 
 def run(args: argparse.Namespace) -> int:
-    endpoints = HubEndpoints(args.dhus_url, args.cdse_odata_url, args.cdse_download_url, args.cdse_token_url)
+    endpoints = HubEndpoints(args.dhus_url, args.cdse_odata_url, args.cdse_download_url, args.cdse_token_url, args.edl_url)
     auth = _auth_map(args, endpoints)
     session = requests.Session()
     records = collect_records(args, session, auth)

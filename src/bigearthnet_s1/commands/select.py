@@ -1,4 +1,4 @@
-"""``bigearthnet-s1 select S2_ROOT --catalog {dhus,cdse,local} ...``
+"""``bigearthnet-s1 select S2_ROOT --catalog {dhus,cdse,asf,local} ...``
 
 Reads the S2 tile acquisitions (a BigEarthNet-S2 archive folder or the patch-name table),
 searches the catalogue around each sensing time, selects one product per relative orbit until
@@ -7,7 +7,7 @@ products, the coverage, the time gaps and, unless ``--brief``, every candidate's
 
 Credentials: ``--user`` and the environment (``BIGEARTHNET_S1_DHUS_PASSWORD``,
 ``CDSE_PASSWORD``); ``--password`` exists but shows the password to other local users
-through the process list.
+through the process list. ASF's search needs no login (its downloads do: see ``download``).
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("s2_root", metavar="S2_ROOT",
                         help="BigEarthNet-S2 archive folder or patch-name table (.csv/.csv.bz2)")
-    parser.add_argument("--catalog", choices=("dhus", "cdse", "local"), required=True, help="catalogue backend")
+    parser.add_argument("--catalog", choices=("dhus", "cdse", "asf", "local"), required=True, help="catalogue backend")
     parser.add_argument("--root", help="local: folder of .SAFE folders / .zip files")
-    parser.add_argument("--url", help="dhus: API root (env BIGEARTHNET_S1_DHUS_URL); cdse: OData root")
+    parser.add_argument("--url", help="dhus: API root (env BIGEARTHNET_S1_DHUS_URL); cdse: OData root; "
+                        "asf: Search API endpoint (env BIGEARTHNET_S1_ASF_URL)")
     parser.add_argument("--user", help="hub user (else env BIGEARTHNET_S1_DHUS_USER / CDSE_USER)")
     parser.add_argument("--password", help="hub password (prefer the environment: BIGEARTHNET_S1_DHUS_PASSWORD / CDSE_PASSWORD)")
     parser.add_argument("--tiles", help="comma-separated MGRS tiles to keep, e.g. 33UUP,35VPK")

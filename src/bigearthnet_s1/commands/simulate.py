@@ -69,7 +69,7 @@ def _parse_bounds(text: str) -> tuple[float, float, float, float]:
         v = ()
     if len(v) != 4:
         raise InputError(f"--bounds {text!r}: expected LON0,LAT0,LON1,LAT1")
-    return v  # type: ignore[return-value]
+    return v
 
 
 def _tile(args: argparse.Namespace, t: datetime) -> Any:

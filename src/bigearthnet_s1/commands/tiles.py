@@ -15,8 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "source",
         nargs="?",
         type=Path,
-        help="a BigEarthNet-S2 archive folder, or the patch-name table "
-        "(s1_s2_name_country_season.csv[.bz2]); default: the table bundled with bigearthnet-common",
+        help="a BigEarthNet-S2 archive folder, the patch-name table "
+        "(s1_s2_name_country_season.csv[.bz2]) or a reBEN metadata.parquet / v2 folder; default: the "
+        "table bundled with bigearthnet-common",
     )
     parser.add_argument(
         "--tile", action="append", metavar="MGRS", help="keep only this MGRS tile (repeatable), e.g. 33UUP"

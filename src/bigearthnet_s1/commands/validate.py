@@ -1,5 +1,7 @@
 """``bigearthnet-s1 validate ARCHIVE``: check every patch folder against the BigEarthNet-S1
-v1.0 format; print a summary (ok count, bad count with reasons); exit 1 if any is bad."""
+v1.0 format (and a ``BigEarthNet-S1/`` tree against the v2 / reBEN layout); print a summary
+(ok count, bad count with reasons, warnings with counts, e.g. unlabeled patches); exit 1 if
+any is bad (warnings alone do not fail)."""
 
 from __future__ import annotations
 
@@ -27,8 +29,13 @@ def run(args: argparse.Namespace) -> int:
         out.write(json.dumps(report.to_json(), indent=1) + "\n")
         return 1 if report.bad else 0
     out.write(f"archive: {report.root}\n")
+    out.write(f"layout: {' + '.join(report.layouts)}\n")
     out.write(f"ok: {report.ok}\n")
     out.write(f"bad: {len(report.bad)}\n")
+    warnings = report.warning_counts()
+    out.write(f"warnings: {sum(warnings.values())}\n")
+    for warning, n in warnings.items():
+        out.write(f"  {n:8d}  {warning}\n")
     if report.bad:
         out.write("reasons (patches per reason):\n")
         for reason, n in report.reason_counts().items():

@@ -1,0 +1,212 @@
+"""NASA Earthdata Login (EDL) for ASF downloads: a bearer token, given or made from a user/password.
+
+ASF's download URLs (``datapool.asf.alaska.edu``) take ``Authorization: Bearer <EDL token>``
+and answer with a redirect to a signed storage URL on another host (S3 / CloudFront).
+:func:`bigearthnet_s1.transfer.open_stream` follows the redirects itself and sends the header
+to the ASF hosts only (``same_site``), never to the storage host, whose signed URL is the
+credential there (S3 refuses a request that carries both).
+
+A user/password is exchanged once for the account's token through EDL's user-token API
+(``POST <edl>/api/users/find_or_create_token`` with HTTP basic auth), the call asf-search's
+``ASFSession.auth_with_creds`` makes; the password is sent to EDL only, never to ASF.
+
+Where credentials come from (first found): explicit arguments (the Airflow Connection:
+password alone = a token, login + password = an account), then the environment:
+``BIGEARTHNET_S1_ASF_TOKEN`` or ``EARTHDATA_TOKEN``; ``BIGEARTHNET_S1_ASF_USER`` +
+``BIGEARTHNET_S1_ASF_PASSWORD`` or ``EARTHDATA_USERNAME`` + ``EARTHDATA_PASSWORD`` (the names
+earthaccess uses). Tokens and passwords are never logged nor shown in a ``repr``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypedDict
+
+import requests
+from requests.auth import AuthBase, HTTPBasicAuth
+
+from bigearthnet_s1.errors import AuthenticationError, DownloadError
+
+__all__ = [
+    "EDL_URL",
+    "TOKEN_PATH",
+    "Credentials",
+    "EarthdataAuth",
+    "credentials_from_env",
+    "credentials_from_options",
+    "find_or_create_token",
+]
+
+log = logging.getLogger(__name__)
+
+#: Earthdata Login (asf-search's ``INTERNAL.EDL_HOST``).
+EDL_URL = "https://urs.earthdata.nasa.gov"
+#: EDL's user-token API: the account's current token, or a new one.
+TOKEN_PATH = "/api/users/find_or_create_token"
+
+ENV_TOKEN = ("BIGEARTHNET_S1_ASF_TOKEN", "EARTHDATA_TOKEN")
+ENV_ACCOUNT = (("BIGEARTHNET_S1_ASF_USER", "BIGEARTHNET_S1_ASF_PASSWORD"), ("EARTHDATA_USERNAME", "EARTHDATA_PASSWORD"))
+
+
+class Credentials(TypedDict, total=False):
+    """An Earthdata token, or a user and password."""
+
+    token: str
+    user: str
+    password: str
+
+
+def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credentials:
+    """``{"token": ...}`` or ``{"user": ..., "password": ...}`` from the environment, else ``{}``."""
+    env = os.environ if environ is None else environ
+    for name in ENV_TOKEN:
+        if env.get(name):
+            return {"token": env[name]}
+    for user_var, password_var in ENV_ACCOUNT:
+        if env.get(user_var) and env.get(password_var):
+            return {"user": env[user_var], "password": env[password_var]}
+    return {}
+
+
+def credentials_from_options(token: str | None = None, user: str | None = None, password: str | None = None,
+                             environ: Mapping[str, str] | None = None) -> Credentials:
+    """Explicit credentials (a password without a user is a token), else the environment's."""
+    if token:
+        return {"token": str(token)}
+    if user and password:
+        return {"user": str(user), "password": str(password)}
+    if password and not user:
+        return {"token": str(password)}
+    if user and not password:
+        raise AuthenticationError(f"Earthdata login: user {user!r} given without a password")
+    return credentials_from_env(environ)
+
+
+def find_or_create_token(
+    user: str,
+    password: str,
+    *,
+    edl_url: str = EDL_URL,
+    session: requests.Session | None = None,
+    timeout: float = 30.0,
+    attempts: int = 3,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """The account's EDL bearer token (EDL makes one when the account has none).
+
+    Raises ``AuthenticationError`` when EDL refuses the user/password (401/403; the message
+    names the user, never the password) and ``DownloadError`` when EDL stays unreachable or
+    keeps failing (429/5xx are retried ``attempts`` times, honouring ``Retry-After`` up to 60 s).
+    """
+    url = edl_url.rstrip("/") + TOKEN_PATH
+    s = session or requests.Session()
+    last = ""
+    for attempt in range(1, attempts + 1):
+        wait = 2.0**attempt
+        try:
+            resp = s.post(url, auth=HTTPBasicAuth(user, password), timeout=timeout, allow_redirects=False,
+                          headers={"Accept": "application/json"})
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        else:
+            if resp.status_code in (401, 403):
+                raise AuthenticationError(
+                    f"Earthdata Login ({edl_url}) refused user {user!r} (HTTP {resp.status_code}{_edl_error(resp)}); "
+                    "check the Earthdata user/password (EARTHDATA_USERNAME/EARTHDATA_PASSWORD or the Connection)"
+                )
+            if resp.status_code == 200:
+                try:
+                    token = resp.json().get("access_token")
+                except (ValueError, AttributeError):
+                    token = None
+                if not token:
+                    raise DownloadError(f"Earthdata Login ({edl_url}) answered without an access_token for user {user!r}")
+                return str(token)
+            last = f"HTTP {resp.status_code}{_edl_error(resp)}"
+            if resp.status_code not in (429, 500, 502, 503, 504):
+                break
+            retry_after = resp.headers.get("Retry-After", "").strip()
+            if retry_after.isdigit():
+                wait = min(60.0, float(retry_after))
+        if attempt < attempts:
+            log.warning("Earthdata Login token request failed (%s); retry %d in %.0f s", last, attempt, wait)
+            sleep(wait)
+    raise DownloadError(f"Earthdata Login ({edl_url}) token request for user {user!r} failed: {last}")
+
+
+def _edl_error(resp: requests.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    text = " ".join(str(body.get(k) or "") for k in ("error", "error_description")).strip()
+    return f": {text[:200]}" if text else ""
+
+
+class EarthdataAuth(AuthBase):
+    """``Authorization: Bearer <EDL token>`` for ASF, from a token or a user/password.
+
+    With a user/password the token is fetched on first use (:func:`find_or_create_token`),
+    shared by threads, and fetched again after :meth:`invalidate` (the downloader calls it
+    after a 401). A fixed token is kept: a 401 then means it is expired or revoked.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        edl_url: str = EDL_URL,
+        session: requests.Session | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        if not token and not (user and password):
+            raise AuthenticationError("Earthdata login: give a token, or a user and a password")
+        self.user = user
+        self._password = password
+        self._fixed = token
+        self._token = token
+        self.edl_url = edl_url
+        self._session = session
+        self.timeout = timeout
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never show the token or the password
+        who = f"user={self.user!r}" if self.user and not self._fixed else "token=***"
+        return f"EarthdataAuth({who})"
+
+    def token(self) -> str:
+        with self._lock:
+            if self._token is None:
+                assert self.user is not None and self._password is not None
+                self._token = find_or_create_token(self.user, self._password, edl_url=self.edl_url,
+                                                   session=self._session, timeout=self.timeout)
+                log.info("Earthdata Login: token obtained for user %s", self.user)
+            return self._token
+
+    def invalidate(self) -> None:
+        """Forget a token made from the user/password (a fixed token cannot be renewed)."""
+        with self._lock:
+            if not self._fixed:
+                self._token = None
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"Bearer {self.token()}"
+        return r
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any] | None = None, *, edl_url: str | None = None,
+                     environ: Mapping[str, str] | None = None) -> EarthdataAuth | None:
+        """From Connection-style options (``token`` / ``user`` / ``password``) or the environment; None without any."""
+        opts = dict(options or {})
+        creds = credentials_from_options(opts.get("token"), opts.get("user"), opts.get("password"), environ)
+        if not creds:
+            return None
+        return cls(**creds, edl_url=edl_url or str(opts.get("edl_url") or EDL_URL))
