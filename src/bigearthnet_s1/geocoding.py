@@ -144,9 +144,9 @@ def bistatic_reference(ann: Any) -> float | None:
         raise InputError(f"annotation {name}: {g.line.size} geolocation grid points (need 3 or more)")
     dt = float(ann.azimuth_time_interval)
     lines = int(ann.lines)
-    t0 = np.datetime64(ann.first_line_time, "ns")
-    t_last = np.datetime64(ann.last_line_time, "ns")
-    span = (t_last - t0) / np.timedelta64(1, "ns") * 1e-9
+    t0 = np.asarray(ann.first_line_time, dtype="datetime64[ns]")
+    t_last = np.asarray(ann.last_line_time, dtype="datetime64[ns]")
+    span = float((t_last - t0).astype(np.int64)) * 1e-9
     if lines > 1 and abs(span / (lines - 1) - dt) < 1e-6 * dt:
         dt = span / (lines - 1)
     d = (np.asarray(g.azimuth_time, dtype="datetime64[ns]") - t0) / np.timedelta64(1, "ns") * 1e-9 - g.line * dt
@@ -407,7 +407,8 @@ class _Grid:
 
     def xy(self, rows: NDArray, cols: NDArray) -> tuple[NDArray, NDArray]:
         """Map coordinates of (fractional) pixel-centre coordinates."""
-        xs, ys = self.transform @ (np.asarray(cols, dtype=np.float64) + 0.5, np.asarray(rows, dtype=np.float64) + 0.5)
+        cc, rr = np.asarray(cols, dtype=np.float64) + 0.5, np.asarray(rows, dtype=np.float64) + 0.5
+        xs, ys = self.transform @ (cc, rr)  # type: ignore[operator]  # affine's hints say scalars; it broadcasts arrays
         return np.asarray(xs), np.asarray(ys)
 
     def post_index(self, posts: DemPosts, rows: NDArray, cols: NDArray) -> tuple[NDArray, NDArray]:
@@ -926,8 +927,8 @@ def _block_height_ranges(grid: _Grid, posts: DemPosts, blocks: list[tuple[int, i
     """(min, max) DEM height over each block: the posts under its footprint (9 x 9 sample
     points per block, in one transform; one post of margin around their bounding box)."""
     if posts.constant:
-        v = float(posts.heights[0, 0])
-        return [(v, v)] * len(blocks)
+        h0 = float(posts.heights[0, 0])
+        return [(h0, h0)] * len(blocks)
     t = np.linspace(0.0, 1.0, 9)
     rr = np.concatenate([(r0 + t[:, None] * (bh - 1) + 0 * t[None, :]).ravel() for r0, _, bh, _ in blocks])
     cc = np.concatenate([(c0 + 0 * t[:, None] + t[None, :] * (bw - 1)).ravel() for _, c0, _, bw in blocks])
@@ -935,7 +936,7 @@ def _block_height_ranges(grid: _Grid, posts: DemPosts, blocks: list[tuple[int, i
     hd, wd = posts.heights.shape
     out = []
     for k in range(len(blocks)):
-        uu, vv = u[k * 81:(k + 1) * 81], v[k * 81:(k + 1) * 81]
+        uu, vv = u[k * 81:(k + 1) * 81], v[k * 81:(k + 1) * 81]  # (81,) post rows and columns
         i0 = int(np.clip(math.floor(uu.min()) - 1, 0, hd - 1))
         i1 = int(np.clip(math.ceil(uu.max()) + 2, i0 + 1, hd))
         j0 = int(np.clip(math.floor(vv.min()) - 1, 0, wd - 1))
