@@ -531,7 +531,17 @@ class RasterDem(Dem):
                 self._copy_posts(s, out, pt)
             else:
                 self._warp_posts(s, out, dem_crs, pt)
-        _fill_holes(out, self.name)
+        # voids among the posts the grid needs are filled (and reported); the two-post margin
+        # may reach past the DEM's edge and takes the nearest post's height silently
+        inner = out[2:-2, 2:-2]
+        if inner.size and np.isfinite(inner).any():
+            _fill_holes(inner, self.name)
+        ring = ~np.isfinite(out)
+        if ring.any():
+            if not (~ring).any():
+                raise DemError(f"DEM {self.name}: no valid height at all on the requested grid")
+            idx = ndimage.distance_transform_edt(ring, return_distances=False, return_indices=True)
+            out[ring] = out[tuple(i[ring] for i in idx)]
         if self.vertical == "egm96":
             out += _smooth_field(dem_crs, pt, (ph, pw), egm96_undulation)
         return DemPosts(out, dem_crs, pt)

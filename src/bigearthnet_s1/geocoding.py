@@ -1167,7 +1167,7 @@ def radar_window_for_grid(
 # --------------------------------------------------------------------------------------
 # layover and shadow
 # --------------------------------------------------------------------------------------
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)
 def _scan_axis0(rng: NDArray, cosl: NDArray, sgn: int, shift: float, tol_r: float, tol_c: float,
                 mask: NDArray) -> None:
     """Layover/shadow along scan lines that advance one row per step (``sgn`` = +1: rows in
@@ -1182,7 +1182,7 @@ def _scan_axis0(rng: NDArray, cosl: NDArray, sgn: int, shift: float, tol_r: floa
     for k in range(h):
         r = order[k]
         rp = r - sgn
-        for c in numba.prange(w):
+        for c in range(w):
             pr = math.nan
             pc = math.nan
             if 0 <= rp < h:
@@ -1210,7 +1210,7 @@ def _scan_axis0(rng: NDArray, cosl: NDArray, sgn: int, shift: float, tol_r: floa
     for k in range(h - 1, -1, -1):
         r = order[k]
         rn = r + sgn
-        for c in numba.prange(w):
+        for c in range(w):
             nr_ = math.nan
             if 0 <= rn < h:
                 x = c + shift
@@ -1228,16 +1228,41 @@ def _scan_axis0(rng: NDArray, cosl: NDArray, sgn: int, shift: float, tol_r: floa
             min_r[r, c] = v if nr_ != nr_ else min(v, nr_)
 
 
-def _upsample_linear(coarse: NDArray[np.float64], rr: NDArray, cc: NDArray, h: int, w: int) -> NDArray[np.float64]:
-    """Separable linear interpolation of a lattice (rows ``rr``, cols ``cc``) to every pixel (float64)."""
-    ci = np.arange(w, dtype=np.float64)
-    tmp = np.stack([np.interp(ci, cc, coarse[i]) for i in range(rr.size)])
-    ri = np.arange(h, dtype=np.float64)
-    out = np.empty((h, w))
-    for j in range(0, w, 4096):
-        sl = slice(j, min(w, j + 4096))
-        out[:, sl] = np.stack([np.interp(ri, rr, tmp[:, k]) for k in range(sl.start, sl.stop)], axis=1)
-    return out
+@numba.njit(cache=True, parallel=True, fastmath=_FM)
+def _range_and_look(line: NDArray, rng: NDArray, hgt: NDArray, rng0: float, rho_e: NDArray, step: int,
+                    tl: NDArray, rho_s: NDArray) -> tuple[NDArray, NDArray]:
+    """Slant range (m, float64) and the cosine of the look angle of every pixel of a coordinate
+    grid (NaN where there is no solution): law of cosines with the sensor's geocentric radius
+    at the pixel's line (``rho_s`` tabulated at lines ``tl``) and the point's (the ellipsoid's
+    radius ``rho_e`` on a lattice every ``step`` pixels, bilinear, plus the height)."""
+    h, w = line.shape
+    nr, nc = rho_e.shape
+    r_out = np.empty((h, w))
+    c_out = np.empty((h, w))
+    for r in numba.prange(h):
+        fa = min(r / step, nr - 1.0)
+        a = min(int(fa), nr - 2) if nr > 1 else 0
+        wa = fa - a if nr > 1 else 0.0
+        a1 = a + 1 if nr > 1 else a
+        for c in range(w):
+            li = line[r, c]
+            rg = rng[r, c]
+            if not (li == li and rg == rg):
+                r_out[r, c] = math.nan
+                c_out[r, c] = math.nan
+                continue
+            fb = min(c / step, nc - 1.0)
+            b = min(int(fb), nc - 2) if nc > 1 else 0
+            wb = fb - b if nc > 1 else 0.0
+            b1 = b + 1 if nc > 1 else b
+            re = (rho_e[a, b] * (1 - wb) + rho_e[a, b1] * wb) * (1 - wa) + (rho_e[a1, b] * (1 - wb) + rho_e[a1, b1] * wb) * wa
+            k, wt = lerp_index(tl, li)
+            rs = rho_s[k] * (1 - wt) + rho_s[k + 1] * wt
+            R = rg + rng0
+            rp = re + hgt[r, c]
+            r_out[r, c] = R
+            c_out[r, c] = (rs * rs + R * R - rp * rp) / (2.0 * rs * R)
+    return r_out, c_out
 
 
 def layover_shadow_mask(
@@ -1279,26 +1304,20 @@ def layover_shadow_mask(
     mgrid = _Grid(grid.crs, grid.transform @ Affine.scale(f), (mh, mw))
     stats = GeocodingStats(tolerance_px=tolerance)
     out, rng0 = _run(geo, dem_, mgrid, None, None, 0, tolerance, stats, posts=posts)
-    line = out[0].astype(np.float64)
-    rng = out[3].astype(np.float64) + rng0
-    hgt = out[2].astype(np.float64)
-    ok = np.isfinite(line) & np.isfinite(rng)
+    line, hgt = out[0], out[2]
+    ok = np.isfinite(line) & np.isfinite(out[3])
     if not ok.any():
         return np.zeros((h, w), dtype=np.uint8)
     # look angle: law of cosines with the sensor's and the point's geocentric radii
-    lmin, lmax = float(np.nanmin(line[ok])), float(np.nanmax(line[ok]))
-    tl = np.linspace(lmin, lmax, 257) if lmax > lmin else np.array([lmin, lmin + 1.0])
+    lmin, lmax = float(np.nanmin(line)), float(np.nanmax(line))
+    tl = np.linspace(lmin - 1.0, lmax + 1.0, 257)
     pos, _, _ = geo.orbit.interpolate(geo.t0 + tl * geo.dt)
-    rho_s = np.interp(np.where(ok, line, lmin), tl, np.linalg.norm(pos, axis=-1))
     step = 32
-    rr = np.unique(np.r_[np.arange(0, mh, step), mh - 1]).astype(np.float64)
-    cc = np.unique(np.r_[np.arange(0, mw, step), mw - 1]).astype(np.float64)
+    rr = np.arange(0, mh + step - 1, step, dtype=np.float64)
+    cc = np.arange(0, mw + step - 1, step, dtype=np.float64)
     lon, lat = mgrid.lonlat(rr[:, None] + 0 * cc[None, :], 0 * rr[:, None] + cc[None, :])
-    rho_e = np.linalg.norm(geodetic_to_ecef(lon, lat, 0.0), axis=-1)
-    rho_p = _upsample_linear(rho_e, rr, cc, mh, mw) + hgt
-    cosl = (rho_s**2 + rng**2 - rho_p**2) / (2.0 * rho_s * rng)
-    rng = np.where(ok, rng, np.nan)
-    cosl = np.where(ok, cosl, np.nan)
+    rho_e = np.ascontiguousarray(np.linalg.norm(geodetic_to_ecef(lon, lat, 0.0), axis=-1))
+    rng, cosl = _range_and_look(line, out[3], hgt, rng0, rho_e, step, tl, np.linalg.norm(pos, axis=-1))
     # scan direction (mask pixels): along constant line, towards increasing range
     r_c, c_c = (mh - 1) / 2.0, (mw - 1) / 2.0
     lo3, la3 = mgrid.lonlat(np.array([r_c, r_c, r_c + 1.0]), np.array([c_c, c_c + 1.0, c_c]))
@@ -1321,6 +1340,6 @@ def layover_shadow_mask(
                     float(d[0] / abs(d[1])), tol_r, tol_c, mt)
         mask = np.ascontiguousarray(mt.T)
     mask[~ok] = 0
-    ri = np.minimum(np.arange(h) // f, mh - 1)
-    ci = np.minimum(np.arange(w) // f, mw - 1)
-    return mask[ri[:, None], ci[None, :]]
+    if f == 1:
+        return mask
+    return np.ascontiguousarray(np.repeat(np.repeat(mask, f, axis=0), f, axis=1)[:h, :w])
