@@ -21,7 +21,10 @@ flanks and 2,000 m of relief (EGM96, 1"), the coordinate model's (line, pixel) a
 exact range-Doppler solution at every pixel (the DEM's bilinear height + geoid there): p50,
 p99, max in px, and the largest height difference.
 
-Run: ``.venv/bin/python bench/bench_terrain.py`` (about 3-4 minutes; 2 cores; ~5 GB peak).
+Run: ``.venv/bin/python bench/bench_terrain.py [--against GIT_REV]`` (about 3-4 minutes; 2 cores;
+~5 GB peak). ``--against a007b52`` also times the whole tile with the geocoding module of that
+revision (before heights were sampled once and the conventions existed), in the same child
+process after ours, and prints the ratio.
 Data: the real S1B annotation is read from ``$BIGEARTHNET_S1_SHARED_DATA`` (default
 ``../shared/data``), as the tests' fixtures did before they moved to a verified cache.
 """
@@ -105,8 +108,10 @@ def child(args: argparse.Namespace) -> None:
     load0 = os.getloadavg()[0]
     stats = G.GeocodingStats()
     t0 = time.perf_counter()
+    c_start = time.process_time()
     out = G.terrain_correct(img, rwin, ann, dem, crs=epsg, transform=t, shape=(N, N), stats=stats)
     wall = time.perf_counter() - t0
+    cpu_proc = time.process_time() - c_start
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     rss = ru1.ru_maxrss
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
@@ -116,8 +121,24 @@ def child(args: argparse.Namespace) -> None:
         "valid_fraction": float(np.isfinite(out[0]).mean()), "blocks": stats.blocks, "skipped": stats.skipped,
         "steps": stats.steps, "max_model_error_px": stats.max_error_px, "exact_points": stats.exact_points,
         "boundary_pixels": stats.boundary_pixels, "image_gb": img.nbytes / 1024**3, "output_gb": out.nbytes / 1024**3,
+        "process_cpu_s": cpu_proc,
     }
-    del img, out
+    del out
+    if args.ref_module:
+        # the same tile through a reference implementation (an earlier geocoding.py), after ours
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("geocoding_ref", args.ref_module)
+        assert spec is not None and spec.loader is not None
+        R = importlib.util.module_from_spec(spec)
+        sys.modules["geocoding_ref"] = R  # dataclasses look their module up
+        spec.loader.exec_module(R)
+        R.terrain_correct(img, rwin, ann, dem, crs=epsg, transform=small_t, shape=(64, 64))
+        t0, c0 = time.perf_counter(), time.process_time()
+        ref = R.terrain_correct(img, rwin, ann, dem, crs=epsg, transform=t, shape=(N, N))
+        figures.update(ref_wall_s=time.perf_counter() - t0, ref_cpu_s=time.process_time() - c0)
+        del ref
+    del img
     t0 = time.perf_counter()
     c0 = time.process_time()
     mask = G.layover_shadow_mask(ann, dem, crs=epsg, transform=t, shape=(N, N))
@@ -233,6 +254,9 @@ def main() -> None:
     ap.add_argument("--dem")
     ap.add_argument("--window")
     ap.add_argument("--no-sarsen", action="store_true")
+    ap.add_argument("--against", metavar="GIT_REV",
+                    help="also time the whole tile with geocoding.py of this git revision (side by side, CPU ratio)")
+    ap.add_argument("--ref-module", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args)
@@ -253,7 +277,13 @@ def main() -> None:
         t_win = time.perf_counter() - t1
         print(f"setup: synthetic DEM written in {t1 - t0:.1f} s; radar window {rwin} found in {t_win:.2f} s")
         win_json = json.dumps([int(rwin.col_off), int(rwin.row_off), int(rwin.width), int(rwin.height)])
-        res = subprocess.run([sys.executable, __file__, "--child", "--dem", str(dem_path), "--window", win_json],
+        extra = []
+        if args.against:
+            ref_src = subprocess.run(["git", "-C", str(ROOT), "show", f"{args.against}:src/bigearthnet_s1/geocoding.py"],
+                                     check=True, capture_output=True, text=True).stdout
+            (tmp / "geocoding_ref.py").write_text(ref_src)
+            extra = ["--ref-module", str(tmp / "geocoding_ref.py")]
+        res = subprocess.run([sys.executable, __file__, "--child", "--dem", str(dem_path), "--window", win_json, *extra],
                              check=True, capture_output=True, text=True)
         fig = json.loads(res.stdout.strip().splitlines()[-1])
         print(f"whole tile {TILE_ID}: {N} x {N} px from a {rwin.width} x {rwin.height} px dual-pol radar window")
@@ -267,6 +297,10 @@ def main() -> None:
               f"{fig['exact_points']} exact solutions, max check error {fig['max_model_error_px']:.4f} px")
         print(f"  valid output fraction {fig['valid_fraction']:.3f}; warm-up call {fig['warmup_s']:.1f} s; "
               f"{fig['boundary_pixels']} pixels at polynomial block boundaries solved exactly")
+        if "ref_cpu_s" in fig:
+            print(f"  against geocoding.py of {args.against} on the same tile, same process: {fig['ref_wall_s']:.2f} s wall, "
+                  f"{fig['ref_cpu_s']:.1f} s CPU; ours / theirs: {fig['process_cpu_s'] / fig['ref_cpu_s']:.2f} in CPU time, "
+                  f"{fig['wall_s'] / fig['ref_wall_s']:.2f} in wall time (target < 2)")
         print(f"  layover/shadow mask of the whole tile: {fig['mask_wall_s']:.2f} s wall, {fig['mask_cpu_s']:.1f} s CPU; "
               f"layover {100 * fig['layover_fraction']:.2f} %, shadow {100 * fig['shadow_fraction']:.2f} % of the tile; "
               f"peak memory {fig['maxrss_after_mask_gb']:.2f} GB")
