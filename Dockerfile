@@ -67,6 +67,8 @@ RUN pip install --no-cache-dir -r /opt/bigearthnet-s1/requirements.txt
 
 COPY --chown=airflow:0 pyproject.toml README.md /opt/bigearthnet-s1/
 COPY --chown=airflow:0 src /opt/bigearthnet-s1/src
+# src/bigearthnet_s1/graphs links to include/graphs: the package data the wheel carries
+COPY --chown=airflow:0 include/graphs /opt/bigearthnet-s1/include/graphs
 RUN pip install --no-cache-dir --no-deps /opt/bigearthnet-s1
 
 # Graph templates (the single definition of the chain, shared by both engines).

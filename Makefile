@@ -5,14 +5,14 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv bench freeze clean
+.PHONY: demo test lint testdata venv bench freeze clean
 
 $(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements-test.txt
-	$(PIP) install -q --no-deps -e .
+	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -22,8 +22,12 @@ demo: $(STAMP)
 	$(PY) -m bigearthnet_s1.demo
 
 ## Install what the tests need (incl. a throwaway PostgreSQL), lint and type-check, then run them.
-test: lint
+test: lint testdata
 	$(PY) -m pytest -q
+
+## Fetch, verify (sha256) and cache the test data from pinned releases; after this the tests run offline.
+testdata: $(STAMP)
+	$(PY) -m bigearthnet_s1.testdata
 
 ## Style (ruff) and types (mypy) on the library, the DAG and the plugins; zero findings.
 lint: $(STAMP)
@@ -34,8 +38,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+## Re-pin requirements.txt from the venv (test-only packages stay in requirements-test.txt).
 freeze:
-	$(PIP) freeze --exclude-editable | grep -v '^-e' > requirements.txt.new && mv requirements.txt.new requirements.txt
+	$(PIP) freeze --exclude-editable | $(PY) scripts/freeze_requirements.py
 
 clean:
 	rm -rf $(VENV) demo-work .pytest_cache

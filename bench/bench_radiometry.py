@@ -1,7 +1,8 @@
 """Benchmark of the radar-geometry chain (border noise, thermal noise, calibration, Refined Lee).
 
 Input: a full-size IW GRDH dual-polarisation scene built here from the real S1B Rome
-metadata (../shared/data/s1-grd; the VH metadata is the VV metadata relabelled) with
+metadata (pinned sarsen 0.9.6 release via ``bigearthnet_s1.testdata``; the VH metadata is the
+VV metadata relabelled) with
 synthetic speckled DN (uncompressed striped GeoTIFF like ESA's, zero no-value margins).
 
 Each measurement runs in its own child process; peak memory is the child's
@@ -38,25 +39,23 @@ S1B = "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371.SAFE"
 TILE = (7000, 2800, 11000, 11000)  # col_off, row_off, width, height
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("BIGEARTHNET_S1_SHARED_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
-
-
 # ------------------------------------------------------------------------------- scene
 def build_scene(workdir: Path) -> Path:
     """Copy the S1B metadata, add VH files, write synthetic DN for VV and VH."""
     import rasterio
     import rasterio.errors
 
-    src = _shared_data() / "s1-grd" / S1B
+    from bigearthnet_s1 import testdata
+
+    src = testdata.s1b_rome_safe()
+    assert src.name == S1B
     dst = workdir / S1B
     if (dst / ".complete").exists():
         return dst
     if dst.exists():
         shutil.rmtree(dst)
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.tiff"))
-    for d in [dst, *dst.rglob("*")]:  # the shared data is read-only; so would be the copy
+    for d in [dst, *dst.rglob("*")]:  # the cache is read-only; so would be the copy
         d.chmod(d.stat().st_mode | 0o200)
     for f in list(dst.rglob("*-vv-*.xml")):
         vh = f.with_name(f.name.replace("-vv-", "-vh-").replace("-001.xml", "-002.xml"))

@@ -23,8 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from bigearthnet_s1 import testdata
+
 REPO = Path(__file__).resolve().parents[1]
-ROME_DEM = REPO.parent / "shared" / "data" / "dem" / "Rome-30m-DEM.tif"
+ROME_DEM = testdata.rome_dem()  # real DEM of the pinned sarsen 0.9.6 release (cached after the first run)
 
 CHILD = r"""
 import json, sys, time, resource

@@ -1,7 +1,8 @@
 """Benchmark: terrain correction of one whole S2 tile (10,980 x 10,980 px at 10 m) from one
 full-size dual-pol scene, and a comparison with sarsen on a 2000 x 2000 sub-grid.
 
-Geometry: the real S1B annotation of ``../shared/data/s1-grd`` (orbit, srgr polynomials; a
+Geometry: the real S1B annotation from the pinned sarsen 0.9.6 release (``bigearthnet_s1.testdata``,
+fetched and verified on first use; orbit, srgr polynomials; a
 26,102 x 16,705 px scene over central Italy) and the S2 tile 33TUG inside it. DEM: a synthetic
 1 arc-second GeoTIFF in EPSG:9707 (EGM96 heights, so the geoid path runs) with relief up to
 about 1,700 m. Image: synthetic linear values (VV, VH) over the radar window the tile needs.
@@ -47,9 +48,10 @@ import numpy as np
 import rasterio
 from affine import Affine
 
+from bigearthnet_s1 import testdata
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("BIGEARTHNET_S1_SHARED_DATA", ROOT.parent / "shared" / "data"))
-SAFE = SHARED / "s1-grd" / "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371.SAFE"
+SAFE = testdata.s1b_rome_safe()  # real S1B metadata (cached after the first run)
 TILE_ID = "33TUG"
 N = 10980
 SUB = 2000

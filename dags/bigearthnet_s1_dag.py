@@ -165,7 +165,13 @@ def bigearthnet_s1() -> None:
             tiles=p["tiles"], start=start, end=end, catalog=p["catalog"], catalog_root=p["catalog_root"],
             catalog_options=options, dem=p["dem"], engine=p["engine"],
             explicit_window=bool(p["start"] or p["end"]), labels_from=p.get("labels_from") or "",
-            layout=p.get("layout") or "v1", pairing=p.get("pairing") or "select")
+            layout=p.get("layout") or "v1", pairing=p.get("pairing") or "select",
+            # every param of the later tasks is checked here, before anything runs
+            tolerance=p["coverage_tolerance"], target=p["coverage_target"],
+            window=_days(p["search_window_days"], "search_window_days"),
+            max_window=_days(p["max_window_days"], "max_window_days"),
+            poll_interval=p["poll_interval_s"],
+            offline_wait=3600.0 * _positive(p["offline_wait_hours"], "offline_wait_hours"))
 
     @task(task_display_name="Footprint lookup", map_index_template="{{ label }}")
     def lookup_footprint(tile: dict[str, Any]) -> dict[str, Any]:
@@ -272,6 +278,18 @@ def bigearthnet_s1() -> None:
     written = assemble_tile.expand(selection=selections)
     processed >> written
     [tiles, written] >> summary()
+
+
+def _positive(value: Any, what: str, maximum: float | None = None) -> float:
+    """A number param checked (> 0, finite) before it is used in arithmetic."""
+    from bigearthnet_s1.params import check_number
+
+    return check_number(value, what, minimum=0.0, maximum=maximum, exclusive_minimum=True)
+
+
+def _days(value: Any, what: str) -> timedelta:
+    """A days param as a timedelta, its range checked first (NaN or 1e12 days break timedelta)."""
+    return timedelta(days=_positive(value, what, 60.0))
 
 
 def _work(params: Any) -> Any:

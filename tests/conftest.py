@@ -1,58 +1,114 @@
 """Fixtures shared by every test area.
 
-Real data comes from two places: the BigEarthNet example patches inside the
-``bigearthnet-common`` wheel, and ``../shared/data`` beside the repository (real Sentinel-1
-metadata, a real DEM, recorded catalogue responses). CI has both.
+Real data comes from two places, both pinned public releases on the package registry:
+
+* the BigEarthNet example patches inside the ``bigearthnet-common==2.8.0`` wheel;
+* the source distribution of ``sarsen==0.9.6`` (real Sentinel-1 metadata, a real DEM),
+  fetched once by :mod:`bigearthnet_s1.testdata`, checked against its pinned SHA-256 and
+  cached outside the repository (``make testdata`` pre-fetches it for an offline machine).
+
+Recorded hub replies are not used: ``tests/catalog/fixtures`` holds replies written here in
+the hubs' documented schemas.
 """
 
 from __future__ import annotations
 
-import os
+import re
+import shutil
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from bigearthnet_s1 import samples
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from bigearthnet_s1 import samples, testdata
 
 
-def _shared_data_dir() -> Path:
-    env = os.environ.get("BIGEARTHNET_S1_SHARED_DATA")
-    candidates = [Path(env)] if env else []
-    candidates.append(REPO_ROOT.parent / "shared" / "data")
-    for c in candidates:
-        if c.is_dir():
-            return c
-    raise RuntimeError(
-        f"shared test data not found (looked in {', '.join(map(str, candidates))}); "
-        "set BIGEARTHNET_S1_SHARED_DATA"
-    )
+@pytest.fixture(autouse=True)
+def _forget_registered_secrets():
+    """Secrets registered for redaction are process-wide: a test's password (say "wrong")
+    must not be redacted from the next test's messages."""
+    yield
+    from bigearthnet_s1 import redact
+
+    redact.forget_secrets()
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """``../shared/data``: s1-grd/, dem/, catalog/ (read-only)."""
-    return _shared_data_dir()
+def s1b_rome_safe() -> Path:
+    """Real S1B IW GRDH product over central Italy (IPF 3.40; VV files only, the manifest
+    lists VH too; zero-filled measurement). Read-only: copy before changing."""
+    return testdata.s1b_rome_safe()
 
 
 @pytest.fixture(scope="session")
-def s1b_rome_safe(shared_data: Path) -> Path:
-    """Real S1B IW GRDH product over central Italy (VV only; zero-filled measurement)."""
-    return shared_data / "s1-grd" / "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371.SAFE"
+def s1a_slc_manifest() -> Path:
+    """manifest.safe of a real S1A IW SLC product (orbit 41314, relative 117, ascending)."""
+    return testdata.s1a_slc_manifest()
 
 
 @pytest.fixture(scope="session")
-def s1a_beira_safe(shared_data: Path) -> Path:
-    """Real S1A IW GRDH product over Mozambique (VV+VH metadata; no measurement files)."""
-    return shared_data / "s1-grd" / "S1A_IW_GRDH_1SDV_20210119T031653_20210119T031718_036201_043ED0_8255.SAFE"
-
-
-@pytest.fixture(scope="session")
-def rome_dem(shared_data: Path) -> Path:
+def rome_dem() -> Path:
     """Real 30 m DEM over Rome, EPSG:9707 (WGS84 + EGM96 heights), int16, nodata -32768."""
-    return shared_data / "dem" / "Rome-30m-DEM.tif"
+    return testdata.rome_dem()
+
+
+def make_dual_pol(src: Path, dst_root: Path, *, vh_noise_scale: float = 0.71) -> Path:
+    """A writable copy of a VV-only product's metadata (no measurement) with the VH files its
+    manifest lists made from the VV ones: polarisation and image number relabelled, and the
+    range noise LUT scaled by ``vh_noise_scale`` (real VH noise LUTs differ from VV's), so a
+    reader that mixed the two polarisations up would get wrong values."""
+    dst = dst_root / src.name
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.tiff"))
+    for d in [dst, *dst.rglob("*")]:  # the cache is read-only; so would be the copy
+        d.chmod(d.stat().st_mode | 0o200)
+    (dst / "measurement").mkdir(exist_ok=True)
+
+    def scaled(m: re.Match[str]) -> str:
+        values = " ".join(f"{float(v) * vh_noise_scale:.6e}" for v in m.group(2).split())
+        return f"{m.group(1)}{values}{m.group(3)}"
+
+    vv_files = sorted(dst.rglob("*-vv-*-001.xml"))
+    assert len(vv_files) == 4, vv_files  # annotation, calibration, noise, RFI
+    for f in vv_files:
+        text = f.read_text()
+        text = text.replace("<polarisation>VV</polarisation>", "<polarisation>VH</polarisation>")
+        text = text.replace("<imageNumber>001</imageNumber>", "<imageNumber>002</imageNumber>")
+        if f.name.startswith("noise-"):
+            text, n = re.subn(r"(<noiseRangeLut[^>]*>)([^<]*)(</noiseRangeLut>)", scaled, text)
+            assert n > 0
+        f.with_name(f.name.replace("-vv-", "-vh-").replace("-001.xml", "-002.xml")).write_text(text)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def s1b_dual_pol_safe(s1b_rome_safe: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real S1B metadata as a dual-polarisation product (VV real, VH made from it with a
+    different noise LUT; see :func:`make_dual_pol`); no measurement files."""
+    return make_dual_pol(s1b_rome_safe, tmp_path_factory.mktemp("s1b-dual-pol"))
+
+
+#: Start time of the real S1A product S1A_IW_GRDH_1SDV_20210119T031653_..._036201_043ED0_8255
+#: (IPF 3.31, descending, relative orbit 79, over Beira, Mozambique).
+BEIRA_START = "2021-01-19T03:16:53.799379"
+
+
+@pytest.fixture(scope="session")
+def beira_box() -> tuple[float, float, float, float]:
+    """A 21 x 22 km box (lon/lat) inside the real S1A Beira product's footprint."""
+    return (33.0, -18.5, 33.2, -18.3)
+
+
+@pytest.fixture(scope="session")
+def s1a_beira_sim(tmp_path_factory: pytest.TempPathFactory, beira_box: tuple[float, float, float, float]) -> Path:
+    """A simulated S1A IW GRDH product (VV + VH measurement, IPF 3.31 noise layout with
+    azimuth vectors, no RFI files) at the time and place of the real S1A Beira product, so it
+    carries that product's identity (orbit 36201, relative 79, datatake 043ED0, descending).
+    ``<name>.zip`` lies beside the ``.SAFE`` folder. Read-only by convention: copy first."""
+    from bigearthnet_s1.simulate import simulate_product
+
+    return simulate_product(tmp_path_factory.mktemp("s1a-beira-sim"), bounds_wgs84=beira_box, time=BEIRA_START,
+                            pass_direction="descending", mission="S1A", ipf_version="003.31", margin_m=1500.0,
+                            seed=3, zip=True)
 
 
 @pytest.fixture(scope="session")

@@ -56,7 +56,13 @@ def options_from_connection(host: str | None, schema: str | None, port: int | No
                             login: str | None, password: str | None,
                             extra: dict[str, Any] | None) -> dict[str, Any]:
     """Map Connection fields onto ``open_catalog`` options (``url``, ``user``, ``password``, extras)."""
+    from bigearthnet_s1.redact import is_secret_key, register_secret
+
     options: dict[str, Any] = dict(extra or {})
+    register_secret(password)
+    for k, v in options.items():  # token, client_secret, ... extras
+        if isinstance(v, str) and is_secret_key(str(k)):
+            register_secret(v)
     if host:
         if "://" in host or host.startswith("/"):
             url = host

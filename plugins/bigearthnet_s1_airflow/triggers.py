@@ -89,5 +89,7 @@ class ProductRetrievalTrigger(BaseTrigger):
                     return
                 await asyncio.sleep(max(0.0, min(self.poll_interval, self.deadline - time.time())))
         except Exception as exc:  # reported to the task, which raises with this message
+            from bigearthnet_s1.redact import redact
+
             yield TriggerEvent({"status": "error", "product": self.product, "polls": polls,
-                                "message": f"{type(exc).__name__}: {exc}"})
+                                "message": redact(f"{type(exc).__name__}: {exc}")})

@@ -11,7 +11,9 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
+from bigearthnet_s1 import redact
 from bigearthnet_s1.errors import BigEarthNetS1Error
 
 #: command name -> one-line help. The module is ``bigearthnet_s1.commands.<name>``.
@@ -45,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # every log line and error message leaves redacted (credentials from the environment too)
+    redact.register_environment()
+    redact.install()
     if args.command is None:
         parser.print_help()
         return 2
@@ -54,11 +59,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     module.add_arguments(cmd_parser)
     cmd_args = cmd_parser.parse_args(rest)
+    for key, value in vars(cmd_args).items():  # --password, --token, user info in URLs
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and redact.is_secret_key(key):
+                redact.register_secret(v)
+            elif isinstance(v, str) and "://" in v:
+                redact.register_url(v)
     try:
         return int(module.run(cmd_args) or 0)
     except BigEarthNetS1Error as exc:
-        print(f"bigearthnet-s1 {args.command}: error: {exc}", file=sys.stderr)
+        print(f"bigearthnet-s1 {args.command}: error: {redact.redact(str(exc))}", file=sys.stderr)
         return 1
+    except Exception:  # a bug or an unforeseen failure: the traceback, redacted
+        print(redact.redact(traceback.format_exc()), file=sys.stderr, end="")
+        print(f"bigearthnet-s1 {args.command}: internal error (traceback above)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -30,6 +30,7 @@ import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from bigearthnet_s1.errors import AuthenticationError, DownloadError
+from bigearthnet_s1.redact import register_secret
 
 __all__ = [
     "EDL_URL",
@@ -177,10 +178,16 @@ class EarthdataAuth(AuthBase):
         self._session = session
         self.timeout = timeout
         self._lock = threading.Lock()
+        register_secret(password)
+        register_secret(token)
 
     def __repr__(self) -> str:  # never show the token or the password
         who = f"user={self.user!r}" if self.user and not self._fixed else "token=***"
         return f"EarthdataAuth({who})"
+
+    def secrets(self) -> list[str]:
+        """The password and the token held now (for ``redact.register_auth``)."""
+        return [s for s in (self._password, self._token) if s]
 
     def token(self) -> str:
         with self._lock:
@@ -188,6 +195,7 @@ class EarthdataAuth(AuthBase):
                 assert self.user is not None and self._password is not None
                 self._token = find_or_create_token(self.user, self._password, edl_url=self.edl_url,
                                                    session=self._session, timeout=self.timeout)
+                register_secret(self._token)
                 log.info("Earthdata Login: token obtained for user %s", self.user)
             return self._token
 

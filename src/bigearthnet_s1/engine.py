@@ -35,7 +35,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -52,7 +51,7 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from bigearthnet_s1 import graph as G
-from bigearthnet_s1.atomic import atomic_path
+from bigearthnet_s1.atomic import atomic_path, sweep, temporary_dir
 from bigearthnet_s1.errors import (
     BigEarthNetS1Error,
     GeometryError,
@@ -996,8 +995,8 @@ def preprocess(
         lat_range = (fp_bounds[1], fp_bounds[3])
         dem_bounds = flat_dem_bounds(fp_bounds, grid)
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=f".{out_path.stem}.", dir=out_path.parent) as scratch_s:
-            scratch = Path(scratch_s)
+        sweep(out_path.parent)  # scratch folders of killed runs
+        with temporary_dir(out_path.parent / out_path.stem) as scratch:
             choice = _dem_choice(dem, lat_range, dem_bounds, scratch)
             ann = safe.annotation(pols[0])
             rwin = _radar_window(ann, choice, grid, margin)

@@ -3,13 +3,24 @@
 Every error raised on bad input names the input at fault (file, tile, product, node)
 in its message, so that a failed Airflow task log says what to fix. The modules that raise
 an error re-export it (``from bigearthnet_s1.transfer import HttpStatusError`` still works).
+
+Every message is redacted when the error is created (``bigearthnet_s1.redact``): URL user
+info, ``Authorization`` headers, bearer tokens, ``password=``/``token=`` pairs and the
+registered credentials never reach a log, a traceback or an Airflow task page through them.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from bigearthnet_s1.redact import redact, redact_url
+
 
 class BigEarthNetS1Error(Exception):
-    """Base class of every error the library raises on purpose."""
+    """Base class of every error the library raises on purpose (message redacted)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class InputError(BigEarthNetS1Error, ValueError):
@@ -51,7 +62,7 @@ class HttpStatusError(DownloadError):
     def __init__(self, message: str, status: int, url: str) -> None:
         super().__init__(message)
         self.status = status
-        self.url = url
+        self.url = redact_url(url)
 
 
 class StoreLockTimeout(DownloadError):
@@ -124,7 +135,7 @@ class GptError(BigEarthNetS1Error):
         super().__init__(message)
         self.returncode = returncode
         self.node = node
-        self.stderr_tail = stderr_tail
+        self.stderr_tail = redact(stderr_tail)
 
 
 class GptTimeoutError(GptError):
@@ -137,6 +148,10 @@ class ParameterError(InputError):
 
 class PipelineError(BigEarthNetS1Error):
     """A pipeline step that cannot run because an earlier step's output is missing."""
+
+
+class PinnedDataError(BigEarthNetS1Error):
+    """Test data from a pinned release that cannot be fetched or fails its SHA-256 check."""
 
 
 class InjectedFault(BigEarthNetS1Error):

@@ -39,6 +39,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -710,20 +711,27 @@ def parse_graph(text: str | bytes, name: str = "graph") -> Graph:
 
 
 def graphs_dir() -> Path:
-    """Folder of the graph templates: ``$BIGEARTHNET_S1_GRAPHS`` if set, else
-    ``include/graphs`` of the source tree this module lives in."""
+    """Folder of the graph templates: ``$BIGEARTHNET_S1_GRAPHS`` if set, else the package's
+    ``graphs`` resources.
+
+    ``include/graphs/`` is the one copy in the repository (what a user opens in SNAP's Graph
+    Builder); ``src/bigearthnet_s1/graphs`` is a symbolic link to it, so an editable install
+    reads it in place and a built wheel carries the same bytes as package data."""
     env = os.environ.get("BIGEARTHNET_S1_GRAPHS")
-    candidates = [Path(env)] if env else []
-    here = Path(__file__).resolve()
-    candidates += [p / "include" / "graphs" for p in here.parents[:4]]
-    for c in candidates:
-        if c.is_dir():
-            return c
-    raise GraphError(
-        "graph templates not found (looked in "
-        + ", ".join(map(str, candidates))
-        + "); set BIGEARTHNET_S1_GRAPHS to the include/graphs folder"
-    )
+    if env:
+        folder = Path(env)
+        if not folder.is_dir():
+            raise GraphError(f"BIGEARTHNET_S1_GRAPHS={env}: not a folder")
+        return folder
+    resource = resources.files("bigearthnet_s1").joinpath("graphs")
+    folder = Path(str(resource))
+    if not all((folder / f).is_file() for f in TEMPLATES.values()):
+        raise GraphError(
+            f"graph templates not found in the installed package ({folder}: "
+            f"expected {', '.join(TEMPLATES.values())}); reinstall bigearthnet-s1, or set "
+            "BIGEARTHNET_S1_GRAPHS to a folder holding them (the repository's include/graphs)"
+        )
+    return folder
 
 
 def template_path(name: str) -> Path:

@@ -22,14 +22,21 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bigearthnet_s1.errors import BigEarthNetS1Error, InjectedFault, ParameterError, PipelineError
+from bigearthnet_s1.atomic import sweep
+from bigearthnet_s1.errors import BigEarthNetS1Error, InjectedFault, ParameterError, PipelineError, SafeError
+from bigearthnet_s1.params import DEM_NAMES as DEM_NAMES  # re-exported: the checks moved to params
+from bigearthnet_s1.params import check_choice as _check_choice
+from bigearthnet_s1.params import check_dem as check_dem
+from bigearthnet_s1.params import check_engine as check_engine
+from bigearthnet_s1.params import check_number, check_selection, check_tile_ids
+from bigearthnet_s1.params import check_writable as check_writable
+from bigearthnet_s1.redact import redact, redact_obj
 
 if TYPE_CHECKING:  # heavy modules are imported inside the steps
     from bigearthnet_s1.catalog import Catalog, ProductRecord
@@ -39,7 +46,7 @@ log = logging.getLogger(__name__)
 
 UTC = UTC
 CATALOG_KINDS = ("local", "cdse", "dhus", "asf")
-ENGINES = ("native", "snap")
+ENGINES = ("native", "snap")  # = params.ENGINES
 #: Archive layouts: BigEarthNet-S1 v1.0, or BigEarthNet v2 (reBEN; see ``archive_v2``).
 LAYOUTS = ("v1", "v2")
 #: How S1 products are chosen: the selection rule, or the acquisitions reBEN's ``s1_name`` names.
@@ -173,52 +180,7 @@ def run_window(start: str | datetime | None, end: str | datetime | None, *, run_
     return t0, t1
 
 
-def check_writable(path: Path, what: str) -> None:
-    """Raise :class:`ParameterError` unless ``path`` is (or can be created as) a writable folder.
-
-    Writes nothing that stays: the probe is an anonymous temporary file in the nearest existing
-    ancestor (``os.access`` alone is not enough: root passes it on a read-only file system).
-    """
-    p = path
-    while not p.exists():
-        if p.parent == p:
-            break
-        p = p.parent
-    if not p.is_dir():
-        raise ParameterError(f"{what} {path} cannot be created: {p} is not a folder")
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise ParameterError(f"{what} {path} is not writable (no write permission on {p})")
-    try:
-        with tempfile.TemporaryFile(dir=p):
-            pass
-    except OSError as exc:
-        raise ParameterError(f"{what} {path} is not writable ({p}: {exc.strerror or exc})") from exc
-
-
-def _check_choice(value: str, choices: Sequence[str], what: str) -> str:
-    if value not in choices:
-        raise ParameterError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
-    return value
-
-
-DEM_NAMES = ("flat", "auto", "srtm1", "glo30")
-
-
-def check_dem(dem: str) -> None:
-    """A DEM spec is 'flat', 'auto', 'srtm1', 'glo30' or an existing raster path."""
-    if dem in DEM_NAMES:
-        return
-    if not Path(dem).expanduser().is_file():
-        raise ParameterError(f"DEM {dem!r} is neither one of {', '.join(DEM_NAMES)} nor an existing raster file")
-
-
-def check_engine(engine: str) -> None:
-    """The engine exists here (``snap`` needs SNAP's gpt): fail before anything runs."""
-    _check_choice(engine, ENGINES, "engine")
-    if engine == "snap":
-        from bigearthnet_s1 import gpt
-
-        gpt.find_gpt()  # raises EngineUnavailableError with install instructions
+# check_writable, check_dem, check_engine, DEM_NAMES: see bigearthnet_s1.params (imported above)
 
 
 # ------------------------------------------------------------------------------ tiles
@@ -253,16 +215,12 @@ def filter_tiles(acquisitions: Iterable[TileAcquisition], tiles: Sequence[str] =
     An entry of ``tiles`` that names no acquisition of the source raises :class:`ParameterError`
     (a typo must not silently build nothing).
     """
+    from bigearthnet_s1.params import require_tiles
+
     acqs = list(acquisitions)
-    wanted = [str(t).strip().upper().removeprefix("T") for t in tiles if str(t).strip()]
+    wanted = check_tile_ids(tiles, keys=True)
     if wanted:
-        ids = {a.tile_id.upper() for a in acqs}
-        keys = {a.key.upper() for a in acqs}
-        unknown = [t for t in wanted if t not in ids and t not in keys]
-        if unknown:
-            known = ", ".join(sorted(ids)[:12]) + (" ..." if len(ids) > 12 else "")
-            raise ParameterError(f"unknown tile(s) {', '.join(unknown)}: not in {source} "
-                                 f"(its tiles: {known})")
+        require_tiles(wanted, acqs, source)
         acqs = [a for a in acqs if a.tile_id.upper() in wanted or a.key.upper() in wanted]
     if start is not None:
         acqs = [a for a in acqs if a.sensing_time >= start]
@@ -287,14 +245,21 @@ def prepare_run(work: WorkDir, source: str, *, tiles: Sequence[str] = (), start:
                 end: datetime | None = None, catalog: str = "local", catalog_root: str = "",
                 catalog_options: Mapping[str, Any] | None = None, dem: str = "flat",
                 engine: str = "native", explicit_window: bool = False, labels_from: str = "",
-                layout: str = "v1", pairing: str = "select") -> list[dict[str, Any]]:
+                layout: str = "v1", pairing: str = "select", tolerance: float = 0.999,
+                target: str = "patches", window: timedelta = timedelta(days=3),
+                max_window: timedelta = timedelta(days=9), poll_interval: float | None = None,
+                offline_wait: float | None = None) -> list[dict[str, Any]]:
     """Check every parameter, then find the tiles and save their manifests; return tile refs.
 
     Raises :class:`ParameterError` with a message naming the bad value, before writing anything,
     for: an unknown catalogue/engine/layout/pairing, a catalogue without its credentials or
-    folder, a missing DEM, an unwritable work or archive folder, an unknown tile, an empty
-    window, an explicit window in which no acquisition was sensed, a label source that cannot
-    be read, or pairing "reben" with a source that has no reBEN ``s1_name``.
+    folder, a missing DEM, an unwritable work or archive folder, a tile id that is not MGRS, an
+    unknown tile, an empty window, an explicit window in which no acquisition was sensed, a
+    label source that cannot be read, pairing "reben" with a source that has no reBEN
+    ``s1_name``, and selection parameters out of range (``tolerance`` in (0, 1], ``target``,
+    ``window`` > 0 and ``max_window`` >= ``window``), a ``poll_interval``/``offline_wait`` (s)
+    that is not > 0. Then removes the stale temporaries of killed runs from the work folders
+    (see :func:`sweep_work`).
 
     ``labels_from``: a label source (``bigearthnet_s1.labels.open_label_source``) whose labels
     replace the S2 source's; patches nobody knows stay unlabeled and are counted (logged as a
@@ -304,6 +269,14 @@ def prepare_run(work: WorkDir, source: str, *, tiles: Sequence[str] = (), start:
     _check_choice(layout, LAYOUTS, "layout")
     _check_choice(pairing, PAIRINGS, "pairing")
     opts = dict(catalog_options or {})
+    _register_secrets(opts)
+    wanted = check_tile_ids(tiles, "tiles", keys=True)
+    check_selection(tolerance=tolerance, target=target, window_days=window.total_seconds() / 86400.0,
+                    max_window_days=max_window.total_seconds() / 86400.0)
+    if poll_interval is not None:
+        check_number(poll_interval, "poll interval (s)", minimum=0.0, exclusive_minimum=True)
+    if offline_wait is not None:
+        check_number(offline_wait, "wait for archived products (s)", minimum=0.0, exclusive_minimum=True)
     if catalog == "local":
         root = catalog_root or opts.get("root") or opts.get("url") or ""
         if not root or not Path(str(root)).expanduser().is_dir():
@@ -329,11 +302,11 @@ def prepare_run(work: WorkDir, source: str, *, tiles: Sequence[str] = (), start:
             raise ParameterError(f"label source {labels_from!r} does not exist (param labels_from / --labels-from)")
         label_source = open_label_source(labels_from)
 
-    found = filter_tiles(read_tiles(source, tiles), tiles, start=start, end=end, source=str(source))
-    if not found and (explicit_window or tiles):
-        window = f"[{start.isoformat() if start else '-inf'}, {end.isoformat() if end else '+inf'})"
-        raise ParameterError(f"no S2 tile acquisition of {source} sensed in {window}"
-                             + (f" for tiles {', '.join(tiles)}" if tiles else ""))
+    found = filter_tiles(read_tiles(source, wanted), wanted, start=start, end=end, source=str(source))
+    if not found and (explicit_window or wanted):
+        span = f"[{start.isoformat() if start else '-inf'}, {end.isoformat() if end else '+inf'})"
+        raise ParameterError(f"no S2 tile acquisition of {source} sensed in {span}"
+                             + (f" for tiles {', '.join(wanted)}" if wanted else ""))
     if pairing == "reben":
         from bigearthnet_s1.reben import named_prefixes
 
@@ -342,10 +315,43 @@ def prepare_run(work: WorkDir, source: str, *, tiles: Sequence[str] = (), start:
             raise ParameterError(f"pairing 'reben' needs reBEN's s1_name for every tile; {source} has none for "
                                  f"{', '.join(unpaired[:5])} (use a reBEN metadata.parquet as the S2 source)")
     found = _label(found, label_source, source)
+    sweep_work(work)
     for t in found:
         write_json(work.tile_file(t.key), t.to_json())
     log.info("%d tile acquisitions to build (%d patches)", len(found), sum(len(t.patches) for t in found))
     return [tile_ref(t) for t in found]
+
+
+def _register_secrets(options: Mapping[str, Any]) -> None:
+    """Register the Connection's password and token (and any secret-named extra) for redaction."""
+    from bigearthnet_s1.redact import is_secret_key, register_secret
+
+    for k, v in options.items():
+        if isinstance(v, str) and is_secret_key(str(k)):
+            register_secret(v)
+
+
+def sweep_work(work: WorkDir) -> int:
+    """Remove the stale temporaries (no live lock: their writer died) from every folder the
+    pipeline writes: the bookkeeping folders, ``processed/<key>/``, the quicklooks, the product
+    store, the DEM cache, the archive (its patch folders by the archive's own rule). Returns
+    how many were removed."""
+    from bigearthnet_s1.archive import INDEX_DIR, clean_temporaries
+
+    removed = 0
+    for sub in ("tiles", "selection", "records", "results", "quicklooks", "summaries", "products",
+                "products/verified", "dem-cache", "dem-cache/glo30", "dem-cache/srtm1"):
+        removed += sweep(work.root / sub)
+    processed = work.root / "processed"
+    removed += sweep(processed)
+    if processed.is_dir():
+        for d in processed.iterdir():
+            if d.is_dir() and not d.name.startswith("."):
+                removed += sweep(d)
+    if work.archive.is_dir():
+        removed += sweep(work.archive) + sweep(work.archive / INDEX_DIR) + clean_temporaries(work.archive)
+    removed += sweep(work.root)
+    return removed
 
 
 def _label(found: list[TileAcquisition], label_source: Any, source: str | os.PathLike[str]) -> list[TileAcquisition]:
@@ -556,6 +562,10 @@ class _BearerToken:
     def __repr__(self) -> str:  # never show the token
         return "_BearerToken(***)"
 
+    def secrets(self) -> list[str]:
+        """For ``redact.register_auth``."""
+        return [self._token]
+
     def __call__(self, r: Any) -> Any:
         r.headers["Authorization"] = f"Bearer {self._token}"
         return r
@@ -563,7 +573,16 @@ class _BearerToken:
 
 def _auth(options: Mapping[str, Any] | None, source: str = "") -> dict[str, Any]:
     """Download credentials: the Connection's login or token, else the hub's environment
-    variables (the same ones :func:`prepare_run` accepts as the catalogue's credentials)."""
+    variables (the same ones :func:`prepare_run` accepts as the catalogue's credentials).
+    Every secret found is registered for redaction."""
+    from bigearthnet_s1.redact import register_auth
+
+    found = _find_auth(options, source)
+    register_auth(found.get("auth"))
+    return found
+
+
+def _find_auth(options: Mapping[str, Any] | None, source: str) -> dict[str, Any]:
     opts = dict(options or {})
     if source == "asf":  # Earthdata bearer token (a Connection password alone is the token)
         from bigearthnet_s1.earthdata import EarthdataAuth
@@ -596,7 +615,7 @@ def product_status(work: WorkDir, name: str, options: Mapping[str, Any] | None =
 
     hub = HubClient(endpoints=hub_endpoints(record.source, options))
     st = hub.retrieval_status(record, order_id=order_id, **_auth(options, record.source))
-    return {"state": st.state, "order_id": st.order_id, "message": st.message}
+    return {"state": st.state, "order_id": st.order_id, "message": redact(st.message)}
 
 
 def request_product(work: WorkDir, name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -606,7 +625,7 @@ def request_product(work: WorkDir, name: str, options: Mapping[str, Any] | None 
     record = load_record(work, name)
     hub = HubClient(endpoints=hub_endpoints(record.source, options))
     st = hub.request_retrieval(record, **_auth(options, record.source))
-    return {"state": st.state, "order_id": st.order_id, "message": st.message}
+    return {"state": st.state, "order_id": st.order_id, "message": redact(st.message)}
 
 
 def fetch_product(work: WorkDir, name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -658,8 +677,18 @@ def preprocess_pair(work: WorkDir, key: str, name: str, *, engine: str = "native
     src = product_path(work, name)
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    engine_mod.preprocess(src, tile, out, engine=engine, graph=graph, dem=dem,
-                          dem_cache=work.root / "dem-cache")
+    try:
+        engine_mod.preprocess(src, tile, out, engine=engine, graph=graph, dem=dem,
+                              dem_cache=work.root / "dem-cache")
+    except SafeError as exc:
+        # the product itself is bad (unreadable member, wrong measurement type, ...): a store
+        # entry must not keep looking verified; the next download fetches it again
+        store = _store(work)
+        if Path(src).parent == store.root and store.has(name):
+            moved = store.quarantine(name, str(exc))
+            raise SafeError(f"{exc} (moved to {', '.join(m.name for m in moved)}; "
+                            "the next download fetches it again)") from exc
+        raise
     log.info("tile %s, product %s: preprocessed in %.1f s", key, name, time.monotonic() - t0)
     return {"tile": key, "product": name, "path": str(out), "cached": False}
 
@@ -713,7 +742,10 @@ def assemble_tile(work: WorkDir, key: str, *, overwrite: bool = False,
     inject_fault(work, "assemble_tile", key)
 
     from bigearthnet_s1 import archive_v2
-    from bigearthnet_s1.archive import is_complete, s1_patch_name
+    from bigearthnet_s1.archive import INDEX_DIR, is_complete, s1_patch_name
+
+    for folder in (work.quicklook_file(key).parent, res_path.parent, work.archive, work.archive / INDEX_DIR):
+        sweep(folder)  # temporaries of killed runs (patch folders: the archive writer's own sweep)
     from bigearthnet_s1.mosaic import SceneOnGrid, mosaic_tile
     from bigearthnet_s1.quicklook import write_quicklook
     from bigearthnet_s1.reben import preferred_scenes
@@ -812,9 +844,10 @@ def summarise(work: WorkDir, keys: Sequence[str], *, run_id: str = "manual",
 
         index = str(merge_index(work.archive))
     unlabeled = _unlabeled_in_index(work, ok)
-    report = {"run_id": run_id, "tiles": len(keys), "ok": len(ok), "failed": failed, "patches": patches,
-              "written": written, "uncovered_patches": uncovered, "unlabeled_patches": unlabeled,
-              "products": len(products), "coverage": coverage, "archive": str(work.archive), "index": index}
+    report = redact_obj({"run_id": run_id, "tiles": len(keys), "ok": len(ok), "failed": failed, "patches": patches,
+                         "written": written, "uncovered_patches": uncovered, "unlabeled_patches": unlabeled,
+                         "products": len(products), "coverage": coverage, "archive": str(work.archive),
+                         "index": index})
     write_json(work.summary_file(run_id), report)
     log.info("summary: %d/%d tiles ok, %d patches (%d written now), %d products, %d failed",
              len(ok), len(keys), patches, written, len(products), len(failed))
@@ -859,7 +892,8 @@ def build(work: WorkDir, source: str, *, tiles: Sequence[str] = (), start: datet
     refs = prepare_run(work, source, tiles=tiles, start=start, end=end, catalog=catalog,
                        catalog_root=catalog_root, catalog_options=catalog_options, dem=dem, engine=engine,
                        explicit_window=bool(start or end), labels_from=labels_from, layout=layout,
-                       pairing=pairing)
+                       pairing=pairing, tolerance=tolerance, target=target, window=window,
+                       max_window=max_window)
     keys = [r["key"] for r in refs]
     bar = None
     if progress:

@@ -643,6 +643,13 @@ class SafeProduct:
                         f"file {rel} is {ds.width} x {ds.height} px but the annotation says "
                         f"{ann.samples} x {ann.lines}"
                     )
+                if ds.count != 1 or ds.dtypes[0] != "uint16":
+                    # GRD measurements are one band of 16-bit unsigned amplitude DN; anything
+                    # else (float32 intensities, complex SLC) would be cast into garbage sigma0
+                    raise self._err(
+                        f"file {rel} holds {ds.count} band(s) of {ds.dtypes[0]}, not the one band of "
+                        "uint16 amplitude DN of a GRD measurement"
+                    )
                 data = ds.read(1, window=win, out=out, out_dtype=np.uint16)
         except SafeError:
             raise

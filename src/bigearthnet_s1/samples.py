@@ -7,12 +7,11 @@ the tests. Extraction is idempotent and atomic: a sample folder appears whole or
 from __future__ import annotations
 
 import os
-import shutil
 import tarfile
-import tempfile
 from importlib import resources
 from pathlib import Path
 
+from bigearthnet_s1.atomic import sweep, temporary_dir
 from bigearthnet_s1.errors import InputError
 
 S1_EXAMPLE = "BigEarthNet-S1-Example"
@@ -28,13 +27,11 @@ def _extract(name: str, dest: Path) -> Path:
         ref = resources.files("bigearthnet_common").joinpath(f"{name}.tar.bz2")
     except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
         raise InputError("the example patches need the package bigearthnet-common==2.8.0") from exc
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest))
-    try:
+    sweep(dest)  # extractions of killed runs
+    with temporary_dir(target) as tmp:
         with resources.as_file(ref) as tar_path, tarfile.open(tar_path) as tar:
             tar.extractall(tmp, filter="data")
         os.replace(tmp / name, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

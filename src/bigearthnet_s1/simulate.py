@@ -49,7 +49,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Callable, Sequence
@@ -63,6 +62,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from bigearthnet_s1.atomic import make_temporary_dir, sweep, temporary_dir
 from bigearthnet_s1.errors import DemError, GeometryError, SimulationError
 from bigearthnet_s1.geocoding import lerp_index
 from bigearthnet_s1.orbit import (
@@ -111,8 +111,9 @@ CALIBRATION_STEP = 1.0  # s between calibration / noise range vectors (as real p
 LUT_PIXEL_STEP = 40  # px between calibration / noise LUT samples (as real products)
 DEFAULT_MARGIN_M = 5000.0  # small products: margin around the target area
 
-#: Absolute orbit / ascending node time pairs read off the real products in
-#: ../shared/data/s1-grd (manifest.safe), plus Sentinel-1's relative orbit offsets and the
+#: Absolute orbit / ascending node time pairs read off the manifests of two real products
+#: (S1A_IW_GRDH_1SDV_20210119T031653_..._043ED0_8255 and the S1B product of the sarsen 0.9.6
+#: test data, see bigearthnet_s1.testdata), plus Sentinel-1's relative orbit offsets and the
 #: cycle numbers they carry. Absolute orbits count ascending node crossings.
 _MISSIONS: dict[str, dict[str, Any]] = {
     "S1A": {
@@ -122,7 +123,7 @@ _MISSIONS: dict[str, dict[str, Any]] = {
         "cycle_offset": 14,
         "nssdc": "2014-016A",
         # (absolute orbit, mission datatake id) of real products (BigEarthNet-S1 scene names
-        # and the shared S1A product): datatake ids are interpolated between them.
+        # and the real S1A product above): datatake ids are interpolated between them.
         "datatakes": ((17018, 0x01C579), (17070, 0x01C718), (18527, 0x01F38C), (19797, 0x021ACD), (20452, 0x022F7E),
                       (36201, 0x043ED0)),
         "active": (np.datetime64("2014-04-03", "ns"), np.datetime64("2100-01-01", "ns")),
@@ -2563,7 +2564,7 @@ _SMALL_XSD = {
 
 def _write_support(folder: Path, rfi: bool) -> None:
     """The SAFE's support/ schemas: the annotation schemas as shipped by xarray-sentinel (the
-    ESA XSDs it validates with), minimal schemas for the rest."""
+    ESA XSDs it validates with; optional, extra ``esa-xsd``), minimal schemas for the rest."""
     folder.mkdir(parents=True, exist_ok=True)
     names = ["s1-level-1-product.xsd", "s1-level-1-noise.xsd", "s1-level-1-calibration.xsd", "s1-object-types.xsd"]
     if rfi:
@@ -2573,11 +2574,15 @@ def _write_support(folder: Path, rfi: bool) -> None:
     spec = importlib.util.find_spec("xarray_sentinel")  # locate without importing (xarray is slow to import)
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
     res = Path(locations[0]) / "resources" / "sentinel1" if locations else None
+    missing = []
     for n in names:
         if res is not None and (res / n).is_file():
             shutil.copyfile(res / n, folder / n)
-        else:  # pragma: no cover - xarray-sentinel is a dependency
-            log.warning("simulate: schema %s not found in xarray-sentinel, support/ lacks it", n)
+        else:  # pragma: no cover - xarray-sentinel is installed with the test extra
+            missing.append(n)
+    if missing:  # pragma: no cover
+        log.warning("simulate: support/ lacks ESA's %s (they come from xarray-sentinel: "
+                    "pip install 'bigearthnet-s1[esa-xsd]')", ", ".join(missing))
     for n, body in _SMALL_XSD.items():
         (folder / n).write_text(
             '<?xml version="1.0" encoding="UTF-8"?>\n<xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
@@ -2866,15 +2871,13 @@ def simulate_product(
     frame = plan.frame
     stop = frame.last_time
     out.mkdir(parents=True, exist_ok=True)
+    sweep(out)  # scratch folders of killed runs
     found = _existing(out, prefix, params)
     if found is not None and not overwrite:
         log.info("simulate: %s exists with the same parameters, kept", found.name)
         if zip and not found.with_suffix(".zip").is_file():
-            tmp = Path(tempfile.mkdtemp(prefix=f".{prefix}.", dir=out))
-            try:
+            with temporary_dir(out / prefix) as tmp:
                 _zip_safe(found, found.with_suffix(".zip"), tmp)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
         return found
 
     border_noise = ipf_value < 2.9
@@ -2900,7 +2903,8 @@ def simulate_product(
     shape = (np.unique(gl).size, np.unique(gpx).size)
     footprint = [(float(g["lon"].reshape(shape)[i, j]), float(g["lat"].reshape(shape)[i, j])) for i, j in corners_idx]
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{prefix}.", dir=out))
+    scratch = make_temporary_dir(out / prefix)
+    tmp = scratch.path
     try:
         safe_tmp = tmp / f"{prefix}.SAFE"
         for sub in ("annotation/calibration", "measurement", "preview", "support") + (("annotation/rfi",) if meta.rfi else ()):
@@ -2971,7 +2975,7 @@ def simulate_product(
         if zip and not (out / f"{name}.zip").is_file():
             _zip_safe(final, out / f"{name}.zip", tmp)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        scratch.cleanup()
     log.info("simulate: wrote %s (%d x %d px, %s, IPF %s)", final.name, frame.samples, frame.lines,
              "ascending" if ascending else "descending", ipf_text)
     return final

@@ -6,7 +6,17 @@ Layout of ``root``::
     <name>.SAFE/        its extraction (exists only complete: renamed into place)
     <name>.zip.part     unfinished download, resumed by the next fetch (see transfer.py)
     <name>.lock         claim of the process working on <name> (fcntl.flock; removed after)
-    .<name>.SAFE.tmp-*  unfinished extraction (removed by the next extract)
+    <name>.zip.bad      a product found bad after it was stored (moved out of the complete names)
+    verified/<name>.json  stamp of a verified local product (its path and file signature)
+    .<name>.SAFE.tmp*   unfinished extraction (flock-held while alive; swept by the next run)
+
+Verification, whatever the origin: a download is checked against the hub's checksum, the zip
+CRCs and the product layout (safe member names, ``<name>.SAFE/manifest.safe``, not another
+product) before it gets its final name; a local zip gets the CRC and layout checks, a local
+``.SAFE`` folder the sizes and MD5s its manifest lists (both once per file signature, stamped
+in ``verified/``); an entry already in the store gets the cheap layout check on every fetch.
+A product found bad later (extraction or reading fails) is renamed ``<name>.zip.bad`` /
+``<name>.SAFE.bad`` by :meth:`ProductStore.quarantine`, so the next fetch downloads it again.
 
 Several processes (Airflow workers, CLI runs) may share a store: a product is fetched under
 an exclusive ``flock`` on ``<name>.lock``, so two workers asking for the same product download
@@ -27,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -34,24 +45,25 @@ import re
 import shutil
 import socket
 import stat
-import tempfile
 import threading
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 import requests
 
 from bigearthnet_s1 import transfer
-from bigearthnet_s1.atomic import fsync_dir
+from bigearthnet_s1.atomic import atomic_write_text, fsync_dir, sweep, temporary_dir
 from bigearthnet_s1.earthdata import EDL_URL, EarthdataAuth
 from bigearthnet_s1.errors import (
+    ChecksumError,
     DownloadError,
     InputError,
     ProductOfflineError,
@@ -59,6 +71,7 @@ from bigearthnet_s1.errors import (
     StoreLockTimeout,
     UnsafeArchiveError,
 )
+from bigearthnet_s1.redact import redact, redact_url, register_auth
 from bigearthnet_s1.transfer import (
     CdseTokenAuth,
     ProgressCallback,
@@ -316,6 +329,100 @@ def unsafe_member_reason(info: zipfile.ZipInfo) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------
+# verification of products (downloaded, local, or found in the store)
+
+
+def check_zip_layout(path: Path, name: str | None = None) -> None:
+    """Raise unless the zip at ``path`` is laid out as product ``name``: every member name is
+    safe to extract (:func:`unsafe_member_reason`), and it holds ``<name>.SAFE/manifest.safe``
+    (or ``manifest.safe`` at its root), not another product's .SAFE folder. Reads only the
+    zip's central directory (milliseconds); no CRC test (see ``transfer.verify_zip``)."""
+    label = name or path.name
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise ChecksumError(f"{label}: {path.name} is not a readable zip file ({exc})") from exc
+    for info in infos:
+        reason = unsafe_member_reason(info)
+        if reason:
+            raise UnsafeArchiveError(f"{label}: refusing {path.name}: member {info.filename!r} {reason}")
+    manifests = [PurePosixPath(i.filename.replace("\\", "/")) for i in infos]
+    manifests = [m for m in manifests if m.name == "manifest.safe" and len(m.parts) <= 2]
+    if not manifests:
+        raise SafeError(f"{label}: {path.name} holds no manifest.safe (not a SAFE product zip)")
+    tops = {m.parent.name for m in manifests}
+    if name is not None and f"{name}.SAFE" not in tops and "" not in tops:
+        other = sorted(tops)[0]
+        raise SafeError(f"{label}: the zip holds {other}, another product")
+
+
+def _manifest_objects(manifest: bytes, label: str) -> list[tuple[str, int | None, str | None]]:
+    """``(href, size, md5)`` of every dataObject of a manifest.safe (size/md5 None if absent)."""
+    import defusedxml.ElementTree as DET  # noqa: N814 - the usual alias
+    from defusedxml import DefusedXmlException
+
+    try:
+        root = DET.fromstring(manifest, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    except (DefusedXmlException, SyntaxError, ValueError) as exc:  # ParseError is a SyntaxError
+        raise SafeError(f"{label}: manifest.safe cannot be read ({type(exc).__name__}: {exc})") from exc
+    out: list[tuple[str, int | None, str | None]] = []
+    for stream in root.iter("byteStream"):
+        loc = stream.find("fileLocation")
+        if loc is None or not loc.get("href"):
+            continue
+        href = str(loc.get("href")).removeprefix("./")
+        size_text = stream.get("size")
+        md5 = None
+        for c in stream.findall("checksum"):
+            if (c.get("checksumName") or "").upper() == "MD5" and c.text:
+                md5 = c.text.strip().lower()
+        out.append((href, int(size_text) if size_text and size_text.isdigit() else None, md5))
+    return out
+
+
+def check_safe_folder(path: Path, *, deep: bool = True) -> None:
+    """Raise unless the .SAFE folder at ``path`` holds its manifest and every file the manifest
+    lists, with the listed size and (``deep``) MD5. A manifest that lists no file is refused."""
+    label = path.name.removesuffix(".SAFE")
+    manifest = path / "manifest.safe"
+    if not manifest.is_file():
+        raise SafeError(f"{label}: {path} has no manifest.safe (not a SAFE product folder)")
+    objects = _manifest_objects(manifest.read_bytes(), label)
+    if not objects:
+        raise SafeError(f"{label}: manifest.safe lists no data file")
+    for href, size, md5 in objects:
+        rel = PurePosixPath(href)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise UnsafeArchiveError(f"{label}: manifest.safe points outside the product: {href!r}")
+        f = path / rel
+        try:
+            st = f.stat()
+        except FileNotFoundError:
+            raise SafeError(f"{label}: file {href} listed in manifest.safe is missing") from None
+        if size is not None and st.st_size != size:
+            raise ChecksumError(f"{label}: file {href} has {st.st_size} bytes, manifest.safe says {size} (truncated?)")
+        if deep and md5 is not None:
+            got = transfer.file_checksum(f, "md5")
+            if got != md5:
+                raise ChecksumError(f"{label}: file {href} fails its MD5 check (manifest.safe {md5}, file {got})")
+
+
+def verify_product(path: Path, name: str | None = None, *, deep: bool = True) -> None:
+    """Raise unless ``path`` (a product .zip or .SAFE folder) is a sound product ``name``.
+
+    Zip: (``deep``) the CRC test of every member, then :func:`check_zip_layout`. Folder:
+    :func:`check_safe_folder`. Errors name the product and the file at fault:
+    ``ChecksumError`` (corrupt, truncated, empty), ``UnsafeArchiveError``, ``SafeError``."""
+    if path.is_dir():
+        check_safe_folder(path, deep=deep)
+        return
+    if deep:
+        transfer.verify_zip(path, name or path.name)
+    check_zip_layout(path, name)
+
+
+# --------------------------------------------------------------------------------------------
 # talking to the hub
 
 
@@ -401,7 +508,7 @@ class HubClient:
             return url[: -len("/$value")]
         if record.uuid:
             return f"{self.endpoints.dhus_url.rstrip('/')}/odata/v1/Products('{record.uuid}')"
-        raise DownloadError(f"{record.name}: cannot derive the DHuS OData entity from {url}")
+        raise DownloadError(f"{record.name}: cannot derive the DHuS OData entity from {redact_url(url)}")
 
     def _cdse_entity_url(self, record: ProductLike) -> str:
         uuid = record.uuid
@@ -438,13 +545,13 @@ class HubClient:
                 # DHuS versions without the Online property: the product is online.
                 if "Online" in resp.text and resp.status_code in (400, 404, 500):
                     return True
-                raise DownloadError(f"{record.name}: online check {url} failed (HTTP {resp.status_code})")
+                raise DownloadError(f"{record.name}: online check {redact_url(url)} failed (HTTP {resp.status_code})")
             return resp.text.strip().lower() == "true"
         if record.source == "cdse":
             url = self._cdse_entity_url(record)
             resp = self._get(sess, url, a, record.name)
             if resp.status_code != 200:
-                raise DownloadError(f"{record.name}: online check {url} failed (HTTP {resp.status_code})")
+                raise DownloadError(f"{record.name}: online check {redact_url(url)} failed (HTTP {resp.status_code})")
             body = _odata_entity(resp, record.name)
             return bool(body.get("Online", True))
         return record.online is not False
@@ -463,7 +570,7 @@ class HubClient:
             try:
                 resp = transfer.open_stream(sess, url, headers={"User-Agent": transfer.USER_AGENT}, auth=a, timeout=(15, 60))
             except requests.RequestException as exc:
-                raise DownloadError(f"{record.name}: retrieval request {url} failed: {exc}") from exc
+                raise DownloadError(f"{record.name}: retrieval request {redact_url(url)} failed: {exc}") from exc
             with resp:
                 if resp.status_code == 202:
                     log.info("%s: DHuS accepted the retrieval from its long-term archive", record.name)
@@ -475,7 +582,7 @@ class HubClient:
                         f"{record.name}: DHuS refused the retrieval (HTTP 403; quota of offline retrievals used up, "
                         "or the credentials lack download rights)"
                     )
-                raise DownloadError(f"{record.name}: retrieval request {url} answered HTTP {resp.status_code}")
+                raise DownloadError(f"{record.name}: retrieval request {redact_url(url)} answered HTTP {resp.status_code}")
         if record.source == "cdse":
             if self.check_online(record, session=sess, auth=a):
                 return RetrievalStatus(record.name, "online")
@@ -483,9 +590,10 @@ class HubClient:
             try:
                 resp = sess.post(url, json={}, auth=a, timeout=(15, 60), headers={"User-Agent": transfer.USER_AGENT})
             except requests.RequestException as exc:
-                raise DownloadError(f"{record.name}: order {url} failed: {exc}") from exc
+                raise DownloadError(f"{record.name}: order {redact_url(url)} failed: {exc}") from exc
             if resp.status_code not in (200, 201, 202):
-                raise DownloadError(f"{record.name}: CDSE order {url} answered HTTP {resp.status_code}: {resp.text[:200]}")
+                raise DownloadError(
+                    f"{record.name}: CDSE order {redact_url(url)} answered HTTP {resp.status_code}: {redact(resp.text)[:200]}")
             body = _odata_entity(resp, record.name)
             order_id = str(body.get("Id")) if body.get("Id") is not None else None
             state = _order_state(body.get("Status"))
@@ -563,7 +671,7 @@ class HubClient:
         try:
             resp = transfer.open_stream(sess, url, headers={"User-Agent": transfer.USER_AGENT}, auth=auth, timeout=(15, 60))
         except requests.RequestException as exc:
-            raise DownloadError(f"{name}: request {url} failed: {exc}") from exc
+            raise DownloadError(f"{name}: request {redact_url(url)} failed: {exc}") from exc
         with resp:
             resp.content  # noqa: B018 - read the (small) body, then release the connection
         return resp
@@ -605,6 +713,7 @@ class ProductStore:
             raise InputError(f"max_parallel must be >= 1, got {max_parallel}")
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        register_auth(auth)
         self.max_parallel = max_parallel
         self._slots = threading.BoundedSemaphore(max_parallel)
         self.hub = HubClient(endpoints=endpoints, session=session, auth=auth, sleep=sleep)
@@ -634,6 +743,10 @@ class ProductStore:
     def lock_path(self, name: str) -> Path:
         return self.root / f"{check_product_name(name)}.lock"
 
+    def stamp_path(self, name: str) -> Path:
+        """Where the verification of a local product is recorded."""
+        return self.root / "verified" / f"{check_product_name(name)}.json"
+
     def has(self, name: str) -> bool:
         """True when the verified zip or its complete extraction is in the store."""
         return self.zip_path(name).is_file() or self.safe_path(name).is_dir()
@@ -647,6 +760,58 @@ class ProductStore:
     def lock(self, name: str) -> ProductLock:
         """The cross-process lock of one product (a context manager)."""
         return ProductLock(self.lock_path(name), timeout=self.lock_timeout, poll=self.lock_poll, what=name)
+
+    def quarantine(self, name: str, reason: str) -> list[Path]:
+        """Move a product found bad out of the store's complete names: ``<name>.zip`` ->
+        ``<name>.zip.bad``, ``<name>.SAFE`` -> ``<name>.SAFE.bad`` (replacing older ones), so
+        that it no longer looks verified and the next fetch downloads it again. Returns the new
+        paths (kept for inspection). Takes the product's lock."""
+        with self.lock(name):
+            return self._move_aside(name, reason)
+
+    def _move_aside(self, name: str, reason: str) -> list[Path]:
+        """:meth:`quarantine` for a caller that holds the product's lock."""
+        moved: list[Path] = []
+        for p in (self.zip_path(name), self.safe_path(name)):
+            if not p.exists():
+                continue
+            bad = p.with_name(p.name + ".bad")
+            if bad.is_dir() and not bad.is_symlink():
+                shutil.rmtree(bad, ignore_errors=True)
+            elif p.is_dir():
+                bad.unlink(missing_ok=True)
+            os.replace(p, bad)
+            moved.append(bad)
+        fsync_dir(self.root)
+        if moved:
+            log.warning("%s: moved out of the store (%s): %s", name, ", ".join(m.name for m in moved), reason)
+        return moved
+
+    def verify_local(self, record: ProductLike) -> Path:
+        """The path of a local product (``source == "local"``), verified (see the module doc).
+
+        The outcome is stamped in ``verified/<name>.json`` with the files' signature, so an
+        unchanged product is not read again; a changed one is verified again. Raises
+        ``ChecksumError``/``SafeError``/``UnsafeArchiveError`` naming the product and file."""
+        path = local_product_path(record)
+        name = record.name
+        stamp = self.stamp_path(name)
+        sig = _signature(path)
+        try:
+            known = json.loads(stamp.read_text())
+            if known.get("path") == str(path) and known.get("signature") == sig:
+                return path
+        except (OSError, ValueError, AttributeError):
+            pass
+        if path.is_file() and path.suffix.lower() != ".zip":
+            raise SafeError(f"{name}: local product {path} is neither a .zip file nor a .SAFE folder")
+        verify_product(path, name if path.suffix.lower() == ".zip" else None, deep=True)
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        sweep(stamp.parent)
+        atomic_write_text(stamp, json.dumps({"path": str(path), "signature": sig,
+                                             "verified_at": datetime.now(UTC).isoformat(timespec="seconds")}) + "\n")
+        log.info("%s: local product %s verified", name, path)
+        return path
 
     def remove(self, name: str, *, zip: bool = True, safe: bool = True, partial: bool = True) -> None:
         """Delete a product's zip, extraction and/or unfinished download."""
@@ -672,25 +837,31 @@ class ProductStore:
     ) -> Path:
         """The verified product: its zip path, downloading it once across processes.
 
-        ``source == "local"``: the record's own path (a .SAFE folder or .zip), not copied.
-        If only the extraction is left in the store (zip deleted to save space), its .SAFE path.
+        ``source == "local"``: the record's own path (a .SAFE folder or .zip), not copied, but
+        verified (:meth:`verify_local`). If only the extraction is left in the store (zip
+        deleted to save space), its .SAFE path. A stored entry that fails the cheap layout
+        check is moved aside (:meth:`quarantine`) and fetched again.
         An offline product: its retrieval is requested; with ``wait_offline`` > 0 (s) this
         waits for it (polling every ``poll`` s), else raises ``RetrievalPendingError`` at once
         (an Airflow task defers on :meth:`retrieval_status` instead of blocking a worker).
         """
         if record.source == "local":
-            return local_product_path(record)
+            return self.verify_local(record)
         name = check_product_name(record.name)
         zp = self.zip_path(name)
         if zp.is_file() or self.safe_path(name).is_dir():
-            self.lock(name).clear_if_stale()
-            return zp if zp.is_file() else self.safe_path(name)
+            found = self._stored(name)
+            if found is not None:
+                self.lock(name).clear_if_stale()
+                return found
+        register_auth(auth)
         sess = session or self.session
         a = self.hub.auth_for(record, auth)
         with self.lock(name):
             if zp.is_file():  # a peer finished it while we waited
                 log.info("%s: already in the store (fetched by another worker)", name)
                 return zp
+            sweep(self.root)
             if record.online is False and record.source in ("dhus", "cdse"):
                 if not self.hub.check_online(record, session=sess, auth=a):
                     self._offline(record, sess, a, wait_offline, poll)
@@ -710,12 +881,29 @@ class ProductStore:
                     self._offline(record, sess, a, wait_offline, poll)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _stored(self, name: str) -> Path | None:
+        """The product's verified zip or .SAFE in the store, after the cheap layout check; an
+        entry that fails it is quarantined (None is returned: fetch it again)."""
+        zp, safe = self.zip_path(name), self.safe_path(name)
+        try:
+            if zp.is_file():
+                check_zip_layout(zp, name)
+                return zp
+            if safe.is_dir():
+                if not (safe / "manifest.safe").is_file():
+                    raise SafeError(f"{name}: {safe} has no manifest.safe")
+                return safe
+        except (SafeError, ChecksumError) as exc:
+            self.quarantine(name, str(exc))
+        return None
+
     def _download(
         self, record: ProductLike, url: str, zp: Path, sess: requests.Session | None, a: Any, progress: ProgressCallback | None
     ) -> Path:
-        opts: dict[str, Any] = {"test_zip": self.test_zip, "retry": self.retry}
+        opts: dict[str, Any] = {"test_zip": self.test_zip, "retry": self.retry,
+                                "verify": lambda part: check_zip_layout(part, record.name)}
         opts.update(self.transfer_options)
-        log.info("%s: downloading from %s", record.name, url)
+        log.info("%s: downloading from %s", record.name, redact_url(url))
         owned = sess is None
         s = sess or requests.Session()
         try:
@@ -801,31 +989,23 @@ class ProductStore:
                 return safe
             if not zp.is_file():
                 raise DownloadError(f"{name}: not in the store ({zp} missing); fetch it first")
-            for stale in self.root.glob(f".{name}.SAFE.tmp-*"):
-                shutil.rmtree(stale, ignore_errors=True)
+            sweep(self.root)  # extractions of killed processes
             try:
-                zf = zipfile.ZipFile(zp)
-            except zipfile.BadZipFile as exc:
-                raise SafeError(f"{name}: {zp} is not a zip file ({exc})") from exc
-            with zf:
-                infos = zf.infolist()
-                for info in infos:
-                    reason = unsafe_member_reason(info)
-                    if reason:
-                        raise UnsafeArchiveError(f"{name}: refusing to extract {zp.name}: member {info.filename!r} {reason}")
-                tmp = Path(tempfile.mkdtemp(prefix=f".{name}.SAFE.tmp-", dir=self.root))
-                # mkdtemp makes the folder 0700; when it becomes the .SAFE itself (zip with the
-                # manifest at its root), give it a plain folder's mode so other users can read it.
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(tmp, 0o777 & ~umask)
-                try:
-                    for info in infos:
+                check_zip_layout(zp, name)
+                # a plain folder's mode (umask applied): it may become the .SAFE itself (zip
+                # with the manifest at its root), which other users must be able to read
+                with zipfile.ZipFile(zp) as zf, temporary_dir(self.safe_path(name)) as tmp:
+                    for info in zf.infolist():
                         zf.extract(info, tmp)
                     top = self._safe_top(name, tmp)
                     os.rename(top, safe)
-                finally:
-                    shutil.rmtree(tmp, ignore_errors=True)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # a CRC or deflate error while reading
+                self._move_aside(name, f"extraction failed: {exc}")
+                raise ChecksumError(f"{name}: {zp.name} is corrupt ({type(exc).__name__}: {exc}); "
+                                    f"moved to {zp.name}.bad, the next fetch downloads it again") from exc
+            except (SafeError, ChecksumError) as exc:
+                self._move_aside(name, str(exc))
+                raise
             fsync_dir(self.root)
             log.info("%s: extracted to %s", name, safe)
             return safe
@@ -873,6 +1053,22 @@ class ProductStore:
 
 
 
+def _signature(path: Path) -> str:
+    """Identifies the current content of a file or folder cheaply: paths, sizes, mtimes, inodes."""
+    h = hashlib.sha1()
+    if path.is_dir():
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames.sort()
+            for fn in sorted(filenames):
+                st = os.stat(os.path.join(dirpath, fn))
+                rel = os.path.relpath(os.path.join(dirpath, fn), path)
+                h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
+    else:
+        st = path.stat()
+        h.update(f"{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}".encode())
+    return h.hexdigest()
+
+
 def local_product_path(record: ProductLike) -> Path:
     """The path of a ``source == "local"`` record (``url`` is a path or file: URL); must exist."""
     if not record.url:
@@ -908,7 +1104,7 @@ def _odata_entity(resp: requests.Response, name: str) -> dict[str, Any]:
     try:
         body = resp.json()
     except ValueError as exc:
-        raise DownloadError(f"{name}: {resp.url} sent no JSON ({resp.text[:100]!r})") from exc
+        raise DownloadError(f"{name}: {redact_url(resp.url)} sent no JSON ({redact(resp.text)[:100]!r})") from exc
     if isinstance(body, dict) and isinstance(body.get("d"), dict):  # OData v2 (DHuS)
         body = body["d"]
     if isinstance(body, dict) and isinstance(body.get("value"), dict):
@@ -916,7 +1112,7 @@ def _odata_entity(resp: requests.Response, name: str) -> dict[str, Any]:
     if isinstance(body, dict) and isinstance(body.get("value"), list) and len(body["value"]) == 1:
         body = body["value"][0]
     if not isinstance(body, dict):
-        raise DownloadError(f"{name}: unexpected OData answer from {resp.url}")
+        raise DownloadError(f"{name}: unexpected OData answer from {redact_url(resp.url)}")
     return body
 
 

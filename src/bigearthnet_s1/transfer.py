@@ -29,9 +29,11 @@ import queue
 import random
 import re
 import shutil
+import struct
 import threading
 import time
 import zipfile
+import zlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -55,6 +57,7 @@ from bigearthnet_s1.errors import (
     NotAZipError,
     RetrievalPendingError,
 )
+from bigearthnet_s1.redact import redact, redact_url, register_auth, register_secret, register_url
 
 log = logging.getLogger(__name__)
 
@@ -254,8 +257,10 @@ def verify_zip(path: Path, label: str | None = None) -> None:
         if _looks_like_html(head):
             raise NotAZipError(f"{label}: the server sent an HTML page, not a zip: {_html_summary(head)}") from exc
         raise ChecksumError(f"{label}: not a valid zip file ({exc}); it starts with {head[:64]!r}") from exc
-    except (OSError, EOFError, zipfile.LargeZipFile, NotImplementedError) as exc:
-        raise ChecksumError(f"{label}: zip integrity test failed ({exc})") from exc
+    except (OSError, EOFError, zipfile.LargeZipFile, NotImplementedError, zlib.error, ValueError, struct.error) as exc:
+        # a broken deflate stream raises zlib.error ("invalid distance too far back"), a
+        # damaged local header struct.error or ValueError: all mean a corrupted file
+        raise ChecksumError(f"{label}: zip integrity test failed ({type(exc).__name__}: {exc})") from exc
     if bad is not None:
         raise ChecksumError(f"{label}: zip member {bad!r} fails its CRC check (corrupted download)")
 
@@ -273,12 +278,14 @@ def _looks_like_html(head: bytes) -> bool:
 
 
 def _html_summary(body: bytes, limit: int = 200) -> str:
+    """A short excerpt of an error body, redacted before it is cut (a server may echo the
+    request, ``Authorization`` header included; a cut secret would escape the patterns)."""
     text = body.decode("utf-8", "replace")
     m = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
     if m:
         text = m.group(1)
     text = re.sub(r"<[^>]+>", " ", text)
-    text = re.sub(r"\s+", " ", text).strip()
+    text = redact(re.sub(r"\s+", " ", text).strip())
     return repr(text[:limit])
 
 
@@ -430,6 +437,12 @@ class CdseTokenAuth(AuthBase):
         self._access_expiry = 0.0
         self._refresh: str | None = None
         self._refresh_expiry = 0.0
+        register_secret(password)
+        register_secret(totp)
+
+    def secrets(self) -> list[str]:
+        """The password and the tokens held now (for ``redact.register_auth``)."""
+        return [s for s in (self._password, self.totp, self._access, self._refresh) if s]
 
     def __repr__(self) -> str:  # never show the password or tokens
         return f"CdseTokenAuth(username={self.username!r}, token_url={self.token_url!r})"
@@ -439,7 +452,7 @@ class CdseTokenAuth(AuthBase):
         try:
             resp = self._session.post(self.token_url, data=data, timeout=self.timeout, headers={"User-Agent": USER_AGENT})
         except requests.RequestException as exc:
-            raise DownloadError(f"CDSE token endpoint {self.token_url} unreachable: {exc}") from exc
+            raise DownloadError(f"CDSE token endpoint {redact_url(self.token_url)} unreachable: {exc}") from exc
         if resp.status_code in (400, 401, 403):
             detail = ""
             try:
@@ -448,19 +461,21 @@ class CdseTokenAuth(AuthBase):
             except ValueError:
                 pass
             raise AuthenticationError(
-                f"CDSE token endpoint {self.token_url} refused {data['grant_type']} grant for user "
+                f"CDSE token endpoint {redact_url(self.token_url)} refused {data['grant_type']} grant for user "
                 f"{self.username!r} (HTTP {resp.status_code}{detail})"
             )
         if resp.status_code != 200:
-            raise DownloadError(f"CDSE token endpoint {self.token_url} answered HTTP {resp.status_code}")
+            raise DownloadError(f"CDSE token endpoint {redact_url(self.token_url)} answered HTTP {resp.status_code}")
         try:
             body = resp.json()
             self._access = str(body["access_token"])
         except (ValueError, KeyError) as exc:
-            raise DownloadError(f"CDSE token endpoint {self.token_url} sent no access_token") from exc
+            raise DownloadError(f"CDSE token endpoint {redact_url(self.token_url)} sent no access_token") from exc
+        register_secret(self._access)
         self._access_expiry = now + float(body.get("expires_in", 600))
         if body.get("refresh_token"):
             self._refresh = str(body["refresh_token"])
+            register_secret(self._refresh)
             self._refresh_expiry = now + float(body.get("refresh_expires_in", 3600))
         else:
             self._refresh, self._refresh_expiry = None, 0.0
@@ -565,7 +580,7 @@ def open_stream(
                 method = "GET"
             continue
         return resp
-    raise DownloadError(f"too many redirects fetching {url}")
+    raise DownloadError(f"too many redirects fetching {redact_url(url)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -645,6 +660,7 @@ def download(
     min_rate_window: float = 120.0,
     label: str | None = None,
     check_disk_space: bool = True,
+    verify: Callable[[Path], None] | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` (atomically, verified); return ``dest``.
 
@@ -659,7 +675,12 @@ def download(
     ``min_rate`` bytes/s averaged over ``min_rate_window`` s: a slower attempt is abandoned
     and resumed (like curl's ``--speed-limit``); None disables it. ``timeout`` is requests'
     (connect, read) timeout in s. ``progress`` gets a :class:`TransferProgress` a few times a
-    second; the rate and ETA also go to the log every ``log_interval`` s.
+    second; the rate and ETA also go to the log every ``log_interval`` s. ``verify(part)``: a
+    further check of the complete body before the rename (the store checks the product's
+    layout); whatever it raises is raised, and the part is discarded.
+
+    A body that fails any verification is deleted (never kept as a ``.part`` to resume), so a
+    corrupted download cannot block the next attempt.
 
     Raises ``DownloadError`` (after the retries), ``ChecksumError`` (verification failed
     ``retry.checksum_retries + 1`` times; nothing is kept), ``NotAZipError``,
@@ -671,6 +692,9 @@ def download(
     label = label or dest.name
     retry = retry or RetryPolicy()
     rng = random.Random(retry.seed)
+    register_url(url)
+    register_auth(auth)
+    register_auth(getattr(session, "auth", None))
     algo = None
     if checksum:
         if checksum_supported(checksum_algorithm or "md5"):
@@ -733,6 +757,8 @@ def download(
             # body complete: verify
             try:
                 _verify(part, state, checksum, algo, expected_size, test_zip, label)
+                if verify is not None:
+                    verify(part)
             except ChecksumError as exc:
                 bad_verifications += 1
                 _discard(part, state)
@@ -740,6 +766,9 @@ def download(
                     raise
                 log.warning("%s: %s; downloading again from scratch", label, exc)
                 continue
+            except Exception:
+                _discard(part, state)  # refused content: never resumed by a later call
+                raise
             break
         reporter.finish()
         os.replace(part, dest)
@@ -781,8 +810,8 @@ def _status_error(resp: requests.Response, url: str, label: str) -> Exception:
     if status in _RETRY_STATUS:
         return _Retry(f"HTTP {status} {resp.reason or ''}".strip() + (f" {snippet}" if snippet != "''" else ""), retry_after)
     if status in (401, 403):
-        return AuthenticationError(f"{label}: hub refused the credentials for {url} (HTTP {status}): {snippet}")
-    return HttpStatusError(f"{label}: HTTP {status} {resp.reason or ''} for {url}: {snippet}", status, url)
+        return AuthenticationError(f"{label}: hub refused the credentials for {redact_url(url)} (HTTP {status}): {snippet}")
+    return HttpStatusError(f"{label}: HTTP {status} {resp.reason or ''} for {redact_url(url)}: {snippet}", status, url)
 
 
 def _attempt(
@@ -815,7 +844,7 @@ def _attempt(
     except (requests.ConnectionError, requests.Timeout, OSError, HTTPException) as exc:
         raise _Retry(f"connection failed: {exc}") from None
     except requests.RequestException as exc:
-        raise DownloadError(f"{label}: request to {url} failed: {exc}") from exc
+        raise DownloadError(f"{label}: request to {redact_url(url)} failed: {exc}") from exc
     with resp:
         status = resp.status_code
         if status == 202:
@@ -847,7 +876,7 @@ def _attempt(
         if expect_zip and state.offset == 0 and "text/html" in resp.headers.get("Content-Type", "").lower():
             body = _body_snippet(resp)
             part.unlink(missing_ok=True)
-            raise NotAZipError(f"{label}: the server sent an HTML page, not a zip ({url}): {_html_summary(body)}")
+            raise NotAZipError(f"{label}: the server sent an HTML page, not a zip ({redact_url(url)}): {_html_summary(body)}")
         if state.total is not None and state.offset > state.total:
             raise _Restart(f"kept part ({state.offset} bytes) is longer than the file ({state.total} bytes)")
         if check_disk_space and state.total is not None:
@@ -882,8 +911,11 @@ def _attempt(
                     if expect_zip and not data.startswith(b"PK"):
                         part.unlink(missing_ok=True)
                         if _looks_like_html(data[:512]):
-                            raise NotAZipError(f"{label}: the server sent an HTML page, not a zip ({url}): {_html_summary(data[:2048])}")
-                        raise NotAZipError(f"{label}: the server's body does not start like a zip file ({url}): {data[:64]!r}")
+                            raise NotAZipError(
+                                f"{label}: the server sent an HTML page, not a zip ({redact_url(url)}): {_html_summary(data[:2048])}")
+                        raise NotAZipError(
+                            f"{label}: the server's body does not start like a zip file ({redact_url(url)}): "
+                            f"{redact(repr(data[:64]))}")
                 try:
                     f.write(data)
                 except OSError as exc:

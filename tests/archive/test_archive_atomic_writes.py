@@ -61,3 +61,42 @@ def test_missing_folder_raises_and_fsync_dir_is_best_effort(tmp_path: Path) -> N
         atomic_write_bytes(tmp_path / "nope" / "a.bin", b"x")
     fsync_dir(tmp_path)
     fsync_dir(tmp_path / "nope")  # absent folder: ignored, no error
+
+
+KILLED_WRITER = r"""
+import os, signal, sys
+from pathlib import Path
+from bigearthnet_s1.atomic import atomic_path, temporary_dir
+folder = Path(sys.argv[1])
+with temporary_dir(folder / "scene") as scratch:
+    (scratch / "flat-dem.tif").write_bytes(b"dem")
+    with atomic_path(folder / "scene.tif", suffix=".partial.tif") as tmp:
+        tmp.write_bytes(b"half a scene")
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup runs: both temporaries stay
+"""
+
+
+def test_sweep_removes_a_killed_writers_temporaries_but_not_a_live_ones(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from bigearthnet_s1.atomic import is_temporary_name, sweep, temporary_dir
+
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path)], capture_output=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len(left) == 2 and all(n.startswith(".scene") and is_temporary_name(n, is_dir=(tmp_path / n).is_dir())
+                                  for n in left)
+    (tmp_path / "scene.tif").write_bytes(b"published")  # not a temporary: kept
+    (tmp_path / ".keep-me").write_text("a user's hidden file")  # not ours: kept
+    with atomic_path(tmp_path / "live.json") as live, temporary_dir(tmp_path / "live") as live_dir:
+        live.write_text("{}")
+        assert sweep(tmp_path) == 2  # the killed writer's two; the live writer's are locked
+        assert live.exists() and live_dir.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".keep-me", "live.json", "scene.tif"]
+    # earlier versions took no lock: their names are swept as stale
+    (tmp_path / ".index.parquet.0badcafe.part").write_bytes(b"")
+    (tmp_path / f".S1A_X.SAFE.tmp-{'q1w2e3r4'}").mkdir()
+    (tmp_path / ".33UUP_S1A.k3j4h5g6").mkdir()
+    assert sweep(tmp_path) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".keep-me", "live.json", "scene.tif"]

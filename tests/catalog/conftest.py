@@ -1,8 +1,8 @@
-"""Fixtures for the catalogue tests: the recorded real hub responses and a sleep recorder.
+"""Fixtures for the catalogue tests: hub replies and a sleep recorder.
 
-The recorded bodies (../shared/data/catalog) are served unchanged by pytest-httpserver on
-loopback, except where a test says it rewrites a ``@odata.nextLink`` to point back at the
-loopback server.
+The replies (``fixtures/``, see its README) are written in the hubs' documented schemas with
+our own values, and served unchanged by pytest-httpserver on loopback, except where a test
+says it rewrites a ``@odata.nextLink`` to point back at the loopback server.
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ from typing import Any
 
 import pytest
 
-
-@pytest.fixture(scope="session")
-def catalog_dir(shared_data: Path) -> Path:
-    return shared_data / "catalog"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def recorded(catalog_dir: Path) -> Callable[[str, str], bytes]:
-    """``recorded("dhus", "02_search_s1_grd_amazon_2017.json")`` -> the body bytes."""
+def catalog_dir() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def reply(catalog_dir: Path) -> Callable[[str, str], bytes]:
+    """``reply("dhus", "search_iw_grd_2017.json")`` -> the reply body's bytes."""
 
     def read(kind: str, body_file: str) -> bytes:
         return (catalog_dir / kind / body_file).read_bytes()
@@ -31,16 +33,11 @@ def recorded(catalog_dir: Path) -> Callable[[str, str], bytes]:
 
 
 @pytest.fixture(scope="session")
-def recorded_json(recorded: Callable[[str, str], bytes]) -> Callable[[str, str], Any]:
+def reply_json(reply: Callable[[str, str], bytes]) -> Callable[[str, str], Any]:
     def read(kind: str, body_file: str) -> Any:
-        return json.loads(recorded(kind, body_file))
+        return json.loads(reply(kind, body_file))
 
     return read
-
-
-@pytest.fixture(scope="session")
-def interactions(catalog_dir: Path) -> dict[str, list[dict[str, Any]]]:
-    return {k: json.loads((catalog_dir / k / "interactions.json").read_text()) for k in ("dhus", "cdse")}
 
 
 class SleepRecorder:
@@ -78,8 +75,8 @@ def entry_fields(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def raw_dhus(recorded_json: Callable[[str, str], Any]) -> Callable[[str], list[dict[str, Any]]]:
+def raw_dhus(reply_json: Callable[[str, str], Any]) -> Callable[[str], list[dict[str, Any]]]:
     def read(body_file: str) -> list[dict[str, Any]]:
-        return [entry_fields(e) for e in dhus_entries(recorded_json("dhus", body_file))]
+        return [entry_fields(e) for e in dhus_entries(reply_json("dhus", body_file))]
 
     return read

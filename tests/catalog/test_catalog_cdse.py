@@ -1,4 +1,5 @@
-"""The cdse backend against the recorded real CDSE / CREODIAS OData responses on loopback."""
+"""The cdse backend against CDSE / CREODIAS OData replies (``fixtures/cdse``, written in the
+documented OData schema) on loopback."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ T0, T1 = datetime(2014, 10, 1, tzinfo=UTC), datetime(2014, 10, 10, tzinfo=UTC)
 
 
 def _local_link(link: str, httpserver: HTTPServer) -> str:
-    """A recorded @odata.nextLink pointed at the loopback server (same path and query)."""
+    """A hub's @odata.nextLink pointed at the loopback server (same path and query)."""
     parts = urlsplit(link)
     return httpserver.url_for(parts.path) + "?" + parts.query
 
@@ -32,8 +33,8 @@ def _search(cat: CdseCatalog):
         return cat.search(MEXICO, T0, T1)
 
 
-def test_creodias_page_fields(httpserver: HTTPServer, recorded_json) -> None:
-    doc = recorded_json("cdse", "01_creodias_odata_s1_grd_top10.json")
+def test_creodias_page_fields(httpserver: HTTPServer, reply_json) -> None:
+    doc = reply_json("cdse", "creodias_iw_grdh_page.json")
     del doc["@odata.nextLink"]  # serve it as a single last page
     httpserver.expect_request("/odata/v1/Products").respond_with_json(doc)
     cat = CdseCatalog(httpserver.url_for("/odata/v1"))
@@ -55,7 +56,7 @@ def test_creodias_page_fields(httpserver: HTTPServer, recorded_json) -> None:
         assert r.size is None  # ContentLength 0 means unknown on CREODIAS
         assert r.checksum is None and r.checksum_algorithm is None  # Checksum: []
         assert r.url == httpserver.url_for(f"/odata/v1/Products({item['Id']})/$value")
-    assert records[0].name == "S1A_IW_GRDH_1SSV_20141004T005844_20141004T005913_002673_002FAB_4FCD"
+    assert records[0].name == "S1A_IW_GRDH_1SSV_20141004T005844_20141004T005909_002673_002FAB_CB3B"
     assert records[0].start_time == datetime(2014, 10, 4, 0, 58, 44, 620000, tzinfo=UTC)
     # the query sent
     args = parse_qs(httpserver.log[0][0].query_string.decode())
@@ -68,8 +69,8 @@ def test_creodias_page_fields(httpserver: HTTPServer, recorded_json) -> None:
     assert "Authorization" not in httpserver.log[0][0].headers
 
 
-def test_footprint_from_wkt_when_no_geojson(httpserver: HTTPServer, recorded_json) -> None:
-    doc = recorded_json("cdse", "01_creodias_odata_s1_grd_top10.json")
+def test_footprint_from_wkt_when_no_geojson(httpserver: HTTPServer, reply_json) -> None:
+    doc = reply_json("cdse", "creodias_iw_grdh_page.json")
     item = doc["value"][3]
     geo = item.pop("GeoFootprint")
     assert item["Footprint"].startswith("geography'SRID=4326;POLYGON ((")
@@ -78,9 +79,9 @@ def test_footprint_from_wkt_when_no_geojson(httpserver: HTTPServer, recorded_jso
     assert shapely.get_coordinates(rec.footprint).tolist() == geo["coordinates"][0]
 
 
-def test_paging_follows_next_link_across_grd_pages(httpserver: HTTPServer, recorded_json) -> None:
-    """The CREODIAS page split in two pages (6 + 4 real records) joined by a nextLink."""
-    doc = recorded_json("cdse", "01_creodias_odata_s1_grd_top10.json")
+def test_paging_follows_next_link_across_grd_pages(httpserver: HTTPServer, reply_json) -> None:
+    """The CREODIAS page split in two pages (6 + 4 records) joined by a nextLink."""
+    doc = reply_json("cdse", "creodias_iw_grdh_page.json")
     link = _local_link(doc["@odata.nextLink"], httpserver)
     page1 = dict(doc, value=doc["value"][:6], **{"@odata.nextLink": link})
     page2 = {"@odata.context": doc["@odata.context"], "value": doc["value"][6:]}
@@ -94,12 +95,12 @@ def test_paging_follows_next_link_across_grd_pages(httpserver: HTTPServer, recor
     assert "%24skip=10" in httpserver.log[1][0].query_string.decode()
 
 
-def test_paging_cdse_collection_pages(httpserver: HTTPServer, recorded_json) -> None:
-    """Real CDSE page 1 (nextLink, 10 AUX items) then the real last page (7 items, no link):
-    AUX products are skipped, the paging stops at the page without a nextLink."""
-    p1 = recorded_json("cdse", "02_cdse_odata_s1_collection_page1.json")
-    p5 = recorded_json("cdse", "03_cdse_odata_s1_collection_page5_last.json")
-    assert p1["@odata.count"] == 47 and "@odata.nextLink" not in p5
+def test_paging_cdse_collection_pages(httpserver: HTTPServer, reply_json) -> None:
+    """CDSE page 1 (nextLink, 10 AUX items) then the last page (7 items, no link): AUX
+    products are skipped, the paging stops at the page without a nextLink."""
+    p1 = reply_json("cdse", "cdse_aux_page1.json")
+    p5 = reply_json("cdse", "cdse_aux_page2_last.json")
+    assert p1["@odata.count"] == 17 and len(p1["value"]) + len(p5["value"]) == 17 and "@odata.nextLink" not in p5
     p1["@odata.nextLink"] = _local_link(p1["@odata.nextLink"], httpserver)
     httpserver.expect_oneshot_request("/odata/v1/Products").respond_with_json(p1)
     httpserver.expect_oneshot_request("/odata/v1/Products").respond_with_json(p5)
@@ -110,41 +111,46 @@ def test_paging_cdse_collection_pages(httpserver: HTTPServer, recorded_json) -> 
     assert second["$skip"] == ["10"] and second["$top"] == ["10"]
 
 
-def test_checksum_prefers_md5(recorded_json) -> None:
-    """A real GRD item given the real Checksum list of a CDSE item (MD5 + BLAKE3)."""
-    grd = recorded_json("cdse", "01_creodias_odata_s1_grd_top10.json")["value"][0]
-    cdse_item = recorded_json("cdse", "02_cdse_odata_s1_collection_page1.json")["value"][0]
+def test_checksum_prefers_md5(reply_json) -> None:
+    """A GRD item given the Checksum list of a CDSE item (MD5 + BLAKE3)."""
+    grd = reply_json("cdse", "creodias_iw_grdh_page.json")["value"][0]
+    cdse_item = reply_json("cdse", "cdse_aux_page1.json")["value"][0]
     grd = dict(grd, Checksum=cdse_item["Checksum"], ContentLength=cdse_item["ContentLength"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OrbitMismatchWarning)
         rec = CdseCatalog().parse_product(grd)
-    assert (rec.checksum, rec.checksum_algorithm) == ("23383d85c5231487ce13d1c10aeb8e7b", "MD5")
-    assert rec.size == 728976
+    assert (rec.checksum, rec.checksum_algorithm) == ("9670f20cd169fb7f63cdae710abe0dd8", "MD5")
+    assert rec.size == 41000
+    only_blake3 = dict(grd, Checksum=[c for c in cdse_item["Checksum"] if c["Algorithm"] == "BLAKE3"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OrbitMismatchWarning)
+        rec = CdseCatalog().parse_product(only_blake3)
+    assert (rec.checksum, rec.checksum_algorithm) == (only_blake3["Checksum"][0]["Value"], "BLAKE3")
     assert rec.url == f"{DEFAULT_DOWNLOAD_URL}/Products({grd['Id']})/$value"
 
 
-def test_null_footprint_grd_is_skipped_with_warning(recorded_json) -> None:
-    grd = dict(recorded_json("cdse", "01_creodias_odata_s1_grd_top10.json")["value"][0], GeoFootprint=None, Footprint=None)
+def test_null_footprint_grd_is_skipped_with_warning(reply_json) -> None:
+    grd = dict(reply_json("cdse", "creodias_iw_grdh_page.json")["value"][0], GeoFootprint=None, Footprint=None)
     with pytest.warns(UserWarning, match="S1A_IW_GRDH_1SSV_20141004T005844.* has no footprint; skipped"):
         assert CdseCatalog().parse_product(grd) is None
 
 
-def test_next_link_to_another_host_is_refused(httpserver: HTTPServer, recorded_json) -> None:
-    doc = recorded_json("cdse", "01_creodias_odata_s1_grd_top10.json")  # nextLink -> datahub.creodias.eu
+def test_next_link_to_another_host_is_refused(httpserver: HTTPServer, reply_json) -> None:
+    doc = reply_json("cdse", "creodias_iw_grdh_page.json")  # nextLink -> datahub.creodias.eu
     httpserver.expect_request("/odata/v1/Products").respond_with_json(doc)
     with pytest.raises(CatalogError, match="nextLink points to another host \\(datahub.creodias.eu"):
         _search(CdseCatalog(httpserver.url_for("/odata/v1"), token="tok"))
 
 
-def test_repeating_next_link_stops(httpserver: HTTPServer, recorded_json) -> None:
-    doc = recorded_json("cdse", "01_creodias_odata_s1_grd_top10.json")
+def test_repeating_next_link_stops(httpserver: HTTPServer, reply_json) -> None:
+    doc = reply_json("cdse", "creodias_iw_grdh_page.json")
     doc["@odata.nextLink"] = httpserver.url_for("/odata/v1/Products") + "?%24skip=10"
     httpserver.expect_request("/odata/v1/Products").respond_with_json(doc)
     with pytest.raises(CatalogError, match="nextLink repeats"):
         _search(CdseCatalog(httpserver.url_for("/odata/v1")))
 
 
-def test_token_and_credentials(httpserver: HTTPServer, recorded_json, monkeypatch, caplog) -> None:
+def test_token_and_credentials(httpserver: HTTPServer, reply_json, monkeypatch, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     httpserver.expect_request(
         "/token", method="POST",
@@ -156,7 +162,7 @@ def test_token_and_credentials(httpserver: HTTPServer, recorded_json, monkeypatc
         cdse_access_token("carol", "pa$$-secret-9", token_url=httpserver.url_for("/bad-token"))
     assert "secret" not in str(err.value)
 
-    doc = recorded_json("cdse", "01_creodias_odata_s1_grd_top10.json")
+    doc = reply_json("cdse", "creodias_iw_grdh_page.json")
     del doc["@odata.nextLink"]
     httpserver.expect_request("/odata/v1/Products", headers={"Authorization": "Bearer eyJ-token"}).respond_with_json(doc)
     monkeypatch.setenv("CDSE_USER", "carol")

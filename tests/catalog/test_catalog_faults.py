@@ -19,30 +19,30 @@ from bigearthnet_s1.errors import AuthenticationError, CatalogError
 
 AREA = shapely.box(10.8, 52.6, 11.7, 53.1)
 T0, T1 = datetime(2015, 12, 19, tzinfo=UTC), datetime(2015, 12, 26, tzinfo=UTC)
-DHUS_BODY = "05_search_contains_relation_s1_s2.json"
-CDSE_BODY = "01_creodias_odata_s1_grd_top10.json"
+DHUS_BODY = "search_s1_s2_mixed_2015.json"
+CDSE_BODY = "creodias_iw_grdh_page.json"
 HTML = b"<!DOCTYPE html><html><head><title>Service temporarily under maintenance</title></head><body><h1>Back soon</h1></body></html>"
 
 
-def _cdse_doc(recorded_json):
-    doc = recorded_json("cdse", CDSE_BODY)
+def _cdse_doc(reply_json):
+    doc = reply_json("cdse", CDSE_BODY)
     del doc["@odata.nextLink"]
     return doc
 
 
 @pytest.fixture
-def backend(request, httpserver: HTTPServer, recorded, recorded_json, sleeps):
+def backend(request, httpserver: HTTPServer, reply, reply_json, sleeps):
     """(kind, catalog, path, good body bytes, search()) for each HTTP backend."""
     kind = request.param
     if kind == "dhus":
         cat = DhusCatalog(httpserver.url_for("/apihub/"), user="u", password="pw-do-not-log", retries=3,
                           backoff=0.5, sleep=sleeps)
-        path, body = "/apihub/search", recorded("dhus", DHUS_BODY)
+        path, body = "/apihub/search", reply("dhus", DHUS_BODY)
     else:
         import json
 
         cat = CdseCatalog(httpserver.url_for("/odata/v1"), token="tok-do-not-log", retries=3, backoff=0.5, sleep=sleeps)
-        path, body = "/odata/v1/Products", json.dumps(_cdse_doc(recorded_json)).encode()
+        path, body = "/odata/v1/Products", json.dumps(_cdse_doc(reply_json)).encode()
 
     def search():
         with warnings.catch_warnings():

@@ -1,8 +1,10 @@
-"""The local catalogue: .SAFE folders and .zip files built from the two real manifests."""
+"""The local catalogue: .SAFE folders and .zip files: the real S1B manifest (pinned sarsen
+release) and a simulated S1A product's zip carrying a real product's identity."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import warnings
 import zipfile
@@ -17,10 +19,8 @@ from bigearthnet_s1.catalog.local import LocalCatalog, LocalProductWarning, read
 from bigearthnet_s1.errors import CatalogError
 
 S1B = "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371"
-S1A = "S1A_IW_GRDH_1SDV_20210119T031653_20210119T031718_036201_043ED0_8255"
-# footprints as written in the manifests (lat,lon pairs)
+# footprint as written in the manifest (lat,lon pairs)
 S1B_FOOT = "40.876698,14.925448 41.281048,11.865704 42.780445,12.189661 42.376778,15.321935"
-S1A_FOOT = "-19.203491,34.613232 -18.643482,32.223114 -17.144775,32.608009 -17.698183,34.979454"
 
 
 def _lonlat(text: str) -> list[list[float]]:
@@ -29,7 +29,7 @@ def _lonlat(text: str) -> list[list[float]]:
 
 
 @pytest.fixture
-def folder(tmp_path: Path, s1b_rome_safe: Path, s1a_beira_safe: Path) -> Path:
+def folder(tmp_path: Path, s1b_rome_safe: Path, s1a_beira_sim: Path) -> Path:
     """S1B as a .SAFE folder (manifest + one annotation file), S1A as a zip (not unpacked)."""
     root = tmp_path / "products"
     safe = root / f"{S1B}.SAFE"
@@ -37,14 +37,20 @@ def folder(tmp_path: Path, s1b_rome_safe: Path, s1a_beira_safe: Path) -> Path:
     shutil.copy(s1b_rome_safe / "manifest.safe", safe / "manifest.safe")
     ann = next((s1b_rome_safe / "annotation").glob("*.xml"))
     shutil.copy(ann, safe / "annotation" / ann.name)
-    with zipfile.ZipFile(root / f"{S1A}.zip", "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.write(s1a_beira_safe / "manifest.safe", f"{S1A}.SAFE/manifest.safe")
-        for p in sorted((s1a_beira_safe / "annotation").glob("*.xml")):
-            zf.write(p, f"{S1A}.SAFE/annotation/{p.name}")
+    shutil.copy(s1a_beira_sim.with_suffix(".zip"), root)
     return root
 
 
-def test_records_from_real_manifests(folder: Path) -> None:
+@pytest.fixture
+def s1a(s1a_beira_sim: Path) -> tuple[str, str]:
+    """(name, manifest footprint text) of the simulated S1A product."""
+    text = (s1a_beira_sim / "manifest.safe").read_text()
+    foot = re.search(r"<gml:coordinates>([^<]+)</gml:coordinates>", text).group(1)
+    return s1a_beira_sim.name.removesuffix(".SAFE"), foot
+
+
+def test_records_from_manifests(folder: Path, s1a: tuple[str, str]) -> None:
+    S1A, S1A_FOOT = s1a
     cat = open_catalog("local", root=folder)
     recs = {r.name: r for r in cat.products()}
     assert sorted(recs) == [S1A, S1B]
@@ -56,6 +62,7 @@ def test_records_from_real_manifests(folder: Path) -> None:
     assert shapely.get_coordinates(b.footprint).tolist() == _lonlat(S1B_FOOT)
     assert b.url == str(folder / f"{S1B}.SAFE") and b.size is None and b.online is True
     assert b.source == "local" and b.uuid is None and b.checksum is None
+    # the real S1A Beira product's identity, which the simulator reproduces at its time and place
     assert (a.mission, a.absolute_orbit, a.relative_orbit, a.orbit_direction, a.datatake_id) == (
         "S1A", 36201, 79, "DESCENDING", "043ED0")
     assert a.start_time == datetime(2021, 1, 19, 3, 16, 53, 799379, tzinfo=UTC)
@@ -67,7 +74,8 @@ def test_records_from_real_manifests(folder: Path) -> None:
     assert sorted(p.name for p in folder.iterdir()) == [f"{S1A}.zip", f"{S1B}.SAFE"]
 
 
-def test_search_by_area_and_time(folder: Path) -> None:
+def test_search_by_area_and_time(folder: Path, s1a: tuple[str, str]) -> None:
+    S1A = s1a[0]
     cat = LocalCatalog(folder)
     rome = shapely.box(12.4, 41.8, 12.6, 42.0)
     assert [r.name for r in cat.search(rome, datetime(2021, 12, 20, tzinfo=UTC), datetime(2021, 12, 26, tzinfo=UTC))] == [S1B]
@@ -78,7 +86,13 @@ def test_search_by_area_and_time(folder: Path) -> None:
         cat.search(rome, datetime(2021, 12, 20), datetime(2021, 12, 26))
 
 
-def test_bad_products_are_skipped_with_reasons(folder: Path, s1b_rome_safe: Path) -> None:
+def test_bad_products_are_skipped_with_reasons(folder: Path, s1b_rome_safe: Path, s1a: tuple[str, str],
+                                              s1a_slc_manifest: Path) -> None:
+    S1A = s1a[0]
+    # a real SLC product's manifest (pinned sarsen release)
+    slc = folder / s1a_slc_manifest.parent.name
+    slc.mkdir()
+    shutil.copy(s1a_slc_manifest, slc / "manifest.safe")
     # another mode: an EW product made from the real manifest
     ew_name = S1B.replace("_IW_", "_EW_").replace("GRDH", "GRDM")
     ew = folder / f"{ew_name}.SAFE"
@@ -95,6 +109,7 @@ def test_bad_products_are_skipped_with_reasons(folder: Path, s1b_rome_safe: Path
     assert names == [S1A, S1B]
     reasons = {p.name: why for p, why in cat.skipped}
     assert reasons[f"{ew_name}.SAFE"] == "EW GRD product, not IW GRD"
+    assert reasons[slc.name] == "IW SLC product, not IW GRD"
     assert "not a readable zip" in reasons["S1A_broken.zip"]
     assert "no manifest.safe" in reasons["S1B_empty.SAFE"]
     assert ".partial.zip" not in reasons
@@ -115,7 +130,8 @@ def test_entities_in_manifest_are_refused(tmp_path: Path, s1b_rome_safe: Path) -
         read_manifest_record(safe)
 
 
-def test_cache_rereads_only_changed_products(folder: Path, s1b_rome_safe: Path) -> None:
+def test_cache_rereads_only_changed_products(folder: Path, s1a: tuple[str, str]) -> None:
+    S1A = s1a[0]
     cat = LocalCatalog(folder)
     first = {r.name: r for r in cat.products()}
     again = {r.name: r for r in cat.products()}
@@ -132,7 +148,8 @@ def test_cache_rereads_only_changed_products(folder: Path, s1b_rome_safe: Path) 
     assert changed[S1B].relative_orbit == 23  # re-read (and kept though it disagrees with the formula)
 
 
-def test_same_product_as_folder_and_zip(folder: Path, s1b_rome_safe: Path) -> None:
+def test_same_product_as_folder_and_zip(folder: Path, s1b_rome_safe: Path, s1a: tuple[str, str]) -> None:
+    S1A = s1a[0]
     with zipfile.ZipFile(folder / f"{S1B}.zip", "w") as zf:
         zf.write(s1b_rome_safe / "manifest.safe", f"{S1B}.SAFE/manifest.safe")
     cat = LocalCatalog(folder)

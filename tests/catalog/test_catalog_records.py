@@ -55,32 +55,43 @@ def test_parse_name_rejects_garbage() -> None:
         parse_s1_name("S1A_IW_GRDH_1SDV_2017")
 
 
-def test_relative_orbit_formula_matches_every_recorded_record(raw_dhus, recorded_json, shared_data) -> None:
-    """The brief's formulas, checked against every record that carries both numbers."""
+def test_relative_orbit_formula_matches_the_real_manifests(s1b_rome_safe, s1a_slc_manifest) -> None:
+    """ESA's formulas, checked against the orbit numbers of both missions' real manifests
+    (pinned sarsen release): S1B 30148 -> 22, S1A 41314 -> 117."""
+    import re
+
     checked = 0
-    for body in ("01_search_s1_grd_amazon_2014.json", "02_search_s1_grd_amazon_2017.json",
-                 "03_search_iw_grdh_recent_rows3.json", "05_search_contains_relation_s1_s2.json"):
+    for manifest in (s1b_rome_safe / "manifest.safe", s1a_slc_manifest):
+        text = manifest.read_text()
+        mission = "S1" + re.search(r"<safe:number>([AB])</safe:number>", text).group(1)
+        absolute = int(re.search(r'<safe:orbitNumber type="start">(\d+)<', text).group(1))
+        rel = int(re.search(r'<safe:relativeOrbitNumber type="start">(\d+)<', text).group(1))
+        assert relative_orbit(mission, absolute) == rel, manifest
+        checked += 1
+    assert checked == 2
+    assert relative_orbit("S1B", 30148) == 22 and relative_orbit("S1A", 41314) == 117
+    # the simulator's S1A anchor (the real product S1A_..._036201_043ED0_8255: relative orbit 79)
+    assert relative_orbit("S1A", 36201) == 79
+
+
+def test_relative_orbit_of_every_hub_record(raw_dhus, reply_json) -> None:
+    """Every S1 record of the hub replies carries both numbers, consistent with the formula
+    (the CREODIAS page is the exception, see below)."""
+    checked = 0
+    for body in ("search_grd_modes_2014.json", "search_iw_grd_2017.json",
+                 "search_iw_grdh_2023_fields.json", "search_s1_s2_mixed_2015.json"):
         for e in raw_dhus(body):
             if not e["title"].startswith("S1"):
                 continue
             assert relative_orbit(e["title"][:3], int(e["orbitnumber"])) == int(e["relativeorbitnumber"]), e["title"]
             checked += 1
-    for f in ("01_asf_S1_response.json", "02_asf_S1_baseline_stack.json"):
-        doc = json.loads((shared_data / "catalog" / "asf" / f).read_text())
-        for feat in doc if isinstance(doc, list) else [doc]:
-            p = feat["properties"]
-            assert relative_orbit(p["sceneName"][:3], p["orbit"]) == p["pathNumber"]
-            checked += 1
-    # the two real manifests: S1B 30148 -> 22, S1A 36201 -> 79
-    assert relative_orbit("S1B", 30148) == 22 and relative_orbit("S1A", 36201) == 79
-    assert checked == 3 + 18 + 19 + 2 + 5  # 42 DHuS S1 entries + 5 ASF features
+    assert checked == 9 + 9 + 3 + 2
 
 
-def test_creodias_record_disagrees_with_formula(recorded_json) -> None:
-    """Finding: CREODIAS says relative orbit 153 for S1A orbit 2673 (Oct 2014); the formula,
-    which matches all 40 DHuS S1A records incl. Oct-Nov 2014, gives 151. We keep the hub's
-    value and warn."""
-    item = recorded_json("cdse", "01_creodias_odata_s1_grd_top10.json")["value"][0]
+def test_creodias_record_disagrees_with_formula(reply_json) -> None:
+    """CREODIAS records of S1A orbit 2673 (Oct 2014) say relative orbit 153; the formula, which
+    matches the real manifests of both missions, gives 151. We keep the hub's value and warn."""
+    item = reply_json("cdse", "creodias_iw_grdh_page.json")["value"][0]
     attrs = {a["Name"]: a["Value"] for a in item["Attributes"]}
     assert (attrs["orbitNumber"], attrs["relativeOrbitNumber"]) == (2673, 153)
     assert relative_orbit("S1A", 2673) == 151

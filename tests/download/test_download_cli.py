@@ -6,6 +6,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 
+import pytest
 import shapely.geometry
 
 from bigearthnet_s1 import cli
@@ -61,6 +62,46 @@ def test_download_local_zip_is_used_in_place(tmp_path, capsys, make_zip):
     rc = cli.main(["download", str(src), "--store", str(tmp_path / "store"), "--no-progress"])
     out, _ = capsys.readouterr()
     assert rc == 0 and _lines(out) == {NAME: str(src)}
+
+
+@pytest.mark.parametrize("damage", ["empty", "crc", "html", "zip-slip", "other-product"])
+def test_download_refuses_a_bad_local_product(tmp_path, capsys, make_zip, damage):
+    """A local input is verified like a download (the issue: a 0-byte .zip was "downloaded")."""
+    names = {"crc": "fails its CRC", "empty": "not a valid zip", "html": "HTML page",
+             "zip-slip": "'..' path component", "other-product": "another product"}
+    src = tmp_path / f"{NAME}.zip"
+    if damage == "empty":
+        src.write_bytes(b"")
+    elif damage == "crc":
+        data = bytearray(make_zip(NAME, size=20_000))
+        data[len(data) // 2] ^= 0xFF  # inside the stored measurement
+        src.write_bytes(bytes(data))
+    elif damage == "html":
+        src.write_bytes(b"<html><head><title>Please log in</title></head></html>")
+    elif damage == "zip-slip":
+        src.write_bytes(make_zip(NAME, size=1_000, evil="dotdot"))
+    else:
+        src.write_bytes(make_zip(NAME, size=1_000, top=f"{NAME2}.SAFE"))
+    store = tmp_path / "store"
+    rc = cli.main(["download", str(src), "--store", str(store), "--no-progress"])
+    out, err = capsys.readouterr()
+    assert rc == 1 and _lines(out) == {}
+    assert "1 of 1 products failed" in err and NAME in err and names[damage] in err
+    assert not (store / "verified").exists() or list((store / "verified").iterdir()) == []
+
+
+def test_download_checks_its_options_before_anything(tmp_path, capsys, make_zip):
+    src = tmp_path / f"{NAME}.zip"
+    src.write_bytes(make_zip(NAME, size=1_000))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    cases = {("--parallel", "0"): "--parallel must be >= 1", ("--wait-offline", "-5"): "--wait-offline (s) must be >= 0",
+             ("--poll", "nan"): "--poll (s) must be a finite number", ("--store", str(blocker / "s")): "cannot be created"}
+    for (opt, value), message in cases.items():
+        args = ["download", str(src), "--store", str(tmp_path / "store"), "--no-progress", opt, value]
+        assert cli.main(args) == 1
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()
 
 
 def test_download_failure_exit_code_and_message(hub, tmp_path, capsys):

@@ -92,9 +92,80 @@ def test_local_product_is_not_copied(tmp_path, make_zip):
     src.write_bytes(make_zip(NAME, size=10_000))
     store = ProductStore(tmp_path / "store")
     assert store.fetch(ProductRef(name=NAME, url=str(src), source="local")) == src
-    assert list((tmp_path / "store").iterdir()) == []
+    # nothing copied: only the stamp of its verification
+    assert [p.name for p in (tmp_path / "store").iterdir()] == ["verified"]
+    assert json.loads(store.stamp_path(NAME).read_text())["path"] == str(src)
     with pytest.raises(DownloadError, match="does not exist"):
         store.fetch(ProductRef(name=NAME, url=str(tmp_path / "nope.SAFE"), source="local"))
+
+
+def _safe_folder(root: Path, name: str = NAME) -> Path:
+    """A .SAFE folder whose manifest lists its two data files with their sizes and MD5s."""
+    safe = root / f"{name}.SAFE"
+    files = {"annotation/s1a-iw-grd-vv.xml": b"<product><adsHeader/></product>\n" * 40,
+             "measurement/s1a-iw-grd-vv.tiff": bytes(range(256)) * 400}
+    objs = []
+    for i, (rel, data) in enumerate(files.items()):
+        (safe / rel).parent.mkdir(parents=True, exist_ok=True)
+        (safe / rel).write_bytes(data)
+        objs.append(f'<dataObject ID="o{i}" repID="r"><byteStream mimeType="x" size="{len(data)}">'
+                    f'<fileLocation locatorType="URL" href="./{rel}"/>'
+                    f'<checksum checksumName="MD5">{hashlib.md5(data).hexdigest()}</checksum></byteStream></dataObject>')
+    (safe / "manifest.safe").write_text(f'<xfdu:XFDU xmlns:xfdu="urn:x"><dataObjectSection>{"".join(objs)}'
+                                        "</dataObjectSection></xfdu:XFDU>")
+    return safe
+
+
+def test_local_safe_is_verified_against_its_manifest_once(tmp_path):
+    safe = _safe_folder(tmp_path / "catalog")
+    store = ProductStore(tmp_path / "store")
+    rec = ProductRef(name=NAME, url=str(safe), source="local")
+    assert store.fetch(rec) == safe and store.stamp_path(NAME).is_file()
+    tiff = safe / "measurement" / "s1a-iw-grd-vv.tiff"
+    # a change that keeps size and time stamps: not seen (the stamp spares re-reading 1.6 GB) ...
+    st = tiff.stat()
+    tiff.write_bytes(b"\xff" + tiff.read_bytes()[1:])
+    os.utime(tiff, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert store.fetch(rec) == safe
+    # ... a change of the file's time stamp makes the store read it again: MD5 mismatch
+    os.utime(tiff, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(ChecksumError, match=r"measurement/s1a-iw-grd-vv.tiff fails its MD5 check"):
+        store.fetch(rec)
+    with open(tiff, "r+b") as f:
+        f.truncate(1000)
+    with pytest.raises(ChecksumError, match=r"has 1000 bytes, manifest.safe says 102400 \(truncated\?\)"):
+        store.fetch(rec)
+    tiff.unlink()
+    with pytest.raises(SafeError, match=r"file measurement/s1a-iw-grd-vv.tiff listed in manifest.safe is missing"):
+        store.fetch(rec)
+    (safe / "manifest.safe").write_text("<xfdu:XFDU")
+    with pytest.raises(SafeError, match="manifest.safe cannot be read"):
+        store.fetch(rec)
+    assert safe.is_dir()  # a local product is the user's: refused, never moved
+
+
+def test_a_bad_zip_found_in_the_store_is_moved_aside_and_fetched_again(hub, tmp_path, leftovers, make_zip):
+    """A zip in the store that fails later (CRC error while extracting, or the layout check on
+    the fast path) leaves the complete names and is downloaded again by the next fetch."""
+    data = make_zip(NAME, size=200_000, seed=4)
+    p = hub.add(data=data)
+    store = _store(tmp_path, hub)
+    bad = bytearray(data)
+    bad[100_000] ^= 0xFF  # inside the stored measurement: its CRC fails on reading
+    store.zip_path(NAME).write_bytes(bytes(bad))  # e.g. bit rot, or a copy from elsewhere
+    with pytest.raises(ChecksumError, match=rf"{NAME}: {NAME}.zip is corrupt .*moved to {NAME}.zip.bad"):
+        store.extract(NAME)
+    assert not store.has(NAME) and leftovers(tmp_path) == [f"{NAME}.zip.bad"]
+    assert store.fetch(hub.record(p)) == store.zip_path(NAME) and _md5(store.zip_path(NAME)) == p.md5
+    assert store.extract(NAME).is_dir()
+    # fast path: a stored zip without its manifest (not a product) is not returned as one
+    store.remove(NAME)
+    with zipfile.ZipFile(store.zip_path(NAME), "w") as zf:
+        zf.writestr("readme.txt", "not a product")
+    assert store.fetch(hub.record(p)) == store.zip_path(NAME) and _md5(store.zip_path(NAME)) == p.md5
+    assert len(hub.requests_for(p)) == 2
+    assert zipfile.ZipFile(store.zip_path(f"{NAME}")).namelist()[0].startswith(f"{NAME}.SAFE/")
+    assert zipfile.ZipFile(tmp_path / f"{NAME}.zip.bad").namelist() == ["readme.txt"]
 
 
 def test_failures_leave_no_product(hub, tmp_path, leftovers, make_zip):
@@ -159,16 +230,23 @@ def test_extract_is_atomic_and_complete(hub, tmp_path, leftovers):
     ],
 )
 def test_extract_refuses_unsafe_members(hub, tmp_path, leftovers, make_zip, evil, member, reason):
+    """An unsafe zip (its CRCs are right) is refused at download, before it gets its final
+    name; one that reached the store another way is refused at extraction and moved aside."""
     data = make_zip(NAME, size=50_000, evil=evil)
     p = hub.add(data=data)
     store = _store(tmp_path / "store", hub)
-    store.fetch(hub.record(p))  # the zip itself is intact (its CRCs are right)
+    with pytest.raises(UnsafeArchiveError) as exc:
+        store.fetch(hub.record(p))
+    msg = str(exc.value)
+    assert NAME in msg and member in msg and reason in msg
+    assert not store.has(NAME) and leftovers(tmp_path / "store") == []
+    store.zip_path(NAME).write_bytes(data)  # copied in by hand
     with pytest.raises(UnsafeArchiveError) as exc:
         store.extract(NAME)
     msg = str(exc.value)
     assert NAME in msg and member in msg and reason in msg
-    assert not store.safe_path(NAME).exists()
-    assert leftovers(tmp_path / "store") == []
+    assert not store.safe_path(NAME).exists() and not store.has(NAME)
+    assert leftovers(tmp_path / "store") == [f"{NAME}.zip.bad"]
     assert not (tmp_path / "evil.txt").exists() and not Path("/tmp/evil-absolute.txt").exists()
 
 
@@ -190,12 +268,16 @@ def test_extracted_safe_is_readable_by_other_users(tmp_path, top):
 
 
 def test_extract_refuses_another_products_zip(hub, tmp_path, make_zip):
-    p = hub.add(data=make_zip(NAME, size=10_000, top=f"{NAME2}.SAFE"))
+    data = make_zip(NAME, size=10_000, top=f"{NAME2}.SAFE")
+    p = hub.add(data=data)
     store = _store(tmp_path, hub)
-    store.fetch(hub.record(p))
+    with pytest.raises(SafeError, match=NAME2):
+        store.fetch(hub.record(p))
+    assert not store.has(NAME)
+    store.zip_path(NAME).write_bytes(data)
     with pytest.raises(SafeError, match=NAME2):
         store.extract(NAME)
-    assert not store.safe_path(NAME).exists()
+    assert not store.safe_path(NAME).exists() and not store.has(NAME)
 
 
 def test_extract_cleans_a_killed_extraction(hub, tmp_path, leftovers):
@@ -315,8 +397,8 @@ def test_two_processes_download_once(hub, tmp_path, spawn_fetch, leftovers, make
 
 
 def test_threads_share_the_lock_and_the_parallel_limit(hub, tmp_path, leftovers, make_zip):
-    prods = [hub.add(name=f"S1A_IW_GRDH_1SDV_20170613T1650{i:02d}_20170613T165108_017018_01C579_7EE{i}",
-                     data=make_zip("x", size=1_000_000, seed=i), throttle=4_000_000) for i in range(5)]
+    names = [f"S1A_IW_GRDH_1SDV_20170613T1650{i:02d}_20170613T165108_017018_01C579_7EE{i}" for i in range(5)]
+    prods = [hub.add(name=n, data=make_zip(n, size=1_000_000, seed=i), throttle=4_000_000) for i, n in enumerate(names)]
     store = _store(tmp_path, hub, max_parallel=2)
     recs = [hub.record(p) for p in prods]
     seen: dict[str, int] = {}

@@ -162,6 +162,63 @@ def test_corrupted_byte_caught_by_zip_test_without_checksum(hub, tmp_path, fast_
     assert list(tmp_path.iterdir()) == []
 
 
+def _broken_deflate(data: bytes) -> bytes:
+    """``data`` (a product zip) with one byte of its deflated manifest changed so that
+    inflating it fails with ``zlib.error`` (e.g. "invalid distance too far back"), same size."""
+    import io
+    import zipfile
+    import zlib
+
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        info = next(i for i in zf.infolist() if i.compress_type == zipfile.ZIP_DEFLATED)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for i in range(start + 2, start + info.compress_size):
+        bad = bytearray(data)
+        bad[i] ^= 0x5A
+        try:
+            with zipfile.ZipFile(io.BytesIO(bytes(bad))) as zf:
+                zf.testzip()
+        except zlib.error:
+            return bytes(bad)
+        except Exception:  # noqa: BLE001 - another kind of damage: try the next byte
+            continue
+    raise AssertionError("no single-byte change breaks the deflate stream")
+
+
+def test_broken_deflate_stream_is_discarded_and_the_next_run_recovers(hub, tmp_path, fast_retry, make_zip):
+    """zlib.error during the zip test is a failed verification: the body is not kept as a
+    .part, so the next run, served the good file, downloads it afresh (no Range, no 416)."""
+    policy, _ = fast_retry
+    good = make_zip(NAME, size=300_000, seed=21)
+    p = hub.add(data=good, body=_broken_deflate(good))
+    dest = tmp_path / "p.zip"
+    with pytest.raises(ChecksumError, match=r"zip integrity test failed \(error: ") as exc:
+        download(hub.dhus_url(p), dest, retry=policy)  # no hub checksum: only the zip test can tell
+    assert "p.zip" in str(exc.value)
+    assert list(tmp_path.iterdir()) == []  # neither the product nor a .part to resume
+    assert len(hub.requests_for(p)) == 2  # checksum_retries=1: downloaded again once, then gave up
+    p.body = None  # the hub serves the good file now
+    download(hub.dhus_url(p), dest, retry=policy)
+    assert _md5(dest) == hashlib.md5(good).hexdigest()
+    assert hub.requests_for(p)[-1]["range"] is None
+    _only_dest(tmp_path, dest)
+
+
+def test_full_size_corrupt_part_left_by_an_earlier_run_is_replaced(hub, tmp_path, fast_retry, make_zip):
+    """The issue's loop: a full-size .part whose deflate stream is broken; the server answers
+    416 to Range: bytes=<size>-; the part fails the zip test and must be fetched afresh."""
+    policy, _ = fast_retry
+    good = make_zip(NAME, size=300_000, seed=22)
+    p = hub.add(data=good)
+    dest = tmp_path / "p.zip"
+    part_path(dest).write_bytes(_broken_deflate(good))
+    download(hub.dhus_url(p), dest, retry=policy)
+    assert _md5(dest) == hashlib.md5(good).hexdigest()
+    reqs = hub.requests_for(p)
+    assert [r["status"] for r in reqs] == [416, 200] and reqs[1]["range"] is None
+    _only_dest(tmp_path, dest)
+
+
 def test_html_error_page_instead_of_zip(hub, tmp_path, fast_retry):
     policy, _ = fast_retry
     page = b"<!DOCTYPE html><html><head><title>Service in maintenance</title></head><body>come back later</body></html>"

@@ -40,8 +40,10 @@ def test_filter_tiles_by_id_key_and_half_open_window(s2_example: Path) -> None:
     t = datetime(2017, 6, 13, 10, 10, 31, tzinfo=UTC)  # 33UUP's sensing time
     assert [a.tile_id for a in pipeline.filter_tiles(acqs, start=t, end=t + timedelta(seconds=1))] == ["33UUP"]
     assert pipeline.filter_tiles(acqs, start=t - timedelta(seconds=1), end=t) == []  # end is exclusive
-    with pytest.raises(pipeline.ParameterError, match=r"unknown tile\(s\) 99XXX, 33UUQ"):
-        pipeline.filter_tiles(acqs, ["33UUP", "99XXX", "33UUQ"])
+    with pytest.raises(pipeline.ParameterError, match=r"unknown tile\(s\) 99XXX, 61UUP in tiles: not MGRS"):
+        pipeline.filter_tiles(acqs, ["33UUP", "99XXX", "61UUP", "33UUQ"])  # the grammar first
+    with pytest.raises(pipeline.ParameterError, match=r"unknown tile\(s\) 33UUQ, 34UUP: not in"):
+        pipeline.filter_tiles(acqs, ["33UUP", "33UUQ", "34UUP"])  # then the source's tiles
 
 
 def test_check_writable_writes_nothing(tmp_path: Path) -> None:
@@ -198,3 +200,51 @@ def test_summary_does_not_count_a_result_left_by_an_earlier_selection(big_tile_w
     report = pipeline.summarise(work, [key], run_id="run2")
     assert report["ok"] == 0 and report["patches"] == 0
     assert report["failed"] == {key: f"preprocessing did not finish for {other}"}
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_a_stored_product_found_bad_while_preprocessing_leaves_the_store(s2_example: Path, catalog_33uup: Path,
+                                                                         tmp_path: Path) -> None:
+    """The issue's case 3 (second half): a zip in the store that is refused later must not
+    stay there looking verified. Here its VV measurement is float32 (value 1e6) of the right
+    size: preprocessing refuses it (case 2) and moves it to <name>.zip.bad."""
+    import shutil
+    import zipfile
+
+    import numpy as np
+    import rasterio
+    import shapely
+
+    from bigearthnet_s1.catalog import make_record
+    from bigearthnet_s1.errors import SafeError
+    from bigearthnet_s1.safe import open_safe
+    from bigearthnet_s1.store import ProductStore
+
+    src = sorted(catalog_33uup.glob("*.SAFE"))[0]
+    name = src.name.removesuffix(".SAFE")
+    safe = tmp_path / src.name
+    shutil.copytree(src, safe)
+    with open_safe(safe) as p:
+        rel, ann = p.file("measurement", "VV"), p.annotation("VV")
+    (safe / rel).unlink()
+    with rasterio.open(safe / rel, "w", driver="GTiff", width=ann.samples, height=ann.lines, count=1,
+                       dtype="float32") as ds:
+        ds.write(np.full((1, ann.lines, ann.samples), 1e6, np.float32))
+    work = pipeline.WorkDir(tmp_path / "work")
+    store = ProductStore(work.products)
+    with zipfile.ZipFile(store.zip_path(name), "w") as zf:
+        for f in sorted(safe.rglob("*")):
+            if f.is_file():
+                zf.write(f, f"{safe.name}/{f.relative_to(safe).as_posix()}")
+    rec = make_record(name, source="dhus", footprint=shapely.box(12.0, 41.0, 13.0, 42.0),
+                      orbit_direction="ASCENDING", url="https://hub.example/odata/v1/Products('x')/$value", online=True)
+    pipeline.write_json(work.record_file(name), rec.to_json())
+    key = pipeline.prepare_run(work, str(s2_example), tiles=["33UUP"], catalog_root=str(catalog_33uup))[0]["key"]
+    assert store.has(name)
+    with pytest.raises(SafeError) as exc:
+        pipeline.preprocess_pair(work, key, name)
+    msg = str(exc.value)
+    assert name in msg and "float32" in msg and f"moved to {name}.zip.bad" in msg
+    assert not store.has(name) and (work.products / f"{name}.zip.bad").is_file()
+    assert not work.processed_file(key, name).exists()
+    assert [p.name for p in work.processed_dir(key).iterdir()] == []  # no scratch folder left either

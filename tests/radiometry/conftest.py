@@ -1,6 +1,7 @@
-"""Fixtures for the radiometry tests: real SAFE metadata copied to tmp, with measurement
-TIFFs whose DN the tests choose (from a known sigma0 field taken back through the real LUTs,
-plus the real noise power and dark no-value margins at the image edges).
+"""Fixtures for the radiometry tests: real SAFE metadata (the S1B product of the pinned sarsen
+release, and its dual-polarisation copy) copied to tmp, with measurement TIFFs whose DN the
+tests choose (from a known sigma0 field taken back through the real LUTs, plus the real noise
+power and dark no-value margins at the image edges).
 
 The LUT "truth" here is an independent dense evaluation (scipy's RegularGridInterpolator on
 the annotated grids and per-vector np.interp), not the library's own interpolation.
@@ -151,7 +152,7 @@ def _make_writable(root: Path) -> None:
 def copy_safe(src: Path, dst_root: Path, *, ipf: str | None = None, old_noise: bool = False) -> Path:
     dst = dst_root / src.name
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.tiff", "*.pdf"))
-    _make_writable(dst)  # the shared data is read-only; so would be the copy's folders
+    _make_writable(dst)  # the cache is read-only; so would be the copy's files
     (dst / "measurement").mkdir(exist_ok=True)
     if ipf is not None:
         m = dst / "manifest.safe"
@@ -212,16 +213,17 @@ def s1b_scene(s1b_rome_safe: Path, sigma0_mosaic, tmp_path_factory) -> Scene:
 
 
 @pytest.fixture(scope="session")
-def s1a_scene(s1a_beira_safe: Path, sigma0_mosaic, tmp_path_factory) -> Scene:
-    """S1A Beira (IPF 3.31, VV + VH) with test DN and zero no-value margins."""
-    return write_scene(s1a_beira_safe, tmp_path_factory.mktemp("s1a"), sigma0_mosaic, pols=("VV", "VH"), seed=1)
+def dual_scene(s1b_dual_pol_safe: Path, sigma0_mosaic, tmp_path_factory) -> Scene:
+    """The S1B metadata as a dual-pol product (IPF 3.40, VV + VH with its own noise LUT) with
+    test DN and zero no-value margins."""
+    return write_scene(s1b_dual_pol_safe, tmp_path_factory.mktemp("dual"), sigma0_mosaic, pols=("VV", "VH"), seed=1)
 
 
 @pytest.fixture(scope="session")
-def s1a_old_scene(s1a_beira_safe: Path, sigma0_mosaic, tmp_path_factory) -> Scene:
-    """The S1A metadata presented as an IPF 2.84 product: old noise layout (range vectors
+def old_ipf_scene(s1b_dual_pol_safe: Path, sigma0_mosaic, tmp_path_factory) -> Scene:
+    """The dual-pol metadata presented as an IPF 2.84 product: old noise layout (range vectors
     only) and non-zero low DN in the no-value margins, as ESA describes for IPF < 2.90."""
-    return write_scene(s1a_beira_safe, tmp_path_factory.mktemp("s1a_old"), sigma0_mosaic, pols=("VV", "VH"),
+    return write_scene(s1b_dual_pol_safe, tmp_path_factory.mktemp("old_ipf"), sigma0_mosaic, pols=("VV", "VH"),
                        ipf="002.84", old_noise=True, noisy_margins=True, seed=2)
 
 

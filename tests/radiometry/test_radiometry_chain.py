@@ -22,8 +22,8 @@ def _recovered(scene, pol, name, dense, **kw):
     return p, win, out, flags, truth, a, n, dn_exact
 
 
-@pytest.mark.parametrize("scene_fixture,pol", [("s1b_scene", "VV"), ("s1a_scene", "VV"), ("s1a_scene", "VH"),
-                                               ("s1a_old_scene", "VH")])
+@pytest.mark.parametrize("scene_fixture,pol", [("s1b_scene", "VV"), ("dual_scene", "VV"), ("dual_scene", "VH"),
+                                               ("old_ipf_scene", "VH")])
 @pytest.mark.parametrize("name", ["middle", "left", "right"])
 def test_thermal_noise_removal_recovers_sigma0(request, scene_fixture, pol, name, dense):
     scene = request.getfixturevalue(scene_fixture)
@@ -48,7 +48,7 @@ def test_thermal_noise_removal_recovers_sigma0(request, scene_fixture, pol, name
     assert np.nanmin(out) > 0
 
 
-@pytest.mark.parametrize("scene_fixture", ["s1b_scene", "s1a_scene", "s1a_old_scene"])
+@pytest.mark.parametrize("scene_fixture", ["s1b_scene", "dual_scene", "old_ipf_scene"])
 def test_border_mask_marks_exactly_the_margins(request, scene_fixture, dense):
     scene = request.getfixturevalue(scene_fixture)
     p = scene.open()
@@ -65,14 +65,14 @@ def test_border_mask_marks_exactly_the_margins(request, scene_fixture, dense):
             assert (((flags & R.FLAG_BORDER) > 0) | ((flags & R.FLAG_NO_VALUE) > 0))[expected].all()
 
 
-def test_old_ipf_margins_need_the_threshold_method(s1a_old_scene, dense):
+def test_old_ipf_margins_need_the_threshold_method(old_ipf_scene, dense):
     """IPF < 2.90: margins are low but not zero; zero-only masking misses them all, the
     ESA thresholding finds exactly them; forcing it on a window that does not reach the
     image edge reads the margin from the image."""
-    p = s1a_old_scene.open()
+    p = old_ipf_scene.open()
     assert p.ipf_version < 2.90
-    win = s1a_old_scene.windows["left"]
-    expected = dense["margins"](win, s1a_old_scene.lines, s1a_old_scene.samples)
+    win = old_ipf_scene.windows["left"]
+    expected = dense["margins"](win, old_ipf_scene.lines, old_ipf_scene.samples)
     assert not R.border_noise_mask(p, win, params=R.BorderParameters(method="zero")).any()
     assert R.border_noise_mask(p, win).tolist() == expected.tolist()
     inner = Window(60, win.row_off + 10, 200, 50)  # starts inside some lines' margins
@@ -81,11 +81,11 @@ def test_old_ipf_margins_need_the_threshold_method(s1a_old_scene, dense):
     assert R.border_noise_mask(p, inner).tolist() == sub_expected.tolist()
 
 
-def test_window_results_do_not_depend_on_the_window(s1a_scene):
+def test_window_results_do_not_depend_on_the_window(dual_scene):
     """A window's result equals the same pixels of a bigger window's result (speckle halo is
     read from the image, strips join seamlessly)."""
-    p = s1a_scene.open()
-    big = s1a_scene.windows["middle"]
+    p = dual_scene.open()
+    big = dual_scene.windows["middle"]
     full = R.radar_chain(p, "VH", big, strip_rows=256)
     sub = Window(big.col_off + 101, big.row_off + 203, 300, 280)
     part = R.radar_chain(p, "VH", sub, strip_rows=97)
@@ -117,13 +117,13 @@ def test_beta0_gamma0_and_uncalibrated(s1b_scene, dense):
     assert (b0 > s0).all()
 
 
-def test_dual_pol_vh_uses_the_co_pol_border(s1a_scene, dense):
-    p = s1a_scene.open()
-    win = s1a_scene.windows["left"]
-    expected = dense["margins"](win, s1a_scene.lines, s1a_scene.samples)
+def test_dual_pol_vh_uses_the_co_pol_border(dual_scene, dense):
+    p = dual_scene.open()
+    win = dual_scene.windows["left"]
+    expected = dense["margins"](win, dual_scene.lines, dual_scene.samples)
     vh = R.radar_chain(p, "VH", win, speckle="Lee", speckle_params={"filterSizeX": 5, "filterSizeY": 5})
     assert np.isnan(vh[expected]).all() and not np.isnan(vh[~expected]).any()
-    truth = s1a_scene.truth["VH"]["left"]
+    truth = dual_scene.truth["VH"]["left"]
     assert np.nanmax(vh) <= truth.max() * 1.01  # Lee output lies between the pixel and its local mean
     db = R.to_db(vh)
     assert np.nanmin(db) >= R.DEFAULT_FLOOR_DB and np.nanmedian(db) == pytest.approx(

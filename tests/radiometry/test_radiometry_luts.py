@@ -27,20 +27,20 @@ def test_calibration_lut_equals_dense_bilinear(s1b_rome_safe, kind, dense):
     assert lut.max() - lut.min() > 50
 
 
-@pytest.mark.parametrize("safe_fixture", ["s1b_rome_safe", "s1a_beira_safe"])
-def test_noise_power_equals_dense_evaluation(request, safe_fixture, dense):
+@pytest.mark.parametrize("safe_fixture,pol", [("s1b_rome_safe", "VV"), ("s1b_dual_pol_safe", "VH")])
+def test_noise_power_equals_dense_evaluation(request, safe_fixture, pol, dense):
     p = open_safe(request.getfixturevalue(safe_fixture))
-    n = p.noise("VV")
+    n = p.noise(pol)
     assert n.has_azimuth
     b1 = n.azimuth_blocks[0]
     wins = [
         Window(b1.last_sample - 300, 5000, 600, 300),  # across the IW1/IW2 block boundary
         Window(0, 0, 200, 50),
-        Window(p.annotation("VV").samples - 700, p.annotation("VV").lines - 30, 700, 30),  # far range: LUT = 0 at the end
+        Window(p.annotation(pol).samples - 700, p.annotation(pol).lines - 30, 700, 30),  # far range: LUT = 0 at the end
     ]
     for win in wins:
         ours = R.noise_power(n, win)
-        ref = dense["noise"](p, "VV", win)
+        ref = dense["noise"](p, pol, win)
         np.testing.assert_allclose(ours, ref, rtol=2e-6, atol=1e-3)
     # the azimuth LUT matters: without it the noise differs by up to ~13 % here
     win = wins[0]
@@ -49,16 +49,32 @@ def test_noise_power_equals_dense_evaluation(request, safe_fixture, dense):
     assert np.abs(R.noise_power(n, win) / rng_only - 1).max() > 0.01
 
 
-def test_noise_without_azimuth_lut_is_range_only(s1a_old_scene, dense):
+def test_noise_power_of_a_simulated_ipf331_product(s1a_beira_sim, dense):
+    """A second product (simulated S1A, IPF 3.31, one sub-swath): VV and VH noise equal the
+    dense evaluation of their own LUTs, which differ."""
+    p = open_safe(s1a_beira_sim)
+    ann = p.annotation("VV")
+    wins = [Window(0, 0, 300, 200), Window(ann.samples // 2 - 150, ann.lines // 2 - 100, 300, 200),
+            Window(ann.samples - 300, ann.lines - 200, 300, 200)]
+    for pol in ("VV", "VH"):
+        n = p.noise(pol)
+        assert n.has_azimuth and [b.swath for b in n.azimuth_blocks] == ["IW2"]
+        for win in wins:
+            np.testing.assert_allclose(R.noise_power(n, win), dense["noise"](p, pol, win), rtol=2e-6, atol=1e-3)
+    vv, vh = (R.noise_power(p.noise(pol), wins[1]) for pol in ("VV", "VH"))
+    assert np.abs(vh / vv - 1).max() > 0.05
+
+
+def test_noise_without_azimuth_lut_is_range_only(old_ipf_scene, dense):
     """IPF < 2.9 layout: no azimuth vectors; the range LUT alone, bilinear (as SNAP)."""
-    p = s1a_old_scene.open()
+    p = old_ipf_scene.open()
     n = p.noise("VH")
     assert not n.has_azimuth and p.ipf_version == pytest.approx(2.84)
     win = Window(9000, 600, 500, 700)
     np.testing.assert_allclose(R.noise_power(n, win), dense["noise"](p, "VH", win), rtol=2e-6, atol=1e-3)
 
 
-@pytest.mark.parametrize("scene_fixture,pol", [("s1b_scene", "VV"), ("s1a_scene", "VV"), ("s1a_scene", "VH")])
+@pytest.mark.parametrize("scene_fixture,pol", [("s1b_scene", "VV"), ("dual_scene", "VV"), ("dual_scene", "VH")])
 def test_calibration_equals_xarray_sentinel(request, scene_fixture, pol):
     """sigma0 without noise removal equals xarray-sentinel's calibrate_intensity on the same
     DN and LUT (xarray-sentinel parses the calibration XML itself)."""

@@ -24,7 +24,7 @@ NAME = "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371"
 def _copy(src: Path, root: Path) -> Path:
     dst = root / src.name
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.tiff"))
-    for d in [dst, *dst.rglob("*")]:  # the shared data is read-only; so would be the copy
+    for d in [dst, *dst.rglob("*")]:  # the cache is read-only; so would be the copy
         d.chmod(d.stat().st_mode | 0o200)
     return dst
 
@@ -86,9 +86,10 @@ def test_polarisation_the_product_lacks(s1b_rome_safe):
         p.read_dn("VH", Window(0, 0, 10, 10))
 
 
-def test_missing_measurement(s1a_beira_safe):
-    with pytest.raises(SafeError, match=r"S1A_IW_GRDH_1SDV_20210119T031653.*measurement/s1a-iw-grd-vv-.*missing"):
-        open_safe(s1a_beira_safe).read_dn("VV", Window(0, 0, 10, 10))
+def test_missing_measurement(s1b_copy):
+    assert not any((s1b_copy / "measurement").iterdir())  # the copy leaves the TIFF out
+    with pytest.raises(SafeError, match=rf"{NAME}.*measurement/s1b-iw-grd-vv-.*missing"):
+        open_safe(s1b_copy).read_dn("VV", Window(0, 0, 10, 10))
 
 
 def test_truncated_measurement_tiff(s1b_copy):
@@ -115,6 +116,23 @@ def test_measurement_size_mismatch(s1b_copy):
         ds.write(np.ones((1, 50, 100), np.uint16))
     with pytest.raises(SafeError, match=r"100 x 50 px but the annotation says 26102 x 16705"):
         open_safe(s1b_copy).read_dn("VV", Window(0, 0, 10, 10))
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+@pytest.mark.parametrize(("dtype", "count"), [("float32", 1), ("int16", 1), ("uint16", 2)])
+def test_measurement_of_the_wrong_type_is_refused(s1b_copy, dtype, count):
+    """A measurement of the right size but not one band of uint16 DN (float32 1e6, as a
+    hostile or mislabelled product has) must not be cast into garbage sigma0."""
+    p = open_safe(s1b_copy)
+    rel = p.file("measurement", "VV")
+    ann = p.annotation("VV")
+    with rasterio.open(s1b_copy / rel, "w", driver="GTiff", width=ann.samples, height=ann.lines, count=count,
+                       dtype=dtype, tiled=True, sparse_ok=True) as ds:
+        ds.write(np.full((count, 64, 64), 1e6 if dtype == "float32" else 300, dtype), window=Window(0, 0, 64, 64))
+    with pytest.raises(SafeError) as exc:
+        open_safe(s1b_copy).read_dn("VV", Window(0, 0, 64, 64))
+    msg = str(exc.value)
+    assert NAME in msg and Path(rel).name in msg and f"{count} band(s) of {dtype}" in msg and "uint16" in msg
 
 
 XXE = """<?xml version="1.0"?>

@@ -1,4 +1,5 @@
-"""Manifest and annotation fields of the two real products (shared/data/s1-grd)."""
+"""Manifest and annotation fields of the real S1B product (from the pinned sarsen release),
+of its dual-polarisation copy, and of a simulated S1A product carrying a real product's identity."""
 
 from __future__ import annotations
 
@@ -26,14 +27,32 @@ def test_s1b_rome_manifest(s1b_rome_safe):
     assert p.footprint.contains(__import__("shapely").Point(12.4964, 41.9028))  # Rome
 
 
-def test_s1a_beira_manifest(s1a_beira_safe):
-    p = open_safe(s1a_beira_safe)
+def test_s1a_product_at_the_real_beira_time(s1a_beira_sim, beira_box):
+    """Simulated at the start time and place of the real S1A product
+    S1A_IW_GRDH_1SDV_20210119T031653_..._036201_043ED0_8255 (IPF 3.31): the manifest reads back
+    as that product's real identity, and both polarisations have their files."""
+    import shapely
+
+    p = open_safe(s1a_beira_sim)
+    assert p.name.startswith("S1A_IW_GRDH_1SDV_20210119T031653_") and p.name.split("_")[6:8] == ["036201", "043ED0"]
     assert (p.mission, p.absolute_orbit, p.relative_orbit, p.pass_direction) == ("S1A", 36201, 79, "DESCENDING")
     assert p.ipf_version == pytest.approx(3.31)
     assert p.datatake_id == "043ED0"
     assert p.polarisations == ("VV", "VH")
+    assert p.available_polarisations == ("VV", "VH")
+    assert p.footprint.contains(shapely.box(*beira_box))
+    vh = p.annotation("VH")
+    assert (vh.lines, vh.samples) == (p.annotation("VV").lines, p.annotation("VV").samples)
+    assert p.noise("VH").has_azimuth  # IPF 3.x noise layout: range and azimuth vectors
+
+
+def test_dual_pol_metadata_without_measurement(s1b_dual_pol_safe):
+    p = open_safe(s1b_dual_pol_safe)
+    assert p.polarisations == ("VV", "VH")
     assert p.available_polarisations == ()  # measurement/ is empty
-    assert p.footprint.bounds == pytest.approx((32.223114, -19.203491, 34.979454, -17.144775))
+    vv, vh = p.noise("VV"), p.noise("VH")
+    np.testing.assert_allclose(np.stack(vh.range_values), 0.71 * np.stack(vv.range_values), rtol=1e-6)
+    assert [b.swath for b in vh.azimuth_blocks] == ["IW1", "IW2", "IW3"]
 
 
 def test_s1b_annotation(s1b_rome_safe):

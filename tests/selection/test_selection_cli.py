@@ -25,14 +25,14 @@ DECOY_EW = "S1A_EW_GRDM_1SDV_20170617T064724_20170617T064749_017070_01C718_AAAA"
 
 
 @pytest.fixture
-def setup(tmp_path: Path, s2_example: Path, s1a_beira_safe: Path, swath, product_writer, s1_example: Path):
+def setup(tmp_path: Path, s2_example: Path, s1b_rome_safe: Path, swath, product_writer, s1_example: Path):
     tiles = {t.key: t for t in read_tiles(s2_example)}
     assert set(tiles) == set(SCENES)
     # the scene names really are the example's scene_source values
     sources = {json.loads(p.read_text())["scene_source"] for p in s1_example.glob("*/*_labels_metadata.json")}
     assert sources == {name for name, _ in SCENES.values()}
     root = tmp_path / "products"
-    template = s1a_beira_safe / "manifest.safe"
+    template = s1b_rome_safe / "manifest.safe"  # the real S1B manifest, edited per product
     for i, (key, (name, direction)) in enumerate(sorted(SCENES.items())):
         c = tiles[key].patches_footprint_wgs84.centroid
         product_writer(root, template, name, direction, swath(c.x, c.y, direction, cross_offset_km=20), as_zip=i % 2 == 1)

@@ -4,7 +4,7 @@
   2017-06-13T16:50:43 (ascending, IPF 2.84: old noise format, border noise), 2 x 1 patches;
 * ``sim_new``: the real S1B product's time over Rome (IPF 3.40: azimuth noise, RFI files),
   on the real Rome DEM, also zipped;
-* ``real_s1a`` / ``real_s1b``: the real products' folders.
+* ``real_s1b``: the real S1B product's folder (pinned sarsen release, IPF 3.40).
 """
 
 from __future__ import annotations
@@ -70,11 +70,6 @@ def sim_new(tmp_path_factory: pytest.TempPathFactory, rome_dem: Path, rome_bound
                             time="2021-12-23T05:11:22.594441", pass_direction="auto", dem=rome_dem, seed=2,
                             margin_m=1500.0, zip=True)
     return _sim(safe, None)
-
-
-@pytest.fixture(scope="session")
-def real_s1a(s1a_beira_safe: Path) -> Path:
-    return s1a_beira_safe
 
 
 @pytest.fixture(scope="session")

@@ -545,8 +545,13 @@ def open_catalog(kind: str, **options: Any) -> Catalog:
       ``timeout``, ``retries``, ``backoff``, ``max_retry_after``;
     - ``"local"``: option ``root`` (a folder of ``.SAFE`` folders and/or ``.zip`` files).
     """
+    from bigearthnet_s1.redact import register_secret, register_url
+
     kind = str(kind).lower()
     opts = {k: v for k, v in options.items() if v is not None}
+    for key in ("password", "token"):  # every later message leaves without them
+        register_secret(opts.get(key) if isinstance(opts.get(key), str) else None)
+    register_url(opts.get("url") if isinstance(opts.get("url"), str) else None)
     if kind == "dhus":
         from bigearthnet_s1.catalog.dhus import DhusCatalog
 
@@ -555,6 +560,7 @@ def open_catalog(kind: str, **options: Any) -> Catalog:
             raise CatalogError("dhus catalogue: no URL (pass url=... or set BIGEARTHNET_S1_DHUS_URL)")
         user = opts.pop("user", None) or _env("BIGEARTHNET_S1_DHUS_USER")
         password = opts.pop("password", None) or _env("BIGEARTHNET_S1_DHUS_PASSWORD")
+        register_secret(password)
         _check_options("dhus", DhusCatalog, opts)
         return DhusCatalog(url, user=user, password=password, **opts)
     if kind == "cdse":
@@ -564,6 +570,8 @@ def open_catalog(kind: str, **options: Any) -> Catalog:
         user = opts.pop("user", None) or _env("BIGEARTHNET_S1_CDSE_USER", "CDSE_USER")
         password = opts.pop("password", None) or _env("BIGEARTHNET_S1_CDSE_PASSWORD", "CDSE_PASSWORD")
         token = opts.pop("token", None) or _env("CDSE_TOKEN")
+        register_secret(password)
+        register_secret(token)
         _check_options("cdse", CdseCatalog, opts)
         return CdseCatalog(url, user=user, password=password, token=token, **opts)
     if kind == "asf":

@@ -19,26 +19,20 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from bigearthnet_s1.errors import AuthenticationError, CatalogError
+from bigearthnet_s1.redact import redact, redact_url  # one redactor for the whole library
+
+__all__ = ["body_excerpt", "check_status", "decode_json", "get_json", "looks_like_html", "make_retry",
+           "mount_retries", "redact_url"]
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
-
-
-def redact_url(url: str) -> str:
-    """``url`` without user info and query string (for messages and logs)."""
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class _LoggedRetry(Retry):
@@ -120,7 +114,7 @@ def body_excerpt(content: bytes, limit: int = 160) -> str:
     else:
         text = content[:2000].decode("utf-8", "replace")
         text = _TAGS.sub(" ", text)
-    text = " ".join(html.unescape(text).split())
+    text = redact(" ".join(html.unescape(text).split()))  # a hub may echo the request's headers
     return text[:limit] + ("..." if len(text) > limit else "")
 
 

@@ -64,6 +64,12 @@ def run(args: argparse.Namespace) -> int:
             options["user"] = os.environ[user_var]
             options["password"] = os.environ.get(password_var, "")
             break
+    # prepare_run checks every parameter before anything runs; these are checked here already
+    # because a NaN or huge number of days would break the timedelta below with a raw error
+    from bigearthnet_s1.params import check_selection
+
+    check_selection(tolerance=args.tolerance, target=args.target, window_days=args.window_days,
+                    max_window_days=args.max_window_days)
     work = pipeline.WorkDir(args.work, args.archive)
     report = pipeline.build(
         work, args.source, tiles=args.tiles,

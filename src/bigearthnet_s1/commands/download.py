@@ -170,7 +170,25 @@ class _Bars:
             bar.close()
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every option's range and path, before anything is fetched or written."""
+    from bigearthnet_s1.params import check_int, check_number, check_writable
+
+    check_int(args.parallel, "--parallel", minimum=1, maximum=64)
+    check_number(args.wait_offline, "--wait-offline (s)", minimum=0.0)
+    check_number(args.poll, "--poll (s)", minimum=0.0, exclusive_minimum=True)
+    check_writable(args.store, "--store")
+    if args.name is not None:
+        from bigearthnet_s1.store import check_product_name
+
+        check_product_name(_strip_suffixes(args.name))
+    for item in args.inputs:
+        if not re.match(r"^https?://", item) and not Path(item).exists():
+            raise InputError(f"{item}: no such file, and not an http(s) URL")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_arguments(args)
     endpoints = HubEndpoints(args.dhus_url, args.cdse_odata_url, args.cdse_download_url, args.cdse_token_url, args.edl_url)
     auth = _auth_map(args, endpoints)
     session = requests.Session()

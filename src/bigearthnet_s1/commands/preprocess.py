@@ -101,10 +101,47 @@ def resolve_tile(tile_id: str, *, s2_root: Path | None, tile_json: Path | None, 
     return acqs[0]
 
 
+def check_arguments(args: argparse.Namespace) -> tuple[str, ...]:
+    """Every option's value, range and path, before anything is read or written; returns the
+    polarisations."""
+    from bigearthnet_s1.errors import ParameterError
+    from bigearthnet_s1.params import (
+        check_dem,
+        check_existing,
+        check_int,
+        check_number,
+        check_polarisations,
+        check_tile_id,
+        check_writable,
+    )
+
+    check_existing(args.product, "product")
+    check_tile_id(args.tile, "--tile")
+    pols = check_polarisations(args.polarisations, "--polarisations")
+    check_dem(args.dem)
+    if args.graph is not None and args.graph not in ("full", "nocal", "fallback"):
+        check_existing(args.graph, "--graph", kind="file")
+    for opt in ("s2_root", "tile_json", "flagged"):
+        if getattr(args, opt) is not None:
+            check_existing(getattr(args, opt), "--" + opt.replace("_", "-"), kind="dir" if opt == "s2_root" else "file")
+    if args.time is not None:
+        _parse_time(args.time)
+    if args.threads is not None:
+        check_int(args.threads, "--threads", minimum=1)
+    check_number(args.timeout, "--timeout (s)", minimum=0.0, exclusive_minimum=True)
+    if args.out.suffix.lower() not in (".tif", ".tiff"):
+        raise ParameterError(f"--out {str(args.out)!r}: the output is a GeoTIFF, give it a .tif name")
+    if args.out.is_dir():
+        raise ParameterError(f"--out {str(args.out)!r} is a folder")
+    check_writable(args.out.parent, "--out folder")
+    return pols
+
+
 def run(args: argparse.Namespace) -> int:
     from bigearthnet_s1 import engine
     from bigearthnet_s1.safe import open_safe
 
+    pols = check_arguments(args)
     if args.engine == "snap":
         from bigearthnet_s1 import gpt
 
@@ -118,7 +155,6 @@ def run(args: argparse.Namespace) -> int:
     flagged: list[str] = []
     if args.flagged is not None:
         flagged = [ln.strip() for ln in args.flagged.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-    pols = tuple(p.strip().upper() for p in args.polarisations.split(",") if p.strip())
     out = engine.preprocess(
         args.product, tile, args.out, engine=args.engine, graph=args.graph, dem=args.dem,
         polarisations=pols, flagged=flagged, gpt_options=options, geometry=args.geometry,

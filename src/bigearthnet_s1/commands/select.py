@@ -73,11 +73,32 @@ def run(args: argparse.Namespace) -> int:
 
     from bigearthnet_s1.atomic import atomic_write_text
     from bigearthnet_s1.catalog import open_catalog
+    from bigearthnet_s1.errors import ParameterError
+    from bigearthnet_s1.params import (
+        check_existing,
+        check_selection,
+        check_tile_ids,
+        check_writable,
+        require_tiles,
+    )
     from bigearthnet_s1.selection import search_and_select
     from bigearthnet_s1.tiles import read_tiles
 
-    tiles_wanted = [t.strip() for t in args.tiles.split(",") if t.strip()] if args.tiles else None
+    # every parameter first: nothing is searched or written on bad input
+    tiles_wanted = check_tile_ids(args.tiles.split(","), "--tiles") if args.tiles is not None else None
+    if args.tiles is not None and not tiles_wanted:
+        raise ParameterError(f"--tiles {args.tiles!r}: no tile id given")
+    check_selection(tolerance=args.tolerance, target=args.target, window_days=args.window_days,
+                    max_window_days=args.max_window_days, step_days=args.step_days)
+    check_existing(args.s2_root, "S2_ROOT")
+    if args.catalog == "local":
+        if not args.root:
+            raise ParameterError("--root: the local catalogue needs its folder of .SAFE/.zip products")
+        check_existing(args.root, "--root (local catalogue folder)", kind="dir")
+    if args.output is not None:
+        check_writable(Path(args.output).parent, "--output folder")
     tiles = read_tiles(args.s2_root, tiles=tiles_wanted)
+    require_tiles(tiles_wanted or (), tiles, str(args.s2_root), "--tiles")
     options: dict[str, Any] = {"url": args.url, "user": args.user, "password": args.password}
     if args.catalog == "local":
         options = {"root": args.root}

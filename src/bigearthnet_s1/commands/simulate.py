@@ -101,9 +101,26 @@ def _tile(args: argparse.Namespace, t: datetime) -> Any:
     return TileAcquisition(tid, t, None, grid, tuple(patches))
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every option's value, range and path, before anything is computed or written."""
+    from bigearthnet_s1.params import check_existing, check_number, check_tile_id, check_writable
+
+    if args.tile is not None:
+        check_tile_id(args.tile, "--tile")
+    for opt in ("swath_position", "azimuth_position"):
+        check_number(getattr(args, opt), "--" + opt.replace("_", "-"), minimum=0.0, maximum=1.0)
+    check_number(args.margin, "--margin (m)", minimum=0.0, maximum=300_000.0)
+    if args.dem is not None:
+        check_existing(args.dem, "--dem", kind="file")
+    if args.s2_root is not None:
+        check_existing(args.s2_root, "--s2-root", kind="dir")
+    check_writable(args.out, "--out")
+
+
 def run(args: argparse.Namespace) -> int:
     from bigearthnet_s1.simulate import simulate_product
 
+    check_arguments(args)
     t = _parse_time(args.time)
     kwargs: dict[str, Any] = {}
     if args.tile is not None:

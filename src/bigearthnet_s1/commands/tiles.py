@@ -28,9 +28,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bigearthnet_s1.params import check_existing, check_tile_ids, require_tiles
     from bigearthnet_s1.tiles import read_patch_table, read_tiles
 
-    acqs = read_patch_table(tiles=args.tile) if args.source is None else read_tiles(args.source, tiles=args.tile)
+    wanted = check_tile_ids(args.tile, "--tile") if args.tile else None
+    if args.tile and not wanted:
+        from bigearthnet_s1.errors import ParameterError
+
+        raise ParameterError("--tile: empty tile id")
+    if args.source is not None:
+        check_existing(args.source, "S2 source")
+    acqs = read_patch_table(tiles=wanted) if args.source is None else read_tiles(args.source, tiles=wanted)
+    # a tile asked for by name that the source lacks is an error, not an empty output
+    require_tiles(wanted or (), acqs, str(args.source or "the bundled patch-name table"), "--tile")
     out = sys.stdout
     for acq in acqs:
         record = acq.summary()

@@ -22,7 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bigearthnet_s1.archive import validate_archive
+    from bigearthnet_s1.params import check_existing, check_int
 
+    check_existing(args.archive, "ARCHIVE", kind="dir")
+    check_int(args.workers, "--workers", minimum=1, maximum=256)
+    check_int(args.show, "--show", minimum=0)
     report = validate_archive(args.archive, workers=args.workers)
     out = sys.stdout
     if args.json:
