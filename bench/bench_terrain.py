@@ -26,8 +26,6 @@ Run: ``.venv/bin/python bench/bench_terrain.py [--against GIT_REV]`` (about 3-4 
 ~5 GB peak). ``--against a007b52`` also times the whole tile with the geocoding module of that
 revision (before heights were sampled once and the conventions existed), in the same child
 process after ours, and prints the ratio.
-Data: the real S1B annotation is read from ``$BIGEARTHNET_S1_SHARED_DATA`` (default
-``../shared/data``), as the tests' fixtures did before they moved to a verified cache.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The product's own truth: every geolocation grid point (azimuth time, slant range time, line,
-pixel, lat, lon, height) of real Sentinel-1 products and of simulated ones of both IPF eras
+pixel, lat, lon, height) of the real Sentinel-1 product and of simulated ones of both IPF eras
 maps through the forward model (lat, lon, height -> line, pixel) onto its annotated line and
 pixel to < 0.01 line and < 0.01 px (max), in the "esa" convention; SNAP's and sarsen's
 conventions miss by ~0.2 line and up to ~0.5 px (they are controls: the test can fail)."""
@@ -38,12 +38,10 @@ def simulated(tmp_path_factory, rome_dem: Path, gh) -> dict[str, Path]:
     return {"sim_ipf284": old, "sim_ipf340": new}
 
 
-@pytest.fixture(params=["real_s1b", "real_s1a", "sim_ipf284", "sim_ipf340"])
-def product(request, s1b_rome_safe: Path, s1a_beira_safe: Path) -> SimpleNamespace:
+@pytest.fixture(params=["real_s1b", "sim_ipf284", "sim_ipf340"])
+def product(request, s1b_rome_safe: Path) -> SimpleNamespace:
     if request.param == "real_s1b":
         path = s1b_rome_safe
-    elif request.param == "real_s1a":
-        path = s1a_beira_safe
     else:
         path = request.getfixturevalue("simulated")[request.param]
     with open_safe(path) as p:
