@@ -516,6 +516,8 @@ def _index_schema() -> pa.Schema:
             ("reben_s1_name", pa.string()),  # the S1 patch reBEN pairs with it, if known
             ("contains_seasonal_snow", pa.bool_()),
             ("contains_cloud_or_shadow", pa.bool_()),
+            ("layover_px", pa.int32()),  # pixels of the patch in radar layover (null: not known)
+            ("shadow_px", pa.int32()),  # pixels of the patch in radar shadow (null: not known)
             ("geometry", pa.binary()),  # WKB, WGS84 lon/lat
         ]
     )
@@ -532,6 +534,7 @@ def write_tile_patches(
     valid_fraction: Mapping[str, float] | None = None,
     overwrite: bool = False,
     layout: str = "v1",
+    layover_shadow: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Write the patches of ``tile`` from arrays covering ``window`` of the tile grid.
 
@@ -544,7 +547,9 @@ def write_tile_patches(
     ``patch_scenes`` (S2 name -> scene) are skipped, and so are patches without any valid
     pixel in VV or VH (logged); a patch not fully inside the window is an error. Existing
     complete patches are kept (unless ``overwrite``). ``valid_fraction`` defaults to the
-    fraction of pixels finite in both bands. The tile's index part
+    fraction of pixels finite in both bands. ``layover_shadow``: uint8 flags over the window
+    (bit 1 layover, bit 2 shadow; ``geocoding.layover_shadow_mask``), counted per patch into
+    the index columns ``layover_px``/``shadow_px`` (null without it). The tile's index part
     ``index/<tile.key>.parquet`` is written atomically; its rows are returned.
     """
     root = Path(root)
@@ -560,6 +565,8 @@ def write_tile_patches(
         raise ArchiveError(
             f"tile {tile.key}: arrays {vv_db.shape}/{vh_db.shape} do not match window {h}x{w}"
         )
+    if layover_shadow is not None and np.shape(layover_shadow) != (h, w):
+        raise ArchiveError(f"tile {tile.key}: layover/shadow flags {np.shape(layover_shadow)} do not match window {h}x{w}")
     clean_temporaries(root)
     # finiteness once for the whole window (per-patch checks would repeat it 3 times)
     fin_vv, fin_vh = np.isfinite(vv_db), np.isfinite(vh_db)
@@ -596,7 +603,12 @@ def write_tile_patches(
         vf = valid_fraction.get(patch.s2_name) if valid_fraction is not None else None
         if vf is None:
             vf = float(np.count_nonzero(f_vv & f_vh)) / f_vv.size
-        rows.append(index_row(tile, patch, scene, path.name, vf, geom, path=path.relative_to(root).as_posix()))
+        counts: dict[str, int] = {}
+        if layover_shadow is not None:
+            ls = np.asarray(layover_shadow)[sl]
+            counts = {"layover_px": int(np.count_nonzero(ls & 1)), "shadow_px": int(np.count_nonzero(ls & 2))}
+        rows.append(index_row(tile, patch, scene, path.name, vf, geom, path=path.relative_to(root).as_posix(),
+                              **counts))
     write_index_part(root, tile.key, rows)
     return rows
 
@@ -632,9 +644,12 @@ def index_row(
     valid_fraction: float,
     geometry_wgs84: Any | None = None,
     path: str | None = None,
+    layover_px: int | None = None,
+    shadow_px: int | None = None,
 ) -> dict[str, Any]:
     """One index row (JSON-safe except the WKB ``geometry`` bytes and datetimes). ``path``:
-    the patch folder relative to the archive root (default: ``s1_name``, the v1 layout)."""
+    the patch folder relative to the archive root (default: ``s1_name``, the v1 layout);
+    ``layover_px``/``shadow_px``: the patch's pixels in radar layover / shadow (None: unknown)."""
     from bigearthnet_s1.reben import v2_patch_id
     s2_time = _s2_time(patch.s2_name)
     gap = abs((scene.start_time - s2_time).total_seconds()) / 3600.0
@@ -665,6 +680,8 @@ def index_row(
         "reben_s1_name": patch.v2.s1_name if patch.v2 is not None else None,
         "contains_seasonal_snow": patch.v2.contains_seasonal_snow if patch.v2 is not None else None,
         "contains_cloud_or_shadow": patch.v2.contains_cloud_or_shadow if patch.v2 is not None else None,
+        "layover_px": layover_px,
+        "shadow_px": shadow_px,
         "geometry": geom.wkb,
     }
 

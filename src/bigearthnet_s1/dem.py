@@ -71,6 +71,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "Dem",
+    "DemPosts",
     "FlatDem",
     "RasterDem",
     "TiledDem",
@@ -224,6 +225,53 @@ def _fill_holes(a: NDArray[np.float32], what: str) -> int:
 # --------------------------------------------------------------------------------------
 # DEM classes
 # --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DemPosts:
+    """A DEM's own posts over an area, as ellipsoidal heights: the input of sampling each
+    target pixel's height ONCE, bilinearly between these posts (no intermediate grid).
+
+    ``heights``: float32 (rows, cols), metres above the WGS84 ellipsoid (geoid already added
+    at every post), no NaN (voids filled). ``crs``: the posts' horizontal CRS; ``transform``:
+    affine of the post cells' CORNERS (post (i, j) is the centre of cell (i, j), as rasterio).
+    A constant DEM has a (1, 1) array and ``crs`` None (every point has that height).
+    """
+
+    heights: NDArray[np.float32]
+    crs: CRS | None
+    transform: Affine
+
+    @property
+    def constant(self) -> bool:
+        return self.crs is None
+
+    def indices(self, crs: Any, xs: ArrayLike, ys: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Fractional (row, col) post coordinates (integer = post centre) of points given in
+        ``crs``; zeros for a constant DEM."""
+        x = np.asarray(xs, dtype=np.float64)
+        y = np.asarray(ys, dtype=np.float64)
+        if self.crs is None:
+            return np.zeros(x.shape), np.zeros(y.shape)
+        src = pyproj.CRS.from_user_input(_crs(crs).to_wkt())
+        dst = pyproj.CRS.from_user_input(self.crs.to_wkt())
+        if not src.equals(dst):
+            x, y = pyproj.Transformer.from_crs(src, dst, always_xy=True).transform(x, y)
+        col, row = ~self.transform @ (np.asarray(x), np.asarray(y))
+        return np.asarray(row) - 0.5, np.asarray(col) - 0.5
+
+    def sample(self, rows: ArrayLike, cols: ArrayLike) -> NDArray[np.float64]:
+        """Bilinear heights at fractional post coordinates (clamped to the array)."""
+        h = self.heights
+        r = np.clip(np.asarray(rows, dtype=np.float64), 0.0, h.shape[0] - 1.0)
+        c = np.clip(np.asarray(cols, dtype=np.float64), 0.0, h.shape[1] - 1.0)
+        i = np.minimum(np.floor(r).astype(np.intp), max(h.shape[0] - 2, 0))
+        j = np.minimum(np.floor(c).astype(np.intp), max(h.shape[1] - 2, 0))
+        i1 = np.minimum(i + 1, h.shape[0] - 1)
+        j1 = np.minimum(j + 1, h.shape[1] - 1)
+        fr, fc = r - i, c - j
+        hh = h.astype(np.float64)
+        return (hh[i, j] * (1 - fc) + hh[i, j1] * fc) * (1 - fr) + (hh[i1, j] * (1 - fc) + hh[i1, j1] * fc) * fr
+
+
 class Dem(ABC):
     """A source of ellipsoidal heights."""
 
@@ -236,6 +284,12 @@ class Dem(ABC):
         """Heights (m above the WGS84 ellipsoid, float32) at the pixel centres of the grid
         (``transform`` maps pixel corners, as rasterio's). Raises :class:`DemError` when the
         DEM does not cover the grid."""
+
+    def posts(self, crs: Any, transform: Affine, shape: tuple[int, int]) -> DemPosts:
+        """The DEM's own posts (ellipsoidal heights) covering the grid, with a margin of two
+        posts: what terrain correction samples each target pixel from (see :class:`DemPosts`).
+        The default puts the heights on the grid itself (a DEM without posts of its own)."""
+        return DemPosts(self.heights(crs, transform, shape), _crs(crs), transform)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -253,6 +307,9 @@ class FlatDem(Dem):
 
     def heights(self, crs: Any, transform: Affine, shape: tuple[int, int]) -> NDArray[np.float32]:
         return np.full(shape, self.height, dtype=np.float32)
+
+    def posts(self, crs: Any, transform: Affine, shape: tuple[int, int]) -> DemPosts:
+        return DemPosts(np.full((1, 1), self.height, dtype=np.float32), None, Affine.identity())
 
 
 def _vertical_of(crs: CRS, what: str) -> str:
@@ -441,6 +498,98 @@ class RasterDem(Dem):
             out += _smooth_field(crs, transform, (h, w), egm96_undulation)
         return out
 
+    def posts(self, crs: Any, transform: Affine, shape: tuple[int, int]) -> DemPosts:
+        """The posts of the DEM's first raster (its CRS, spacing and alignment) covering the
+        grid plus two posts. Rasters on the same lattice (tiles of one DEM) are copied post for
+        post, without resampling; a raster on another lattice (a GLO-30 tile of another
+        longitude spacing, an ocean tile) is warped onto it (bilinear; documented: the one
+        place where heights are resampled twice). Voids are filled; the geoid is added at
+        each post (EGM96, bilinear on its 15' grid via a smooth upsampled field)."""
+        crs = _crs(crs)
+        h, w = int(shape[0]), int(shape[1])
+        used = self._check_coverage(crs, transform, (h, w))
+        ref = next((s for s in used if s.constant is None), used[0])
+        assert ref.crs is not None and ref.bounds is not None and ref.res is not None
+        dem_crs = _horizontal(ref.crs)
+        rx, ry = float(ref.res[0]), float(ref.res[1])
+        left, _bottom, _right, top = ref.bounds
+        b = _grid_boundary(transform, (h, w), n=64)
+        tr = pyproj.Transformer.from_crs(pyproj.CRS.from_user_input(crs.to_wkt()),
+                                         pyproj.CRS.from_user_input(dem_crs.to_wkt()), always_xy=True)
+        bx, by = tr.transform(b[:, 0], b[:, 1])
+        c0 = math.floor((float(np.min(bx)) - left) / rx) - 2
+        c1 = math.ceil((float(np.max(bx)) - left) / rx) + 2
+        r0 = math.floor((top - float(np.max(by))) / ry) - 2
+        r1 = math.ceil((top - float(np.min(by))) / ry) + 2
+        pt = Affine(rx, 0.0, left + c0 * rx, 0.0, -ry, top - r0 * ry)
+        ph, pw = r1 - r0, c1 - c0
+        if ph * pw > 400_000_000:
+            raise DemError(f"DEM {self.name}: {ph} x {pw} posts for one grid (is the grid's CRS right?)")
+        out = np.full((ph, pw), np.nan, dtype=np.float32)
+        for s in used:
+            if s.constant is None and self._same_lattice(s, dem_crs, pt):
+                self._copy_posts(s, out, pt)
+            else:
+                self._warp_posts(s, out, dem_crs, pt)
+        # voids among the posts the grid needs are filled (and reported); the two-post margin
+        # may reach past the DEM's edge and takes the nearest post's height silently
+        inner = out[2:-2, 2:-2]
+        if inner.size and np.isfinite(inner).any():
+            _fill_holes(inner, self.name)
+        ring = ~np.isfinite(out)
+        if ring.any():
+            if not (~ring).any():
+                raise DemError(f"DEM {self.name}: no valid height at all on the requested grid")
+            idx = ndimage.distance_transform_edt(ring, return_distances=False, return_indices=True)
+            out[ring] = out[tuple(i[ring] for i in idx)]
+        if self.vertical == "egm96":
+            out += _smooth_field(dem_crs, pt, (ph, pw), egm96_undulation)
+        return DemPosts(out, dem_crs, pt)
+
+    @staticmethod
+    def _same_lattice(s: _Source, dem_crs: CRS, pt: Affine) -> bool:
+        if s.crs is None or s.res is None or s.bounds is None:
+            return False
+        if _horizontal(s.crs) != dem_crs or not (math.isclose(s.res[0], pt.a) and math.isclose(s.res[1], -pt.e)):
+            return False
+        oc = (s.bounds[0] - pt.c) / pt.a
+        orow = (pt.f - s.bounds[3]) / -pt.e
+        return abs(oc - round(oc)) < 1e-6 and abs(orow - round(orow)) < 1e-6
+
+    def _copy_posts(self, s: _Source, out: NDArray[np.float32], pt: Affine) -> None:
+        """Copy the overlap of raster ``s`` (same lattice) into ``out`` where ``out`` is empty."""
+        assert s.bounds is not None
+        oc = round((s.bounds[0] - pt.c) / pt.a)
+        orow = round((pt.f - s.bounds[3]) / -pt.e)
+        try:
+            with rasterio.open(s.path) as ds:
+                r0, c0 = max(0, orow), max(0, oc)
+                r1, c1 = min(out.shape[0], orow + ds.height), min(out.shape[1], oc + ds.width)
+                if r1 <= r0 or c1 <= c0:
+                    return
+                a = ds.read(1, window=((r0 - orow, r1 - orow), (c0 - oc, c1 - oc)), out_dtype=np.float32,
+                            masked=True)
+        except rasterio.errors.RasterioError as exc:
+            raise DemError(f"DEM {s.label}: read failed: {exc}") from exc
+        vals = np.ma.filled(a, np.nan).astype(np.float32)
+        dst = out[r0:r1, c0:c1]
+        take = np.isnan(dst) & np.isfinite(vals)
+        dst[take] = vals[take]
+
+    def _warp_posts(self, s: _Source, out: NDArray[np.float32], dem_crs: CRS, pt: Affine) -> None:
+        tmp = np.full(out.shape, np.nan, dtype=np.float32)
+        with s.open() as ds:
+            try:
+                rasterio.warp.reproject(
+                    source=rasterio.band(ds, 1), destination=tmp, src_crs=_horizontal(ds.crs), src_nodata=ds.nodata,
+                    dst_transform=pt, dst_crs=dem_crs, dst_nodata=np.nan, resampling=s.resampling,
+                    init_dest_nodata=True, XSCALE=1, YSCALE=1, num_threads=_WARP_THREADS,
+                )
+            except rasterio.errors.RasterioError as exc:
+                raise DemError(f"DEM {s.label}: reprojection failed: {exc}") from exc
+        take = np.isnan(out) & np.isfinite(tmp)
+        out[take] = tmp[take]
+
 
 # --------------------------------------------------------------------------------------
 # downloaded tiles
@@ -599,6 +748,9 @@ class TiledDem(Dem):
 
     def heights(self, crs: Any, transform: Affine, shape: tuple[int, int]) -> NDArray[np.float32]:
         return self.raster_dem(crs, transform, shape).heights(crs, transform, shape)
+
+    def posts(self, crs: Any, transform: Affine, shape: tuple[int, int]) -> DemPosts:
+        return self.raster_dem(crs, transform, shape).posts(crs, transform, shape)
 
 
 def open_dem(spec: str | os.PathLike[str] | Dem, cache_dir: str | os.PathLike[str] | None = None, **options: Any) -> Dem:

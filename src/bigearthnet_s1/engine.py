@@ -522,10 +522,12 @@ def _op_terrain(ctx: _Context, out: _Product) -> _Product:
         _check_grid(n, grid, crs, spacing)
     dem = _native_dem(n, ctx)
     resampling = _RESAMPLING[n.value("imgResamplingMethod")]
+    convention = ctx.graph.extension(n.id, "geometryConvention")
     ann = out.safe.annotation(chosen[0].pol)
     linear = np.stack([_materialise(out, b) for b in chosen])
     data = terrain_correct(
-        linear, out.window, ann, dem, crs=grid.crs, transform=grid.transform, shape=grid.shape, resampling=resampling
+        linear, out.window, ann, dem, crs=grid.crs, transform=grid.transform, shape=grid.shape, resampling=resampling,
+        convention=convention,
     )
     for i, b in enumerate(chosen):
         b.data = np.asarray(data[i], dtype=np.float32)
@@ -935,6 +937,7 @@ def preprocess(
     margin: int = 32,
     gpt_options: Any | None = None,
     dem_cache: str | os.PathLike[str] | None = None,
+    geometry: str | None = None,
 ) -> Path:
     """Preprocess one Sentinel-1 GRD product for one S2 tile acquisition.
 
@@ -945,12 +948,24 @@ def preprocess(
     atomically: float32 GeoTIFF, one band per polarisation (descriptions = polarisations),
     backscatter in dB (sigma0, or uncalibrated intensity with the fallback), NaN no-data,
     on the tile-grid window :func:`target_window`; tags SCENE_ID, START_TIME (UTC), GRAPH,
-    ENGINE, DEM. Raises GeometryError when the product does not cover the tile.
+    ENGINE, DEM, GEOMETRY. A last band LAYOVER_SHADOW holds each pixel's layover (bit 1) and
+    shadow (bit 2) flags (``geocoding.layover_shadow_mask``, from the same DEM and geometry;
+    NaN where both data bands are). ``geometry``: the terrain correction's geometry
+    convention (``geocoding.CONVENTIONS``; default "esa" with the native engine; SNAP's gpt
+    applies its own, "snap", and refuses any other). Raises GeometryError when the product
+    does not cover the tile.
     """
+    from bigearthnet_s1.geocoding import CONVENTIONS, DEFAULT_CONVENTION
     from bigearthnet_s1.safe import open_safe
 
     if engine not in ENGINES:
         raise InputError(f"engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if geometry is None:
+        geometry = "snap" if engine == "snap" else DEFAULT_CONVENTION
+    if geometry not in CONVENTIONS:
+        raise InputError(f"geometry convention {geometry!r}: expected one of {', '.join(CONVENTIONS)}")
+    if engine == "snap" and geometry != "snap":
+        raise InputError(f"geometry convention {geometry!r}: SNAP's gpt applies its own (snap); use --engine native")
     if engine == "snap":
         from bigearthnet_s1 import gpt as gpt_mod
 
@@ -994,6 +1009,7 @@ def preprocess(
                 output=tmp_snap, epsg=int(tile.grid.epsg), grid_origin=(tile.grid.ulx, tile.grid.uly),
                 dem=choice, polarisations=pols, pixel_spacing=float(tile.grid.resolution),
                 pixel_region=(int(rwin.col_off), int(rwin.row_off), int(rwin.width), int(rwin.height)),
+                geometry_convention=geometry,
             )
             rendered = G.render(template, params)
             if engine == "native":
@@ -1002,6 +1018,9 @@ def preprocess(
                 data = np.stack([res.bands[nm] for nm in names])
             else:
                 data = _run_snap(rendered, grid, pols, tmp_snap, gpt_options)
+            flags = _layover_shadow(ann, choice, grid, geometry, flat=os.fspath(dem) == "flat", dem_cache=dem_cache)
+            flags_band = np.where(np.isnan(data).all(axis=0), np.float32(np.nan), flags.astype(np.float32))
+            data = np.concatenate([data, flags_band[None]])
             tags = {
                 "SCENE_ID": safe.name,
                 "START_TIME": _iso(safe.start_time),
@@ -1010,10 +1029,28 @@ def preprocess(
                 "ENGINE": engine,
                 "DEM": "flat (ellipsoid height 0)" if os.fspath(dem) == "flat" else str(choice.file or choice.name),
                 "UNITS": "dB",
+                "GEOMETRY": geometry,
+                "LAYOVER_SHADOW": "last band: bit 1 layover, bit 2 shadow (0 neither, 3 both), NaN no data",
             }
-            write_geotiff(out_path, data, grid, descriptions=list(pols), tags=tags)
+            write_geotiff(out_path, data, grid, descriptions=[*pols, "LAYOVER_SHADOW"], tags=tags)
     log.info("%s -> %s (%s engine, graph %s, %d x %d px)", safe.name, out_path, engine, rendered.id, grid.shape[1], grid.shape[0])
     return out_path
+
+
+def _layover_shadow(ann: Any, choice: G.DemChoice, grid: GridSpec, geometry: str, *, flat: bool,
+                    dem_cache: str | os.PathLike[str] | None) -> NDArray[np.uint8]:
+    """Layover/shadow flags of the output grid from the terrain correction's DEM (none on the
+    flat ellipsoid)."""
+    from bigearthnet_s1.dem import open_dem
+    from bigearthnet_s1.geocoding import layover_shadow_mask
+
+    if flat:
+        return np.zeros(grid.shape, dtype=np.uint8)
+    if choice.file is not None:
+        dem = open_dem(choice.file, vertical="egm96" if choice.apply_egm else "ellipsoid")
+    else:
+        dem = open_dem("srtm1" if choice.name == G.SRTM_1SEC else "glo30", dem_cache)
+    return layover_shadow_mask(ann, dem, crs=grid.crs, transform=grid.transform, shape=grid.shape, convention=geometry)
 
 
 def _run_snap(rendered: G.Graph, grid: GridSpec, pols: Sequence[str], tmp_out: Path, gpt_options: Any | None) -> NDArray[np.float32]:

@@ -20,6 +20,15 @@ Graph XML as SNAP's ``gpt`` and GraphBuilder read it::
 Parameter values are element text; arrays are comma separated; ``${name}`` is a ``gpt -P``
 placeholder. SNAP accepts a parameter under its Java field name or its ``alias``; an element
 it does not know makes ``gpt`` fail ("Unknown element"), so :func:`validate` rejects it too.
+
+Parameters of this project that SNAP's operators do not have (:data:`EXTENSION_PARAMS`: the
+Terrain-Correction node's ``geometryConvention``) therefore never go into ``<parameters>``:
+they live in ``<applicationData id="bigearthnet_s1">``, one ``<node id="...">`` per graph
+node with one child element per parameter. SNAP reads every ``applicationData`` block as
+opaque XML and ignores ids it does not know (snap-engine ``GraphIO``: ``ApplicationData`` with
+its ``AppConverter``; GraphBuilder itself keeps its layout in ``id="Presentation"``), so the
+graph stays loadable by ``gpt`` and GraphBuilder, while :func:`validate` checks these blocks
+as strictly as SNAP's own parameters.
 """
 
 from __future__ import annotations
@@ -41,6 +50,8 @@ from bigearthnet_s1.errors import GraphError
 
 __all__ = [
     "SNAP_OPERATORS",
+    "EXTENSION_APP_ID",
+    "EXTENSION_PARAMS",
     "ParamSpec",
     "OperatorSpec",
     "Graph",
@@ -334,6 +345,17 @@ SNAP_OPERATORS: dict[str, OperatorSpec] = {
     ]
 }
 
+#: ``<applicationData id=...>`` of this project's own node parameters (module doc).
+EXTENSION_APP_ID = "bigearthnet_s1"
+#: Operator -> this project's own parameters of its nodes (not SNAP's; in applicationData).
+#: geometryConvention: how zero-Doppler time and slant range become GRD (line, pixel):
+#: "esa" (the product's own convention, which its geolocation grid follows), "snap" (SNAP's
+#: Range-Doppler Terrain Correction, as BigEarthNet-S1 v1.0 was made), "sarsen" (sarsen /
+#: xarray-sentinel); see bigearthnet_s1.geocoding. SNAP's gpt always applies its own.
+EXTENSION_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
+    "Terrain-Correction": (ParamSpec("geometryConvention", "String", "esa", value_set=("esa", "snap", "sarsen")),),
+}
+
 # Names of the DEMs SNAP's ElevationModelRegistry knows that matter here (descriptor NAME
 # constants in snap-engine snap-dem) plus "External DEM" (demName when externalDEMFile is set).
 SRTM_1SEC = "SRTM 1Sec HGT"
@@ -451,6 +473,14 @@ class Node:
         for el in list(params):
             if isinstance(el.tag, str) and el.tag in (ps.name, ps.alias):
                 params.remove(el)
+
+
+def _extension_spec(node: Node, name: str) -> ParamSpec:
+    for ps in EXTENSION_PARAMS.get(node.operator, ()):
+        if ps.name == name:
+            return ps
+    known = ", ".join(p.name for p in EXTENSION_PARAMS.get(node.operator, ())) or "none"
+    raise GraphError(f"node {node.id!r} ({node.operator}): no parameter {name!r} of this project (known: {known})")
 
 
 def _spec(operator: str, node_id: str) -> OperatorSpec:
@@ -581,8 +611,9 @@ class Graph:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain structure for comparisons: id, version, and per node operator, sources and
-        raw parameter text (element name -> text or None)."""
+        """Plain structure for comparisons: id, version, per node operator, sources and raw
+        parameter text (element name -> text or None), and the project's own parameters
+        (``extensions``: node id -> element name -> text or None)."""
         return {
             "id": self.id,
             "version": self.version,
@@ -596,7 +627,62 @@ class Graph:
                 }
                 for n in self.nodes
             },
+            "extensions": {
+                nid: {el.tag: ((el.text or "").strip() or None) for el in els}
+                for nid, els in self._extension_elements().items()
+            },
         }
+
+    # -- the project's own node parameters (applicationData id=EXTENSION_APP_ID)
+    def _extension_block(self, create: bool = False) -> ET.Element | None:
+        for app in self.root.findall("applicationData"):
+            if app.get("id") == EXTENSION_APP_ID:
+                return app
+        if not create:
+            return None
+        app = ET.Element("applicationData", {"id": EXTENSION_APP_ID})
+        # before GraphBuilder's Presentation block, after the nodes
+        idx = len(self.root)
+        for i, child in enumerate(list(self.root)):
+            if child.tag == "applicationData":
+                idx = i
+                break
+        self.root.insert(idx, app)
+        return app
+
+    def _extension_elements(self) -> dict[str, list[ET.Element]]:
+        app = self._extension_block()
+        if app is None:
+            return {}
+        return {n.get("id", ""): [c for c in n if isinstance(c.tag, str)] for n in app.findall("node")}
+
+    def extension(self, node_id: str, name: str) -> Any:
+        """The project's own parameter ``name`` of node ``node_id`` (its default when absent)."""
+        node = self.node(node_id)
+        ps = _extension_spec(node, name)
+        for el in self._extension_elements().get(node_id, []):
+            if el.tag == name:
+                text = (el.text or "").strip()
+                if text:
+                    return _convert(ps, text, f"node {node_id!r} applicationData parameter {name!r}")
+        return None if ps.default is None else _convert(ps, ps.default, f"node {node_id!r} parameter {name!r}")
+
+    def set_extension(self, node_id: str, name: str, value: Any) -> None:
+        """Set the project's own parameter ``name`` of node ``node_id`` (validated)."""
+        node = self.node(node_id)
+        ps = _extension_spec(node, name)
+        text = _format(value)
+        if text is not None:
+            _convert(ps, text, f"node {node_id!r} applicationData parameter {name!r}")
+        app = self._extension_block(create=True)
+        assert app is not None
+        target_node = next((n for n in app.findall("node") if n.get("id") == node_id), None)
+        if target_node is None:
+            target_node = ET.SubElement(app, "node", {"id": node_id})
+        el = target_node.find(name)
+        if el is None:
+            el = ET.SubElement(target_node, name)
+        el.text = text
 
     # -- writing
     def copy(self) -> Graph:
@@ -741,8 +827,44 @@ def validate(
             raise GraphError(f"{where} ({n.operator}): needs a source product")
         if spec.max_sources is not None and len(srcs) > spec.max_sources:
             raise GraphError(f"{where} ({n.operator}): takes at most {spec.max_sources} source(s), has {len(srcs)}")
+    _validate_extensions(graph, ids, placeholders)
     graph.topological_order()  # raises on cycles
     return graph
+
+
+def _validate_extensions(graph: Graph, ids: set[str], placeholders: bool) -> None:
+    """The project's own parameters: known nodes, known parameters, valid values."""
+    name = graph.name
+    blocks = [a for a in graph.root.findall("applicationData") if a.get("id") == EXTENSION_APP_ID]
+    if len(blocks) > 1:
+        raise GraphError(f"{name}: {len(blocks)} applicationData blocks with id {EXTENSION_APP_ID!r}, expected one")
+    if not blocks:
+        return
+    seen: set[str] = set()
+    for child in blocks[0]:
+        if not isinstance(child.tag, str):
+            continue
+        where = f"{name}: applicationData {EXTENSION_APP_ID!r}"
+        if child.tag != "node":
+            raise GraphError(f"{where}: unknown element <{child.tag}> (expected <node id=...>)")
+        nid = child.get("id", "")
+        if nid not in ids:
+            raise GraphError(f"{where}: <node id={nid!r}> names no node of the graph")
+        if nid in seen:
+            raise GraphError(f"{where}: node {nid!r} listed twice")
+        seen.add(nid)
+        node = graph.node(nid)
+        specs = {ps.name: ps for ps in EXTENSION_PARAMS.get(node.operator, ())}
+        for el in child:
+            if not isinstance(el.tag, str):
+                continue
+            ps = specs.get(el.tag)
+            if ps is None:
+                raise GraphError(
+                    f"{where}: node {nid!r} ({node.operator}): unknown parameter <{el.tag}> "
+                    f"(this project's {node.operator} parameters: {', '.join(sorted(specs)) or 'none'})"
+                )
+            _check_value(ps, el, f"{where}: node {nid!r} parameter <{el.tag}>", placeholders)
 
 
 def _vkey(v: str) -> tuple[int, ...]:
@@ -816,6 +938,8 @@ class RenderParams:
     pixel (0, 0), metres in that CRS; pixel_spacing: metres.
     pixel_region: (col_off, row_off, width, height) of the product's radar raster to read
     (pixel indices, whole pixels), or None for the whole product.
+    geometry_convention: the Terrain-Correction node's ``geometryConvention`` (esa, snap,
+    sarsen; this project's parameter, kept in applicationData: see the module doc).
     """
 
     input: Path
@@ -828,6 +952,7 @@ class RenderParams:
     pixel_region: tuple[int, int, int, int] | None = None
     speckle_filter: str = "Refined Lee"
     output_format: str = "GeoTIFF-BigTIFF"
+    geometry_convention: str = "esa"
 
     def __post_init__(self) -> None:
         pols = tuple(p.upper() for p in self.polarisations)
@@ -838,6 +963,9 @@ class RenderParams:
             raise GraphError(f"pixel spacing {self.pixel_spacing!r} m must be > 0")
         if self.speckle_filter not in SPECKLE_FILTERS:
             raise GraphError(f"speckle filter {self.speckle_filter!r}: not one of {', '.join(SPECKLE_FILTERS)}")
+        conventions = EXTENSION_PARAMS["Terrain-Correction"][0].value_set or ()
+        if self.geometry_convention not in conventions:
+            raise GraphError(f"geometry convention {self.geometry_convention!r}: not one of {', '.join(conventions)}")
 
 
 #: metres per degree on the WGS84 equator, as SNAP's GraphBuilder converts 10 m (1 deg = 111319.49 m)
@@ -899,6 +1027,7 @@ def render(template: Graph | str | os.PathLike[str], params: RenderParams) -> Gr
     tc.set("alignToStandardGrid", True)
     tc.set("standardGridOriginX", float(params.grid_origin[0]) + half)
     tc.set("standardGridOriginY", float(params.grid_origin[1]) - half)
+    g.set_extension(tc.id, "geometryConvention", params.geometry_convention)
 
     db = g.find("LinearToFromdB")
     if db is not None:

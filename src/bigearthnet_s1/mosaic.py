@@ -67,6 +67,14 @@ class SceneOnGrid:
     path: Path | None = None
     data: NDArray[np.float32] | None = None
     bands: tuple[int, int] = (1, 2)  # band indexes of VV, VH in ``path``
+    #: layover/shadow flags (bit 1 layover, bit 2 shadow): the band index in ``path``
+    #: (description LAYOVER_SHADOW, as preprocess writes it) or an in-memory (h, w) uint8 array
+    mask_band: int | None = None
+    mask: NDArray[np.uint8] | None = None
+
+    @property
+    def has_mask(self) -> bool:
+        return self.mask is not None or (self.path is not None and self.mask_band is not None)
 
     def __post_init__(self) -> None:
         if (self.path is None) == (self.data is None):
@@ -76,6 +84,8 @@ class SceneOnGrid:
             raise MosaicError(f"scene {self.scene.scene_id}: window {w} is not on whole pixels")
         if self.data is not None and self.data.shape != (2, int(w.height), int(w.width)):
             raise MosaicError(f"scene {self.scene.scene_id}: data shape {self.data.shape} does not match window {w}")
+        if self.mask is not None and self.mask.shape != (int(w.height), int(w.width)):
+            raise MosaicError(f"scene {self.scene.scene_id}: mask shape {self.mask.shape} does not match window {w}")
 
     @classmethod
     def from_geotiff(cls, path: str | os.PathLike[str], tile: TileAcquisition) -> SceneOnGrid:
@@ -111,7 +121,42 @@ class SceneOnGrid:
         if count < 2:
             raise MosaicError(f"preprocessed scene {p}: {count} band(s), expected VV and VH")
         bands = (descr.index("VV") + 1, descr.index("VH") + 1) if {"VV", "VH"} <= set(descr) else (1, 2)
-        return cls(scene=scene, window=Window(int(round(col)), int(round(row)), width, height), path=p, bands=bands)
+        mask_band = descr.index("LAYOVER_SHADOW") + 1 if "LAYOVER_SHADOW" in descr else None
+        return cls(scene=scene, window=Window(int(round(col)), int(round(row)), width, height), path=p, bands=bands,
+                   mask_band=mask_band)
+
+    def _overlap(self, window: Window) -> tuple[tuple[slice, slice], Window] | None:
+        """(destination slices in ``window``, source window in the scene) of their overlap."""
+        h, w = int(window.height), int(window.width)
+        r0 = max(int(window.row_off), int(self.window.row_off))
+        c0 = max(int(window.col_off), int(self.window.col_off))
+        r1 = min(int(window.row_off) + h, int(self.window.row_off + self.window.height))
+        c1 = min(int(window.col_off) + w, int(self.window.col_off + self.window.width))
+        if r1 <= r0 or c1 <= c0:
+            return None
+        dst = (slice(r0 - int(window.row_off), r1 - int(window.row_off)), slice(c0 - int(window.col_off), c1 - int(window.col_off)))
+        return dst, Window(c0 - int(self.window.col_off), r0 - int(self.window.row_off), c1 - c0, r1 - r0)
+
+    def read_mask(self, window: Window) -> NDArray[np.uint8]:
+        """(h, w) layover/shadow flags for a window of the tile grid (0 where the scene has no
+        pixels or carries no flags)."""
+        out = np.zeros((int(window.height), int(window.width)), dtype=np.uint8)
+        ov = self._overlap(window)
+        if ov is None or not self.has_mask:
+            return out
+        dst, src = ov
+        if self.mask is not None:
+            r, c = int(src.row_off), int(src.col_off)
+            out[dst] = self.mask[r:r + int(src.height), c:c + int(src.width)]
+            return out
+        assert self.path is not None and self.mask_band is not None
+        try:
+            with rasterio.open(self.path) as ds:
+                v = ds.read(self.mask_band, window=src, out_dtype=np.float32)
+        except rasterio.errors.RasterioIOError as exc:
+            raise MosaicError(f"preprocessed scene {self.path}: read failed: {exc}") from exc
+        out[dst] = np.where(np.isfinite(v), v, 0.0).astype(np.uint8)
+        return out
 
     def read(self, window: Window) -> NDArray[np.float32]:
         """(2, h, w) dB for a window of the tile grid; NaN where the scene has no pixels."""
@@ -169,6 +214,9 @@ class Mosaic:
     order: tuple[int, ...]
     patches: dict[str, PatchChoice]
     min_valid_fraction: float = 1.0
+    #: per pixel layover (bit 1) / shadow (bit 2) of the scene it came from; None unless every
+    #: scene carries flags
+    layover_shadow: NDArray[np.uint8] | None = None
 
     def patch_scenes(self, min_valid_fraction: float | None = None) -> dict[str, SceneRef]:
         """S2 patch name -> the scene it names, for patches complete enough to write."""
@@ -185,7 +233,8 @@ class Mosaic:
         or "v2"); returns its rows."""
         return write_tile_patches(root, self.tile, self.vv_db, self.vh_db, window=self.window,
                                   patch_scenes=self.patch_scenes(min_valid_fraction),
-                                  valid_fraction=self.valid_fractions(), overwrite=overwrite, layout=layout)
+                                  valid_fraction=self.valid_fractions(), overwrite=overwrite, layout=layout,
+                                  layover_shadow=self.layover_shadow)
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe account: per scene (id, start, hours from S2, patches named, pixels),
@@ -226,15 +275,21 @@ class Mosaic:
 
     def write_provenance(self, path: str | os.PathLike[str]) -> Path:
         """Provenance raster as an int8 GeoTIFF on the mosaic window (nodata -1), scene ids in
-        the tags ``SCENE_<index>`` (atomic write)."""
+        the tags ``SCENE_<index>``; with layover/shadow flags, a second band LAYOVER_SHADOW
+        (bit 1 layover, bit 2 shadow; -1 where the first is). Atomic write."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         h, w = self.provenance.shape
+        count = 1 if self.layover_shadow is None else 2
         with atomic_path(path, suffix=".part.tif") as tmp:
-            with rasterio.open(tmp, "w", driver="GTiff", width=w, height=h, count=1, dtype="int8", nodata=-1,
+            with rasterio.open(tmp, "w", driver="GTiff", width=w, height=h, count=count, dtype="int8", nodata=-1,
                                crs=self.tile.grid.crs, transform=self.tile.grid.window_transform(self.window),
                                compress="deflate", tiled=w >= 256 and h >= 256) as ds:
                 ds.write(self.provenance, 1)
+                ds.set_band_description(1, "PROVENANCE")
+                if self.layover_shadow is not None:
+                    ds.write(np.where(self.provenance >= 0, self.layover_shadow.astype(np.int8), np.int8(-1)), 2)
+                    ds.set_band_description(2, "LAYOVER_SHADOW")
                 ds.update_tags(TILE=self.tile.key, **{f"SCENE_{i}": s.scene_id for i, s in enumerate(self.scenes)})
         return path
 
@@ -281,6 +336,7 @@ def mosaic_tile(tile: TileAcquisition, scenes: Sequence[SceneOnGrid], *, min_val
     vv = np.full((H, W), np.nan, dtype=np.float32)
     vh = np.full((H, W), np.nan, dtype=np.float32)
     prov = np.full((H, W), -1, dtype=np.int8)
+    flags = np.zeros((H, W), dtype=np.uint8) if all(s.has_mask for s in scenes) else None
     chosen = np.full((nR, nC), -1, dtype=np.int16)  # scene index of fully covered cells
     pref = _preferred_cells(tile, scenes, preferred, c0, r0, nR, nC) if preferred else None
     cell_counts = np.zeros((len(scenes), nR, nC), dtype=np.int32)  # pixels each scene supplied
@@ -318,6 +374,12 @@ def mosaic_tile(tile: TileAcquisition, scenes: Sequence[SceneOnGrid], *, min_val
                 sp[m] = i
         for i in range(len(scenes)):
             cell_counts[i, R0:R1] = (sp == i).reshape(nr, PATCH_PX, nC, PATCH_PX).sum(axis=(1, 3))
+        if flags is not None:  # each pixel's flags come from the scene it came from
+            sf = flags[rs]
+            for i in order:
+                m = sp == i
+                if m.any():
+                    sf[m] = scenes[i].read_mask(strip_win)[m]
         del data, valid
     rank = {i: k for k, i in enumerate(order)}
     patches: dict[str, PatchChoice] = {}
@@ -334,7 +396,7 @@ def mosaic_tile(tile: TileAcquisition, scenes: Sequence[SceneOnGrid], *, min_val
             patches[p.s2_name] = PatchChoice(None, 0.0, False, {})
     mosaic = Mosaic(tile=tile, window=win, vv_db=vv, vh_db=vh, provenance=prov,
                     scenes=tuple(s.scene for s in scenes), order=tuple(order), patches=patches,
-                    min_valid_fraction=min_valid_fraction)
+                    min_valid_fraction=min_valid_fraction, layover_shadow=flags)
     if pref is not None:
         honoured = sum(1 for p in tile.patches if preferred and p.s2_name in preferred
                        and patches[p.s2_name].scene is not None

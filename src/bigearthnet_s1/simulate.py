@@ -15,12 +15,16 @@ Geometry (shared with terrain correction through :mod:`bigearthnet_s1.orbit`):
   not see the target at that incidence, at the nearest incidence of the swath that works). State vectors every 10 s, rounded to the
   annotation's precision (mm, um/s) before anything else uses them, so that every value in
   the product derives from the orbit a reader sees.
-* GRD projection: pixel ``p`` (centre) of line ``l`` lies at ground range ``10 m * p`` along the
-  ellipsoid (raised by the annotated mean terrain height) in the zero-Doppler plane of the
-  line's azimuth time ``t0 + l * dt``, measured from the point at the near slant range. The
-  annotated ground-to-slant polynomials (every 1 s, linearly interpolated in azimuth time as
-  SNAP, sarsen and ``bigearthnet_s1.safe`` do) ARE the geometry: the image, the GCPs and the
-  truth use them; the slant-to-ground polynomials are their fitted inverse (~5 cm).
+* GRD projection, in the convention of real products (``bigearthnet_s1.geocoding``, "esa"):
+  pixel ``p`` (centre) of line ``l`` lies at ground range ``10 m * p`` along the ellipsoid
+  raised by the terrain height of the line's 1 s block (the mean DEM height across the swath
+  at the block's azimuth time; 0 without a DEM), measured from the point at the near slant
+  range, in the zero-Doppler plane of time ``t0 + l * dt + (tau - tau_ref) / 2``: the
+  bistatic residual of a two-way range time ``tau`` after the IPF's bulk correction at
+  ``tau_ref``, the middle of IW2. The annotated ground-to-slant polynomial of the block (the
+  one nearest in azimuth time; every 1 s) IS the geometry: the image, the GCPs and the truth
+  use it; the slant-to-ground polynomials are its fitted inverse (~5 cm). The geolocation
+  grid's azimuth times are the points' zero-Doppler times (so they carry the residual).
 * forward geocoding (radar -> ground): the ground point of (line, pixel) is the point of the
   zero-Doppler plane at the pixel's slant range whose ellipsoidal height equals the DEM's
   (Newton iteration on the off-nadir angle); heights are treated as ellipsoidal.
@@ -641,6 +645,8 @@ class _Frame:
     grsr: NDArray[np.float64]  # (k, 9) ground -> slant range, gr0 = 0
     srgr: NDArray[np.float64]  # (k, 9) slant -> ground range, sr0 = r_near
     fit_residual: float = 0.0
+    cc_height: NDArray[np.float64] | None = None  # (k,) terrain height of each polynomial's block (m)
+    tau_ref: float = math.nan  # two-way range time (s) of the bulk bistatic correction (NaN: none)
 
     @property
     def s0(self) -> float:
@@ -656,13 +662,34 @@ class _Frame:
         return self.s0 + np.asarray(line, dtype=np.float64) * self.dt
 
     def _interp(self, polys: NDArray[np.float64], line: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Coefficients linearly interpolated in azimuth time (clamped), as SNAP and
-        ``bigearthnet_s1.safe`` do."""
+        """Coefficients of the polynomial nearest in azimuth time: each holds for its block of
+        lines (as in real products; ``bigearthnet_s1.geocoding``'s esa convention)."""
+        return polys[self.block_of(line)]
+
+    def block_of(self, line: NDArray[np.float64] | float) -> NDArray[np.intp]:
+        """Index of the coordinateConversion entry whose block holds (fractional) lines."""
         t_poly = np.array([_seconds(t, self.t0) for t in self.cc_time])
         t = np.asarray(line, dtype=np.float64) * self.dt
-        i = np.clip(np.searchsorted(t_poly, t, side="right") - 1, 0, len(t_poly) - 2)
-        w = np.clip((t - t_poly[i]) / (t_poly[i + 1] - t_poly[i]), 0.0, 1.0)
-        return polys[i] * (1.0 - w)[..., None] + polys[i + 1] * w[..., None]
+        return np.searchsorted(0.5 * (t_poly[1:] + t_poly[:-1]), t, side="right")
+
+    def block_boundaries(self) -> NDArray[np.float64]:
+        """Fractional lines where one polynomial's block ends and the next one's begins."""
+        t_poly = np.array([_seconds(t, self.t0) for t in self.cc_time])
+        return 0.5 * (t_poly[1:] + t_poly[:-1]) / self.dt
+
+    def bistatic_seconds(self, slant_range: NDArray[np.float64] | float) -> NDArray[np.float64]:
+        """Zero-Doppler time minus the line's time at a slant range (m): (tau - tau_ref) / 2."""
+        if not math.isfinite(self.tau_ref):
+            return np.zeros(np.shape(slant_range))
+        return (2.0 * np.asarray(slant_range, dtype=np.float64) / SPEED_OF_LIGHT - self.tau_ref) / 2.0
+
+    def zero_doppler_seconds(self, line: NDArray[np.float64] | float, slant_range: NDArray[np.float64] | float) -> NDArray[np.float64]:
+        """Orbit seconds of the zero-Doppler time of the targets at (line, slant range)."""
+        return self.line_seconds(line) + self.bistatic_seconds(slant_range)
+
+    def image_line(self, orbit_seconds: NDArray[np.float64] | float, slant_range: NDArray[np.float64] | float) -> NDArray[np.float64]:
+        """Image line of a target with zero-Doppler time ``orbit_seconds`` and slant range (m)."""
+        return self.line_of(np.asarray(orbit_seconds, dtype=np.float64) - self.bistatic_seconds(slant_range))
 
     def slant_range(self, line: NDArray[np.float64] | float, pixel: NDArray[np.float64] | float) -> NDArray[np.float64]:
         """One-way slant range (m) of pixel centres, from the annotated ground-to-slant polynomials."""
@@ -697,25 +724,49 @@ class _Frame:
         return (np.asarray(orbit_seconds, dtype=np.float64) - self.s0) / self.dt
 
 
+def _block_heights(orbit: Orbit, cc_time: NDArray[np.datetime64], r_near: float, width: float, h_ref: float,
+                   heights: HeightFn | None) -> NDArray[np.float64]:
+    """Terrain height of each polynomial's block (m): the mean DEM height along the swath at
+    the block's azimuth time (as the IPF raises each block's ellipsoid by its own terrain
+    height; 0 without a DEM)."""
+    if heights is None:
+        return np.zeros(cc_time.size)
+    p, v, _ = orbit.interpolate(orbit.seconds(cc_time))
+    out = np.empty(cc_time.size)
+    for k in range(cc_time.size):
+        down, right = _zero_doppler_basis(p[k], v[k])
+        th = np.radians(np.linspace(10.0, 55.0, 2001))
+        rng, pts = _plane_ellipsoid_points(p[k], down, right, th, h_ref)
+        arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+        a0 = float(np.interp(r_near, rng, arc))
+        sel = np.clip(np.searchsorted(arc, a0 + np.linspace(0.0, width, 41)), 0, arc.size - 1)
+        lon, lat, _ = ecef_to_geodetic(pts[sel])
+        out[k] = float(np.mean(heights(lon, lat)))
+    return np.round(out, 3)
+
+
 def _make_frame(
     orbit: Orbit, t0: np.datetime64, dt: float, lines: int, r_near: float, width: float, h_ref: float,
-    samples: int | None = None,
+    samples: int | None = None, heights: HeightFn | None = None, tau_ref: float = math.nan,
 ) -> _Frame:
     """Frame with coordinateConversion entries every second from 2 s before line 0 to at least
-    1 s after the last line (as real products), fitted over ``width`` metres of ground range."""
+    1 s after the last line (as real products), fitted over ``width`` metres of ground range,
+    each on the ellipsoid raised by its block's terrain height (``heights``: the DEM)."""
     duration = (lines - 1) * dt
     n = int(math.ceil(duration + 3.0)) + 1
     cc_time = np.array([_round_us(_plus(t0, -2.0 + k * CONVERSION_STEP)) for k in range(n)], dtype="datetime64[ns]")
     p, v, _ = orbit.interpolate(orbit.seconds(cc_time))
+    cc_h = _block_heights(orbit, cc_time, r_near, width, h_ref, heights)
     grsr, srgr, resid = [], [], 0.0
     for k in range(n):
-        g, s, r = _conversion_polynomials(p[k], v[k], r_near, width, h_ref)
+        g, s, r = _conversion_polynomials(p[k], v[k], r_near, width, float(cc_h[k]))
         grsr.append(g)
         srgr.append(s)
         resid = max(resid, r)
     if samples is None:
         samples = int(math.floor(width / PIXEL_SPACING)) + 1
-    return _Frame(orbit, t0, dt, lines, samples, r_near, h_ref, cc_time, np.array(grsr), np.array(srgr), resid)
+    return _Frame(orbit, t0, dt, lines, samples, r_near, h_ref, cc_time, np.array(grsr), np.array(srgr), resid,
+                  cc_h, tau_ref)
 
 
 # --------------------------------------------------------------------------------------
@@ -733,8 +784,9 @@ def _forward_geocode(
     tol: float = 1e-4,
     max_iter: int = 40,
 ) -> dict[str, NDArray[np.float64]]:
-    """Ground point of radar (line, pixel) centres: on the range sphere and zero-Doppler plane of
-    the line, at the height given by ``heights(lon, lat)`` (None: ellipsoid, h = 0).
+    """Ground point of radar (line, pixel) centres: on the range sphere and in the zero-Doppler
+    plane of the targets the line holds at that range (the line's time plus the bistatic
+    residual), at the height given by ``heights(lon, lat)`` (None: ellipsoid, h = 0).
 
     Solved for the off-nadir angle in the zero-Doppler plane (so range and Doppler hold
     exactly): Newton on h(theta) - H(theta), then secant steps that include the DEM slope.
@@ -744,8 +796,8 @@ def _forward_geocode(
     line_a, pixel_a = np.broadcast_arrays(np.asarray(line, np.float64), np.asarray(pixel, np.float64))
     shape = line_a.shape
     line_f, pixel_f = line_a.ravel(), pixel_a.ravel()
-    p, v, _ = frame.orbit.interpolate(frame.line_seconds(line_f))
     rng = frame.slant_range(line_f, pixel_f)
+    p, v, _ = frame.orbit.interpolate(frame.zero_doppler_seconds(line_f, rng))
     down, right = _zero_doppler_basis(p, v)
     # start: the ellipsoid at the frame's reference height (closed form in the plane)
     r_p = np.linalg.norm(p, axis=-1)
@@ -1378,10 +1430,14 @@ def _plan_scene(
     dt = _seconds(span, t_start) / (lines - 1)
     t_c = _plus(t_start, -tau0)
     orbit = _orbit_from_kepler(kep, t_c, t_start, span)
-    frame = _make_frame(orbit, t_start, dt, lines, r_near, width, h_ref, samples)
+    # the IPF's bulk bistatic correction: the delay of the middle of IW2 (ETAD ATBD)
+    p_c, v_c, _ = orbit.interpolate(np.array([float(orbit.seconds(t_c))]))
+    r_iw2, _ = _range_at_incidence(p_c[0], v_c[0], list(bounds_inc), h_ref)
+    tau_ref = round(float(np.mean(r_iw2)) * 2.0 / SPEED_OF_LIGHT, 12)
+    frame = _make_frame(orbit, t_start, dt, lines, r_near, width, h_ref, samples, heights, tau_ref)
     if size != "full":
         s, rng = orbit.zero_doppler(geodetic_to_ecef(lon, lat, hh), t_guess=float(orbit.seconds(t_c)))
-        px = frame.pixel_of(frame.line_of(s), rng)
+        px = frame.pixel_of(frame.image_line(s, rng), rng)
         frame.samples = int(math.ceil(px.max())) + 16 + 1
         if frame.samples * PIXEL_SPACING > width:
             raise GeometryError("simulate: internal error, small frame narrower than the target")
@@ -1586,7 +1642,7 @@ def _point_targets(target: _Target, plan: _Plan, heights: HeightFn | None, borde
     h = heights(lon, lat) if heights is not None else np.zeros_like(lon)
     frame = plan.frame
     s, rng = frame.orbit.zero_doppler(geodetic_to_ecef(lon, lat, h), t_guess=float(frame.orbit.seconds(plan.t_c)))
-    line = frame.line_of(s)
+    line = frame.image_line(s, rng)
     ok = np.isfinite(line) & (line >= 1) & (line <= frame.lines - 2)
     pixel = np.full_like(line, np.nan)
     pixel[ok] = frame.pixel_of(line[ok], rng[ok])
@@ -1627,9 +1683,13 @@ def _mapping_grid(
     frame: _Frame, target: _Target, heights: HeightFn | None, step: int, stats: dict[str, Any]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
     """Forward-geocoded ground points (tile-CRS x, y) every ``step`` lines and pixels (last line
-    and pixel included); the renderer interpolates them bilinearly. ``stats`` gets the
-    convergence of the height iteration."""
-    g_lines = np.append(np.arange(0, frame.lines - 1, step), frame.lines - 1).astype(np.int64)
+    and pixel included), plus the last and first line on each side of every polynomial block
+    boundary (the geometry jumps there, so no interpolation may span one); the renderer
+    interpolates them bilinearly. ``stats`` gets the convergence of the height iteration."""
+    b = frame.block_boundaries()
+    b = b[(b > 0) & (b < frame.lines - 1)]
+    edges = np.concatenate([np.ceil(b) - 1.0, np.ceil(b)]).astype(np.int64)  # last of one block, first of the next
+    g_lines = np.unique(np.concatenate([np.arange(0, frame.lines - 1, step), [frame.lines - 1], edges]).astype(np.int64))
     g_pixels = np.append(np.arange(0, frame.samples - 1, step), frame.samples - 1).astype(np.int64)
     gx = np.empty((g_lines.size, g_pixels.size))
     gy = np.empty_like(gx)
@@ -2028,10 +2088,10 @@ def _annotation_xml(plan: _Plan, luts: _Luts, meta: _Meta, pol: str, image_numbe
         for t in noise_times:
             _leaves(_el(nlst, "noise"), [("swath", sw), ("azimuthTime", _iso(_plus(t0, float(t)))),
                                          ("noisePowerCorrectionFactor", _e6(6.03)), ("numberOfNoiseLines", 8)])
-    th_times = np.arange(-10.0, duration + 10.0 + 1e-9, 10.0)
-    thl = _el(ga, "terrainHeightList", count=th_times.size)
-    for t in th_times:
-        _leaves(_el(thl, "terrainHeight"), [("azimuthTime", _iso(_plus(t0, float(t)))), ("value", _e(plan.h_ref))])
+    cc_h = frame.cc_height if frame.cc_height is not None else np.full(frame.cc_time.size, plan.h_ref)
+    thl = _el(ga, "terrainHeightList", count=frame.cc_time.size)
+    for t, hv in zip(frame.cc_time, cc_h, strict=True):
+        _leaves(_el(thl, "terrainHeight"), [("azimuthTime", _iso(t)), ("value", _e(float(hv)))])
     fm_times = np.arange(-3.2, duration + 3.0, BURST_PERIOD)
     fml = _el(ga, "azimuthFmRateList", count=fm_times.size)
     p_mid, v_mid, _ = orbit.interpolate(frame.line_seconds((nl - 1) / 2.0))
@@ -2145,7 +2205,7 @@ def _annotation_xml(plan: _Plan, luts: _Luts, meta: _Meta, pol: str, image_numbe
     for k in range(g["line"].size):
         gp = _el(gl, "geolocationGridPoint")
         _leaves(gp, [
-            ("azimuthTime", _iso(_plus(t0, float(g["line"][k]) * dt))),
+            ("azimuthTime", _iso(_plus(t0, float(g["line"][k]) * dt + float(g["bistatic_s"][k])))),
             ("slantRangeTime", _e(g["slant_range_time"][k])), ("line", int(g["line"][k])), ("pixel", int(g["pixel"][k])),
             ("latitude", _e(g["lat"][k])), ("longitude", _e(g["lon"][k])), ("height", _e(g["height"][k])),
             ("incidenceAngle", _e(g["incidence"][k])), ("elevationAngle", _e(g["elevation"][k])),
@@ -2828,7 +2888,8 @@ def simulate_product(
     g = _forward_geocode(frame, gl, gpx, heights)
     gcp = {"line": gl, "pixel": gpx, "lon": g["lon"], "lat": g["lat"], "height": g["height"],
            "incidence": g["incidence"], "elevation": g["elevation"],
-           "slant_range_time": 2.0 * frame.slant_range(gl, gpx) / SPEED_OF_LIGHT}
+           "slant_range_time": 2.0 * frame.slant_range(gl, gpx) / SPEED_OF_LIGHT,
+           "bistatic_s": frame.bistatic_seconds(frame.slant_range(gl, gpx))}
     p_mid, v_mid, _ = frame.orbit.interpolate(frame.line_seconds((frame.lines - 1) / 2.0))
     mid = _forward_geocode(frame, np.array([(frame.lines - 1) / 2.0]), np.array([(frame.samples - 1) / 2.0]), None)
     meta = _Meta(
@@ -2976,7 +3037,8 @@ def _truth_json(
         "target_swath_position": plan.swath_position,
         "incidence_range_deg": [float(np.min(luts.incidence_rows)), float(np.max(luts.incidence_rows))],
         "grsr_fit_residual_m": frame.fit_residual,
-        "terrain_height_m": plan.h_ref,
+        "terrain_height_m": float(np.mean(plan.frame.cc_height)) if plan.frame.cc_height is not None else plan.h_ref,
+        "bistatic_reference_range_time_s": plan.frame.tau_ref,
         "dem": None if heights is None else {"path": str(heights.path), "points_outside": heights.outside,
                                              "points_inside": heights.inside, "nodata_fraction": heights.nodata_fraction,
                                              "beyond_the_dem": "edge heights extended", "nodata": "nearest valid post"},

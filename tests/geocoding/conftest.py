@@ -1,10 +1,13 @@
 """Fixtures for the geocoding/DEM tests: the real S1B geometry and a minimal forward model.
 
 The forward model goes the other way from terrain correction (radar -> ground), with other
-formulas: for each GRD pixel, the azimuth time gives the satellite state, the annotation's
-ground-to-slant-range polynomials (``ImageAnnotation.slant_range``) give the slant range, and a
-Newton iteration finds the ground point on the (analytic) terrain that has that range at zero
-Doppler. The image value is a known map pattern sampled at that ground point.
+formulas, in the product's own convention (the one its geolocation grid follows, see
+``bigearthnet_s1.geocoding``): for each GRD pixel, the ground-to-slant polynomial nearest in
+azimuth time to the line gives the slant range R, the zero-Doppler time is the line's time
+plus the bistatic residual ``(2 R / c - tau_ref) / 2`` (``tau_ref`` read here off the grid
+independently of the library), and a Newton iteration finds the ground point on the
+(analytic) terrain that has range R at zero Doppler then. The image value is a known map
+pattern sampled at that ground point.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from affine import Affine
 from rasterio.windows import Window
 from scipy.interpolate import RegularGridInterpolator
 
-from bigearthnet_s1.orbit import geodetic_to_ecef
+from bigearthnet_s1.orbit import SPEED_OF_LIGHT, geodetic_to_ecef
 from bigearthnet_s1.safe import open_safe
 
 UTM33 = 32633
@@ -76,6 +79,29 @@ class Forward:
     y: np.ndarray
 
 
+def esa_tau_ref(ann) -> float:
+    """Two-way range time of the bulk bistatic correction, from the geolocation grid: the
+    median of ``slantRangeTime - 2 (azimuthTime - line time)``."""
+    g = ann.gcps
+    d = (g.azimuth_time - ann.first_line_time) / np.timedelta64(1, "ns") * 1e-9 - g.line * ann.azimuth_time_interval
+    return float(np.median(g.slant_range_time - 2.0 * d))
+
+
+def esa_slant_range(ann, line: np.ndarray, pixel: np.ndarray) -> np.ndarray:
+    """One-way slant range (m) of GRD pixel centres: the ground-to-slant polynomial whose
+    azimuth time is nearest to the line's."""
+    polys = sorted(ann.grsr, key=lambda p: p.azimuth_time)
+    t_poly = np.array([(p.azimuth_time - ann.first_line_time) / np.timedelta64(1, "ns") * 1e-9 for p in polys])
+    t = np.asarray(line, dtype=np.float64) * ann.azimuth_time_interval
+    k = np.abs(t[..., None] - t_poly).argmin(axis=-1)
+    gr = np.asarray(pixel, dtype=np.float64) * ann.range_pixel_spacing
+    out = np.empty(np.broadcast(t, gr).shape)
+    for j in np.unique(k):
+        m = k == j
+        out[m] = polys[j](np.broadcast_to(gr, out.shape)[m])
+    return out
+
+
 def forward_model(ann, window: Window, pattern: Callable, terrain: Callable, geoid: Callable | None = None) -> Forward:
     """Simulate the GRD pixels of ``window`` (pixel centres) seeing ``pattern(x, y)``.
 
@@ -86,9 +112,10 @@ def forward_model(ann, window: Window, pattern: Callable, terrain: Callable, geo
     r0, c0, nh, nw = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
     line, pix = np.meshgrid(np.arange(r0, r0 + nh, dtype=np.float64), np.arange(c0, c0 + nw, dtype=np.float64),
                             indexing="ij")
-    t = orbit.seconds(ann.first_line_time) + line * ann.azimuth_time_interval
+    t_line = orbit.seconds(ann.first_line_time) + line * ann.azimuth_time_interval
+    rng = esa_slant_range(ann, line, pix)
+    t = t_line + (2.0 * rng / SPEED_OF_LIGHT - esa_tau_ref(ann)) / 2.0
     sat, vel, _ = orbit.interpolate(t)
-    rng = ann.slant_range(line, pix)
     # initial guess from the annotated geolocation grid
     g = ann.gcps
     gl = np.unique(g.line)

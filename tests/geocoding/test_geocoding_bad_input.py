@@ -95,8 +95,10 @@ def test_bad_arguments(s1b_annotation, win) -> None:
 
 def test_layover_and_shadow_on_a_ridge(s1b_annotation, tmp_path: Path, gh) -> None:
     """S1B descending, right-looking: the sensor is to the east. A ridge whose east face rises
-    at 50 deg (steeper than the ~43 deg incidence) lays over; its west face falling at 63 deg
-    (steeper than the ~47 deg elevation angle) is in shadow; gentle slopes are neither."""
+    at 50 deg (steeper than the ~43 deg incidence) lays over, and so does the plain in front of
+    it out to where its ranges reach the crest's (passive layover, ~600 m from the crest); its
+    west face falling at 63 deg (steeper than the ~47 deg elevation angle) is in shadow, and so
+    is the plain behind it out to ~560 m from the crest; gentle slopes are neither."""
     xr = 292000.0
 
     def ridge(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -114,9 +116,13 @@ def test_layover_and_shadow_on_a_ridge(s1b_annotation, tmp_path: Path, gh) -> No
     rows = slice(20, 180)
     east_face = (x > xr + 40) & (x < xr + 460)
     west_face = (x < xr - 40) & (x > xr - 260)
-    flat = (x > xr + 560)
+    passive_layover = (x > xr + 520) & (x < xr + 580)
+    passive_shadow = (x < xr - 320) & (x > xr - 520)
+    flat = (x > xr + 680)
     gentle = (x < 289400.0) & (x > 288300.0)
     assert (mask[rows][:, east_face] == G.MASK_LAYOVER).mean() > 0.95
     assert (mask[rows][:, west_face] == G.MASK_SHADOW).mean() > 0.95
+    assert (mask[rows][:, passive_layover] == G.MASK_LAYOVER).mean() > 0.95
+    assert (mask[rows][:, passive_shadow] == G.MASK_SHADOW).mean() > 0.95
     assert (mask[rows][:, flat] == 0).all()
     assert (mask[rows][:, gentle] == 0).all()

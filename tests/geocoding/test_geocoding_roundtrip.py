@@ -59,8 +59,21 @@ def test_round_trip_points_over_a_hill(scene, s1b_annotation, gh, resampling) ->
     d = _errors(gh, out, scene.points)
     rms, worst = float(np.sqrt(np.mean(d**2))), float(d.max())
     print(f"{resampling}: {d.size} points, RMS {rms:.3f} px, max {worst:.3f} px")
-    assert rms < 0.3
-    assert worst < 1.0
+    # forward model and terrain correction in the same (the product's) geometry convention:
+    # what is left is the centroiding of resampled points (nearest: up to half a pixel)
+    lim_rms, lim_max = (0.15, 0.35) if resampling == "nearest" else (0.05, 0.1)
+    assert rms < lim_rms
+    assert worst < lim_max
+
+
+def test_other_conventions_are_measurably_off(scene, s1b_annotation, gh) -> None:
+    """Control: the product's points through SNAP's or sarsen's convention land ~0.2 px off
+    (the bistatic residual and the polynomial interpolation), which the test above would see."""
+    for conv in ("snap", "sarsen"):
+        out = G.terrain_correct(scene.image, scene.window, s1b_annotation, scene.dem, crs=gh.UTM33, transform=T,
+                                shape=SHAPE, convention=conv)
+        d = _errors(gh, out, scene.points)
+        assert np.sqrt(np.mean(d**2)) > 0.1, conv
 
 
 def test_round_trip_edge_position(scene, s1b_annotation, gh) -> None:

@@ -90,16 +90,26 @@ def test_preprocess_writes_the_contract_geotiff(rome_case, tmp_path) -> None:
                        dem=rome_case.dem, polarisations=("VV",))
     safe, grid, rw, g = _setup(rome_case, "full", tmp_path, G.DemChoice.external(rome_case.dem, nodata=-32768.0))
     with rasterio.open(out) as ds:
-        assert ds.count == 1 and ds.dtypes == ("float32",) and ds.descriptions == ("VV",)
+        assert ds.count == 2 and ds.dtypes == ("float32", "float32") and ds.descriptions == ("VV", "LAYOVER_SHADOW")
         assert ds.crs.to_epsg() == 32633 and np.isnan(ds.nodata)
         assert ds.transform == grid.transform and (ds.height, ds.width) == grid.shape == (240, 240)
         t = ds.transform  # on the tile grid and on its 1200 m patch lattice
         assert (t.c - rome_case.tile.grid.ulx) % 1200 == 0 and (rome_case.tile.grid.uly - t.f) % 1200 == 0
         tags = ds.tags()
         data = ds.read(1)
+        flags = ds.read(2)
     assert tags["SCENE_ID"] == safe.name and tags["START_TIME"] == "2021-12-23T05:11:22.594441Z"
     assert tags["GRAPH"] == "BigEarthNet-S1-GRD-full" and tags["ENGINE"] == "native"
+    assert tags["GEOMETRY"] == "esa"
     assert np.array_equal(data, _direct(safe, rome_case, grid, rw, calibration="sigma0")[0], equal_nan=True)
+    # the flags band: the geometry's own mask from the same DEM, NaN where the data is
+    from bigearthnet_s1.dem import open_dem
+    from bigearthnet_s1.geocoding import layover_shadow_mask
+
+    want = layover_shadow_mask(safe.annotation("VV"), open_dem(rome_case.dem), crs=grid.crs, transform=grid.transform,
+                               shape=grid.shape)
+    assert np.array_equal(np.isnan(flags), np.isnan(data))
+    assert np.array_equal(flags[np.isfinite(data)], want[np.isfinite(data)].astype(np.float32))
     assert [p.name for p in out.parent.iterdir()] == ["rome.tif"]  # no temporary leftovers
 
 

@@ -132,8 +132,13 @@ def test_render_finds_nodes_by_operator_not_id(tmp_path) -> None:
             s = other.element.find("sources/sourceProduct")
             if s is not None and s.get("refid") == old:
                 s.set("refid", "my-" + old)
+        for app in t.root.findall("applicationData"):  # the project's own parameters follow the node
+            for ref in app.findall("node"):
+                if ref.get("id") == old:
+                    ref.set("id", "my-" + old)
     t.write(tmp_path / "mine.xml")
     g = G.render(tmp_path / "mine.xml", G.RenderParams(input=SAFE, output=OUT, epsg=32633,
                                                          grid_origin=(3e5, 5.4e6), dem=G.DemChoice("SRTM 1Sec HGT")))
     assert g.node("my-Write").value("file") == str(OUT)
     assert g.node("my-Terrain-Correction").value("mapProjection") == "EPSG:32633"
+    assert g.extension("my-Terrain-Correction", "geometryConvention") == "esa"

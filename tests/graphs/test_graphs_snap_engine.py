@@ -18,7 +18,7 @@ import pytest
 import rasterio
 
 from bigearthnet_s1 import engine as E
-from bigearthnet_s1.errors import EngineUnavailableError
+from bigearthnet_s1.errors import EngineUnavailableError, InputError
 from bigearthnet_s1.safe import open_safe
 
 
@@ -35,9 +35,14 @@ def test_snap_engine_cuts_snap_grid_to_the_tile_window(sim_case, fake_gpt, tmp_p
     out = E.preprocess(sim_case.safe, sim_case.tile, tmp_path / "snap.tif", engine="snap", dem="flat",
                        polarisations=("VH", "VV"))
     with rasterio.open(out) as ds:
-        assert ds.descriptions == ("VH", "VV") and ds.transform == t and (ds.width, ds.height) == (win.width, win.height)
-        assert ds.tags()["ENGINE"] == "snap"
-        vh, vv = ds.read()
+        assert ds.descriptions == ("VH", "VV", "LAYOVER_SHADOW")
+        assert ds.transform == t and (ds.width, ds.height) == (win.width, win.height)
+        assert ds.tags()["ENGINE"] == "snap" and ds.tags()["GEOMETRY"] == "snap"
+        vh, vv, flags = ds.read()
+    # flat ellipsoid: no layover or shadow; NaN where there is no data at all
+    assert np.array_equal(np.isnan(flags), np.isnan(vh) & np.isnan(vv)) and (flags[np.isfinite(flags)] == 0).all()
+    with pytest.raises(InputError, match="SNAP's gpt applies its own"):
+        E.preprocess(sim_case.safe, sim_case.tile, tmp_path / "esa.tif", engine="snap", dem="flat", geometry="esa")
     xc = left + 5 + 10 * np.arange(int(win.width))
     yc = top - 5 - 10 * np.arange(int(win.height))
     want_vv = np.broadcast_to((xc - 400000.0).astype(np.float32), vv.shape).copy()
@@ -91,7 +96,7 @@ def test_cli_native_end_to_end(sim_case, rome_case, tmp_path) -> None:
     assert r.stdout.strip() == str(tmp_path / "sim.tif")
     direct = E.preprocess(sim_case.safe, sim_case.tile, tmp_path / "direct.tif", dem="flat")
     with rasterio.open(tmp_path / "sim.tif") as a, rasterio.open(direct) as b:
-        assert a.descriptions == ("VV", "VH") and np.array_equal(a.read(), b.read(), equal_nan=True)
+        assert a.descriptions == ("VV", "VH", "LAYOVER_SHADOW") and np.array_equal(a.read(), b.read(), equal_nan=True)
     rj = tmp_path / "rome.json"
     rj.write_text(json.dumps(rome_case.tile.to_json()))
     r = _cli([str(rome_case.safe), "--tile", "33TTG", "--tile-json", str(rj), "--dem", rome_case.dem,

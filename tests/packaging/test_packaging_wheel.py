@@ -145,12 +145,14 @@ def test_cli_simulate_and_preprocess_from_outside_the_repository(installed: Inst
     assert r.returncode == 0, r.stderr[-3000:]
     out = installed.outside / "33UUP.tif"
     with rasterio.open(out) as ds:
-        assert ds.crs.to_epsg() == 32633 and ds.descriptions == ("VV", "VH") and ds.dtypes == ("float32", "float32")
+        assert ds.crs.to_epsg() == 32633 and ds.descriptions == ("VV", "VH", "LAYOVER_SHADOW")
+        assert ds.dtypes == ("float32",) * 3
         # the example patch 87_48 of 33UUP (grid corner 300000, 5400000), 120 x 120 px at 10 m
         assert (ds.transform.c, ds.transform.f, ds.transform.a, ds.transform.e) == (404400.0, 5342400.0, 10.0, -10.0)
         assert ds.shape == (120, 120)
         assert ds.tags()["ENGINE"] == "native" and ds.tags()["UNITS"] == "dB"
-        db = ds.read()
+        db = ds.read((1, 2))
+        assert (ds.read(3) == 0).all()  # the flat DEM: no layover, no shadow
         bounds = ds.bounds
     with rasterio.open(installed.outside / made["truth_tif"]) as t:
         truth = t.read(window=t.window(*bounds))

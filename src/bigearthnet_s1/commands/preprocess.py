@@ -3,7 +3,8 @@
 Run the preprocessing graph (border noise, thermal noise, calibration, Refined Lee, terrain
 correction onto the S2 tile's 10 m grid, dB) on one Sentinel-1 GRD product for one S2 tile,
 with the ``native`` engine (pure Python) or ``snap`` (ESA SNAP's gpt). Writes a float32
-GeoTIFF, one band per polarisation, dB, NaN no-data, on a window of the tile grid.
+GeoTIFF, one band per polarisation, dB, NaN no-data, on a window of the tile grid, and a last
+band LAYOVER_SHADOW (bit 1 layover, bit 2 shadow).
 
 Which part of the tile: the patches of the S2 acquisition when ``--s2-root`` (a
 BigEarthNet-S2 folder) or ``--time`` (looked up in the patch-name table) names one, or
@@ -46,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--polarisations", default="VV,VH", help="comma separated, in output band order (default VV,VH)"
+    )
+    parser.add_argument(
+        "--geometry", choices=("esa", "snap", "sarsen"),
+        help="geometry convention of the terrain correction: esa (the product's own: bistatic residual, "
+        "nearest coordinate-conversion polynomial; default with --engine native), snap (SNAP's, as "
+        "BigEarthNet-S1 v1.0; the only one --engine snap can do), sarsen",
     )
     parser.add_argument("--flagged", type=Path, help="file listing products (one name a line) that need the fallback graph")
     parser.add_argument("--threads", type=int, help="snap engine: gpt -q")
@@ -150,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         flagged = [ln.strip() for ln in args.flagged.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     out = engine.preprocess(
         args.product, tile, args.out, engine=args.engine, graph=args.graph, dem=args.dem,
-        polarisations=pols, flagged=flagged, gpt_options=options,
+        polarisations=pols, flagged=flagged, gpt_options=options, geometry=args.geometry,
     )
     print(out)
     return 0
