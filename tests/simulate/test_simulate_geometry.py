@@ -131,9 +131,9 @@ def test_full_scene_geometry(tile_33uup) -> None:
     near edge and 45.9 at the far edge, the tile's centre mid-swath."""
     from bigearthnet_s1 import simulate
 
-    pr = simulate._prepare(tile=tile_33uup, bounds_wgs84=None, time="2017-06-13T16:50:43", size="full",
-                           pass_direction="auto", dem=None, seed=0, mission=None, ipf_version=None, swath_position=0.5,
-                           azimuth_position=0.5, margin_m=5000.0)
+    pr = simulate._prepare(simulate._Request(
+        tile=tile_33uup, bounds_wgs84=None, time="2017-06-13T16:50:43", size="full", pass_direction="auto", dem=None,
+        seed=0, mission=None, ipf_version=None, swath_position=0.5, azimuth_position=0.5, margin_m=5000.0))
     f = pr.plan.frame
     assert 16_500 < f.lines < 17_100 and 25_000 < f.samples < 26_700
     edge = simulate._forward_geocode(f, np.array([0.0, 0.0, f.lines - 1.0, f.lines - 1.0]),

@@ -158,9 +158,9 @@ def test_truth_raster_is_the_ground_map(sim_old) -> None:
     with rasterio.open(sim_old.truth_tif) as t:
         vv = t.read(1)
         a = t.transform
-    gp = simulate._map_params(simulate._make_target(sim_old.tile, None, "small", 5000.0), 1)
-    assert list(gp[:2]) == gp_anchor
-    cum, vv_lin, _ = simulate._class_arrays()
+    ground = simulate._map_params(simulate._make_target(sim_old.tile, None, "small", 5000.0), 1)
+    assert [ground.ulx, ground.uly] == gp_anchor
+    _, vv_lin, _ = simulate._class_arrays()
     rng = np.random.default_rng(0)
     rows, cols = rng.integers(0, vv.shape[0], 3000), rng.integers(0, vv.shape[1], 3000)
     targets = {(int((a.f - t["y"]) // 10), int((t["x"] - a.c) // 10)) for t in truth["point_targets"]["targets"]}
@@ -168,7 +168,7 @@ def test_truth_raster_is_the_ground_map(sim_old) -> None:
     for r, c in zip(rows, cols, strict=True):
         if (r, c) in targets:
             continue
-        k, jitter = simulate._ground_class(a.c + 10 * c + 5, a.f - 10 * r - 5, gp, cum)
+        k, jitter = simulate._ground_class(a.c + 10 * c + 5, a.f - 10 * r - 5, ground)
         assert vv[r, c] == pytest.approx(vv_lin[k] * 10 ** (jitter / 10), rel=1e-6)
         n += 1
     assert n > 2900
