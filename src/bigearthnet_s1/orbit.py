@@ -68,8 +68,14 @@ class Orbit:
     """Orbit state vectors and their interpolation.
 
     ``times`` are seconds since ``reference_time``; interpolation is a cubic Hermite spline
-    on positions with the given velocities (exact at the vectors, C1 between them), which is
-    what SNAP and sarsen use in effect for the 10 s spacing of Sentinel-1 vectors.
+    on positions with the given velocities (exact at the vectors, C1 between them; velocity
+    and acceleration are its derivatives). The references do otherwise: sarsen
+    (``OrbitPolyfitInterpolator``) fits one degree-5 polynomial in time to all the positions
+    by least squares, ignoring the annotated velocities, and derives velocity and
+    acceleration from it; SNAP (``OrbitStateVectors``) evaluates a Lagrange polynomial through
+    the 8 nearest vectors, separately for positions and velocities. Over the scene of the
+    real S1B product of the test data (16 vectors, 10 s apart) the three agree within 0.3 mm
+    in position and 0.1 mm/s in velocity.
     """
 
     reference_time: np.datetime64
