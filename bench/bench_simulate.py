@@ -11,7 +11,8 @@ of the child, numba's cache warmed first so that compilation is not counted):
 ``--against REV`` also runs every case with the library of git revision REV (its
 ``src/bigearthnet_s1`` extracted to a temporary folder and put first on the child's
 PYTHONPATH), alternating ours and theirs ``--repeat`` times, prints the ratios of the best
-times (ours / theirs) and says whether the two products are byte-identical (every file of the
+times (ours / theirs: wall, CPU, and CPU inside the measurement kernel ``_render_lines``, summed
+over its threads, which I/O and other processes disturb least) and says whether the two products are byte-identical (every file of the
 SAFE, the truth GeoTIFF and JSON, the zip's members): a refactoring must leave them so.
 
 Usage: python bench/bench_simulate.py [--workdir DIR] [--keep] [--skip-full] [--against REV [--repeat N]]
@@ -40,10 +41,27 @@ REPO = Path(__file__).resolve().parents[1]
 ROME_DEM = testdata.rome_dem()  # real DEM of the pinned sarsen 0.9.6 release (cached after the first run)
 
 CHILD = r"""
-import json, sys, time, resource
+import importlib, json, sys, threading, time, resource
 from datetime import UTC, datetime
 from bigearthnet_s1 import simulate, tiles
 case, out = sys.argv[1], sys.argv[2]
+# CPU time inside the measurement kernel (summed over threads), whatever its signature: the
+# module that renders the measurements looks _render_lines up at each call
+kernel, lock = [0.0], threading.Lock()
+for name in ("bigearthnet_s1.simulate.render", "bigearthnet_s1.simulate"):
+    try:
+        mod = importlib.import_module(name)
+    except ImportError:
+        continue
+    if hasattr(mod, "_render_lines") and hasattr(mod, "_render_measurements"):
+        untimed = mod._render_lines
+        def timed(*args):
+            t = time.thread_time()
+            untimed(*args)
+            with lock:
+                kernel[0] += time.thread_time() - t
+        mod._render_lines = timed
+        break
 epsg, ulx, uly = tiles.mgrs_tile_origin("33UUP")
 grid = tiles.TileGrid(epsg, ulx, uly)
 x0, y0, x1, y1 = grid.patch_bounds(87, 48)
@@ -66,7 +84,7 @@ else:
 dt, cpu = time.perf_counter() - t0, time.process_time() - c0
 truth = json.loads((safe.parent / (safe.name[:-5] + ".truth.json")).read_text())
 size = sum(f.stat().st_size for f in safe.rglob("*") if f.is_file())
-print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "lines": truth["lines"], "samples": truth["samples"],
+print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "kernel_cpu_seconds": kernel[0], "lines": truth["lines"], "samples": truth["samples"],
                   "name": safe.name, "safe_mb": size / 1e6,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "module": simulate.__file__}))
@@ -148,12 +166,16 @@ def main() -> None:
                     if k > 0 or out.exists():
                         shutil.rmtree(out, ignore_errors=True)
                     r = run_case(case, out, path)
-                    if label not in best or r["seconds"] < best[label]["seconds"]:
+                    if label not in best:
                         best[label] = r
+                    else:  # the best of each figure over the runs
+                        for key in ("seconds", "cpu_seconds", "kernel_cpu_seconds"):
+                            best[label][key] = min(best[label][key], r[key])
             r = best["ours"]
             px = r["lines"] * r["samples"]
             print(f"{case:10s} {r['samples']:6d} x {r['lines']:6d} px x 2 pols: simulate_product {r['seconds']:6.1f} s "
-                  f"(CPU {r['cpu_seconds']:6.1f} s, process {r['process_seconds']:5.1f} s), "
+                  f"(CPU {r['cpu_seconds']:6.1f} s, of it render kernel {r['kernel_cpu_seconds']:6.1f} s; "
+                  f"process {r['process_seconds']:5.1f} s), "
                   f"{2 * px / r['seconds'] / 1e6:6.1f} Mpx/s, SAFE {r['safe_mb']:7.1f} MB, peak RSS {r['rss_mb']:6.0f} MB",
                   flush=True)
             if case == "full":
@@ -165,9 +187,11 @@ def main() -> None:
                 mine, theirs = digests(workdir / case / "ours"), digests(workdir / case / label)
                 differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
                 same = "byte-identical" if not differ else f"DIFFER in {len(differ)} files: {', '.join(differ[:6])}"
-                print(f"  {label}: {t['seconds']:6.1f} s (CPU {t['cpu_seconds']:6.1f} s), peak RSS {t['rss_mb']:6.0f} MB; "
-                      f"ours / {label} (best of {repeat}): wall {r['seconds'] / t['seconds']:.3f}, "
-                      f"CPU {r['cpu_seconds'] / t['cpu_seconds']:.3f}; outputs {same} ({len(mine)} files)", flush=True)
+                print(f"  {label}: {t['seconds']:6.1f} s (CPU {t['cpu_seconds']:6.1f} s, render kernel "
+                      f"{t['kernel_cpu_seconds']:6.1f} s), peak RSS {t['rss_mb']:6.0f} MB; ours / {label} (best of {repeat}): "
+                      f"wall {r['seconds'] / t['seconds']:.3f}, CPU {r['cpu_seconds'] / t['cpu_seconds']:.3f}, "
+                      f"render kernel CPU {r['kernel_cpu_seconds'] / t['kernel_cpu_seconds']:.3f}; "
+                      f"outputs {same} ({len(mine)} files)", flush=True)
             if not args.keep:
                 shutil.rmtree(workdir / case, ignore_errors=True)
     finally:

@@ -390,8 +390,6 @@ def _write_preview(folder: Path, name: str, files: dict[str, dict[str, str]], fo
 
 
 def _md5(path: Path) -> str:
-    h = hashlib.md5()
+    """MD5 (hex) of a file, as the manifest lists it."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
