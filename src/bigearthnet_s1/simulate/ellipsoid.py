@@ -17,10 +17,8 @@ def _dot(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.einsum("...i,...i->...", a, b)
 
 
-
 def _unit(a: NDArray[np.float64]) -> NDArray[np.float64]:
     return a / np.linalg.norm(a, axis=-1, keepdims=True)
-
 
 
 def _geodetic_normal(lon: NDArray[np.float64] | float, lat: NDArray[np.float64] | float) -> NDArray[np.float64]:
@@ -30,14 +28,12 @@ def _geodetic_normal(lon: NDArray[np.float64] | float, lat: NDArray[np.float64] 
     return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
 
 
-
 def _local_radius(lat_deg: NDArray[np.float64]) -> NDArray[np.float64]:
     """Geocentric radius (m) of the WGS84 ellipsoid at geodetic latitude."""
     la = np.radians(lat_deg)
     a2, b2 = WGS84_A**2, WGS84_B**2
     c, s = np.cos(la), np.sin(la)
     return np.sqrt(((a2 * c) ** 2 + (b2 * s) ** 2) / ((WGS84_A * c) ** 2 + (WGS84_B * s) ** 2))
-
 
 
 def _heading_deg(p: NDArray[np.float64], v: NDArray[np.float64]) -> float:
@@ -49,7 +45,6 @@ def _heading_deg(p: NDArray[np.float64], v: NDArray[np.float64]) -> float:
     return math.degrees(math.atan2(float(v @ east), float(v @ north)))
 
 
-
 def _zero_doppler_basis(p: NDArray[np.float64], v: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Orthonormal basis of the zero-Doppler plane: ``down`` (towards nadir, normal to the
     velocity) and ``right`` (velocity x up: the side Sentinel-1 looks to)."""
@@ -57,7 +52,6 @@ def _zero_doppler_basis(p: NDArray[np.float64], v: NDArray[np.float64]) -> tuple
     down = _unit(-(p - _dot(p, ev)[..., None] * ev))
     right = np.cross(ev, -down)
     return down, right
-
 
 
 def _plane_ellipsoid_points(
@@ -73,7 +67,6 @@ def _plane_ellipsoid_points(
     with np.errstate(invalid="ignore"):  # NaN beyond the horizon
         rng = (-qb - np.sqrt(qb * qb - 4.0 * qa * qc)) / (2.0 * qa)
     return rng, p + rng[..., None] * look
-
 
 
 def _range_at_incidence(

@@ -30,7 +30,6 @@ from bigearthnet_s1.simulate.timeline import _plus, _seconds
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class _Kepler:
     """Circular orbit in ECEF as a function of ``tau`` (s since the target's zero-Doppler time).
@@ -70,7 +69,6 @@ class _Kepler:
         return np.stack([x, y, r[..., 2]], axis=-1), np.stack([vx, vy, v[..., 2]], axis=-1)
 
 
-
 def _kepler_state0(lam: NDArray[np.float64], u: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """ECEF position and velocity at tau = 0 of the orbits (lam, u_c) (arrays): ``_Kepler.state(0)``
     vectorised over orbits (the grid search of :func:`_solve_kepler`)."""
@@ -83,7 +81,6 @@ def _kepler_state0(lam: NDArray[np.float64], u: NDArray[np.float64]) -> tuple[ND
     v = SEMI_MAJOR_AXIS * MEAN_MOTION * (-su[..., None] * node + cu[..., None] * normal_dir)
     v = v + EARTH_ROTATION * np.stack([r[..., 1], -r[..., 0], np.zeros_like(cl)], axis=-1)
     return r, v
-
 
 
 def _solve_kepler(
@@ -158,7 +155,6 @@ def _solve_kepler(
     return k
 
 
-
 def _grid_guesses(
     target: NDArray[np.float64], n_t: NDArray[np.float64], incidence_deg: float, ascending: bool, count: int = 4
 ) -> list[tuple[float, float]]:
@@ -188,14 +184,12 @@ def _grid_guesses(
     return out
 
 
-
 def _incidence_at(swath_position: float) -> float:
     """Ellipsoid incidence (deg) of a position across the IW swath (0 near .. 1 far)."""
     return NEAR_INCIDENCE_DEG + swath_position * (FAR_INCIDENCE_DEG - NEAR_INCIDENCE_DEG)
 
 #: Swath positions tried, nearest first, when the requested one has no orbit (then refined).
 _SWATH_SCAN = tuple(float(x) for x in np.round(np.linspace(0.0, 1.0, 41), 3))
-
 
 
 def _place_orbit(
@@ -241,7 +235,6 @@ def _place_orbit(
     return k, good
 
 
-
 def _orbit_from_kepler(k: _Kepler, t_c: np.datetime64, first: np.datetime64, last: np.datetime64) -> Orbit:
     """State vectors every 10 s (on whole 10 s of UTC) covering [first - 60 s, last + 60 s],
     rounded like the annotation (mm, um/s, us) so that every geometry computation uses the
@@ -253,7 +246,6 @@ def _orbit_from_kepler(k: _Kepler, t_c: np.datetime64, first: np.datetime64, las
     tau = np.array([_seconds(t, t_c) for t in times])
     pos, vel = k.state(tau)
     return Orbit.from_state_vectors(times, np.round(pos, 3), np.round(vel, 6))
-
 
 
 def _earth_rotation_angle(t: np.datetime64) -> float:

@@ -77,7 +77,6 @@ _IPF_BY_DATE = (
 )
 
 
-
 def ipf_for_time(t: datetime | str | np.datetime64) -> str:
     """The IPF version ("002.84", "002.91", "003.31", "003.40") a product of time ``t`` had."""
     t64 = _to_datetime64(t)
@@ -85,7 +84,6 @@ def ipf_for_time(t: datetime | str | np.datetime64) -> str:
         if until is None or t64 < until:
             return version
     return _IPF_BY_DATE[-1][1]  # pragma: no cover
-
 
 
 def _normalise_ipf(ipf: str | float | None, t64: np.datetime64) -> tuple[str, float]:
@@ -100,7 +98,6 @@ def _normalise_ipf(ipf: str | float | None, t64: np.datetime64) -> tuple[str, fl
             raise SimulationError(f"simulate: IPF version {ipf!r} out of range (2.x or 3.x expected)")
         text = f"{value:06.2f}"
     return text, float(text)
-
 
 
 def orbit_numbers(mission: str, ascending_node_time: datetime | str | np.datetime64) -> dict[str, int]:
@@ -122,12 +119,10 @@ def orbit_numbers(mission: str, ascending_node_time: datetime | str | np.datetim
     return {"absolute": absolute, "relative": relative, "cycle": cycle}
 
 
-
 def _orbit_phase_error(mission: str, anx: np.datetime64) -> float:
     """Distance (in orbits, 0..0.5) of an ANX time from the mission's orbit timeline."""
     x = _seconds(anx, _MISSIONS[mission]["ref_anx"]) / NODAL_PERIOD
     return abs(x - round(x))
-
 
 
 def _datatake_id(mission: str, absolute_orbit: int) -> int:
@@ -142,7 +137,6 @@ def _datatake_id(mission: str, absolute_orbit: int) -> int:
     else:
         v = float(np.interp(absolute_orbit, x, y))
     return int(min(max(round(v), 1), 0xFFFFFF))
-
 
 
 def _choose_mission(mission: str | None, t_start: np.datetime64, anx: np.datetime64) -> str:
@@ -161,7 +155,6 @@ def _choose_mission(mission: str | None, t_start: np.datetime64, anx: np.datetim
     return min(candidates, key=lambda m: _orbit_phase_error(m, anx))
 
 
-
 def product_name(
     mission: str, start: np.datetime64, stop: np.datetime64, absolute_orbit: int, datatake: int, crc: int | None
 ) -> str:
@@ -174,7 +167,6 @@ def product_name(
     e = _to_datetime(stop).strftime(fmt)
     name = f"{mission}_IW_GRDH_1SDV_{s}_{e}_{absolute_orbit:06d}_{datatake:06X}"
     return name if crc is None else f"{name}_{crc:04X}"
-
 
 
 def crc16_ccitt(data: bytes) -> int:

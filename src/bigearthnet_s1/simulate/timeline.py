@@ -27,11 +27,9 @@ def _to_datetime64(t: datetime | str | np.datetime64) -> np.datetime64:
     return np.datetime64(t, "us").astype("datetime64[ns]")
 
 
-
 def _to_datetime(t: np.datetime64) -> datetime:
     us = int(t.astype("datetime64[us]").astype(np.int64))
     return datetime(1970, 1, 1, tzinfo=UTC) + (np.timedelta64(us, "us").item())
-
 
 
 def _round_us(t: np.datetime64 | NDArray[np.datetime64]) -> np.datetime64:
@@ -40,16 +38,13 @@ def _round_us(t: np.datetime64 | NDArray[np.datetime64]) -> np.datetime64:
     return np.datetime64(((ns + 500) // 1000) * 1000, "ns")
 
 
-
 def _plus(t: np.datetime64, seconds: float) -> np.datetime64:
     return t + np.timedelta64(int(round(seconds * 1e9)), "ns")
-
 
 
 def _seconds(a: np.datetime64, b: np.datetime64) -> float:
     """a - b in seconds."""
     return float((a.astype("datetime64[ns]") - b.astype("datetime64[ns]")).astype(np.int64)) * 1e-9
-
 
 
 def _iso(t: np.datetime64 | NDArray[np.datetime64]) -> str:
