@@ -31,6 +31,7 @@ from requests.auth import AuthBase, HTTPBasicAuth
 
 from bigearthnet_s1.errors import AuthenticationError, DownloadError
 from bigearthnet_s1.redact import register_secret
+from bigearthnet_s1.retry import RETRY_STATUSES, RetryPolicy, Transient, call
 
 __all__ = [
     "EDL_URL",
@@ -101,42 +102,41 @@ def find_or_create_token(
 
     Raises ``AuthenticationError`` when EDL refuses the user/password (401/403; the message
     names the user, never the password) and ``DownloadError`` when EDL stays unreachable or
-    keeps failing (429/5xx are retried ``attempts`` times, honouring ``Retry-After`` up to 60 s).
+    keeps failing: connection errors, 429 and 5xx are tried ``attempts`` times in all with the
+    library's retry policy (:mod:`bigearthnet_s1.retry`; backoff 2 s, 4 s, ...), honouring a
+    ``Retry-After`` of up to 60 s (a longer one ends the tries).
     """
     url = edl_url.rstrip("/") + TOKEN_PATH
     s = session or requests.Session()
-    last = ""
-    for attempt in range(1, attempts + 1):
-        wait = 2.0**attempt
+    policy = RetryPolicy(max_failures=max(0, attempts - 1), backoff=2.0, factor=2.0, jitter=0.0,
+                         max_retry_after=60.0, sleep=sleep)
+    failed = f"Earthdata Login ({edl_url}) token request for user {user!r} failed"
+
+    def attempt() -> str:
         try:
             resp = s.post(url, auth=HTTPBasicAuth(user, password), timeout=timeout, allow_redirects=False,
                           headers={"Accept": "application/json"})
         except requests.RequestException as exc:
-            last = type(exc).__name__
-        else:
-            if resp.status_code in (401, 403):
-                raise AuthenticationError(
-                    f"Earthdata Login ({edl_url}) refused user {user!r} (HTTP {resp.status_code}{_edl_error(resp)}); "
-                    "check the Earthdata user/password (EARTHDATA_USERNAME/EARTHDATA_PASSWORD or the Connection)"
-                )
-            if resp.status_code == 200:
-                try:
-                    token = resp.json().get("access_token")
-                except (ValueError, AttributeError):
-                    token = None
-                if not token:
-                    raise DownloadError(f"Earthdata Login ({edl_url}) answered without an access_token for user {user!r}")
-                return str(token)
-            last = f"HTTP {resp.status_code}{_edl_error(resp)}"
-            if resp.status_code not in (429, 500, 502, 503, 504):
-                break
-            retry_after = resp.headers.get("Retry-After", "").strip()
-            if retry_after.isdigit():
-                wait = min(60.0, float(retry_after))
-        if attempt < attempts:
-            log.warning("Earthdata Login token request failed (%s); retry %d in %.0f s", last, attempt, wait)
-            sleep(wait)
-    raise DownloadError(f"Earthdata Login ({edl_url}) token request for user {user!r} failed: {last}")
+            raise Transient(DownloadError(f"{failed}: {type(exc).__name__}")) from None
+        if resp.status_code in (401, 403):
+            raise AuthenticationError(
+                f"Earthdata Login ({edl_url}) refused user {user!r} (HTTP {resp.status_code}{_edl_error(resp)}); "
+                "check the Earthdata user/password (EARTHDATA_USERNAME/EARTHDATA_PASSWORD or the Connection)"
+            )
+        if resp.status_code == 200:
+            try:
+                token = resp.json().get("access_token")
+            except (ValueError, AttributeError):
+                token = None
+            if not token:
+                raise DownloadError(f"Earthdata Login ({edl_url}) answered without an access_token for user {user!r}")
+            return str(token)
+        error = DownloadError(f"{failed}: HTTP {resp.status_code}{_edl_error(resp)}")
+        if resp.status_code in RETRY_STATUSES:
+            raise Transient.from_response(error, resp)
+        raise error
+
+    return call(attempt, policy)
 
 
 def _edl_error(resp: requests.Response) -> str:

@@ -25,14 +25,8 @@ import requests
 
 from bigearthnet_s1 import transfer
 from bigearthnet_s1.errors import DownloadError, InputError
-from bigearthnet_s1.store import (
-    HubEndpoints,
-    ProductLike,
-    ProductRef,
-    ProductStore,
-    guess_source,
-    records_from_json,
-)
+from bigearthnet_s1.hub import HubClient, HubEndpoints, ProductLike, ProductRef, guess_source, records_from_json
+from bigearthnet_s1.store import ProductStore, check_product_name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,7 +87,7 @@ def _auth_map(args: argparse.Namespace, endpoints: HubEndpoints) -> dict[str, An
         user = args.user or os.environ.get(f"{source.upper()}_USER")
         password = args.password or os.environ.get(f"{source.upper()}_PASSWORD")
         if user and password:
-            out[source] = ProductStore.credentials(source, user, password, endpoints)
+            out[source] = HubClient.credentials(source, user, password, endpoints)
     from bigearthnet_s1.earthdata import EarthdataAuth
 
     asf = EarthdataAuth.from_options({"user": args.user, "password": args.password} if args.user else {},
@@ -179,8 +173,6 @@ def check_arguments(args: argparse.Namespace) -> None:
     check_number(args.poll, "--poll (s)", minimum=0.0, exclusive_minimum=True)
     check_writable(args.store, "--store")
     if args.name is not None:
-        from bigearthnet_s1.store import check_product_name
-
         check_product_name(_strip_suffixes(args.name))
     for item in args.inputs:
         if not re.match(r"^https?://", item) and not Path(item).exists():
@@ -195,8 +187,8 @@ def run(args: argparse.Namespace) -> int:
     records = collect_records(args, session, auth)
     if not records:
         raise InputError("no products in the inputs")
-    store = ProductStore(args.store, max_parallel=args.parallel, session=session, auth=auth, endpoints=endpoints,
-                         test_zip=not args.no_zip_test)
+    hub = HubClient(endpoints=endpoints, session=session, auth=auth)
+    store = ProductStore(args.store, hub=hub, max_parallel=args.parallel, test_zip=not args.no_zip_test)
     bars = _Bars(disable=args.no_progress)
     try:
         report = store.fetch_all(records, progress=bars, wait_offline=args.wait_offline, poll=args.poll, extract=args.extract)
