@@ -56,6 +56,7 @@ import requests
 
 from bigearthnet_s1 import transfer
 from bigearthnet_s1.atomic import atomic_write_text, fsync_dir, sweep, temporary_dir
+from bigearthnet_s1.checksum import file_checksum, verify_zip
 from bigearthnet_s1.errors import (
     ChecksumError,
     DownloadError,
@@ -243,7 +244,7 @@ def check_zip_layout(path: Path, name: str | None = None) -> None:
     """Raise unless the zip at ``path`` is laid out as product ``name``: every member name is
     safe to extract (:func:`unsafe_member_reason`), and it holds ``<name>.SAFE/manifest.safe``
     (or ``manifest.safe`` at its root), not another product's .SAFE folder. Reads only the
-    zip's central directory (milliseconds); no CRC test (see ``transfer.verify_zip``)."""
+    zip's central directory (milliseconds); no CRC test (see ``checksum.verify_zip``)."""
     label = name or path.name
     try:
         with zipfile.ZipFile(path) as zf:
@@ -310,7 +311,7 @@ def check_safe_folder(path: Path, *, deep: bool = True) -> None:
         if size is not None and st.st_size != size:
             raise ChecksumError(f"{label}: file {href} has {st.st_size} bytes, manifest.safe says {size} (truncated?)")
         if deep and md5 is not None:
-            got = transfer.file_checksum(f, "md5")
+            got = file_checksum(f, "md5")
             if got != md5:
                 raise ChecksumError(f"{label}: file {href} fails its MD5 check (manifest.safe {md5}, file {got})")
 
@@ -325,7 +326,7 @@ def verify_product(path: Path, name: str | None = None, *, deep: bool = True) ->
         check_safe_folder(path, deep=deep)
         return
     if deep:
-        transfer.verify_zip(path, name or path.name)
+        verify_zip(path, name or path.name)
     check_zip_layout(path, name)
 
 

@@ -6,7 +6,8 @@ the server ignores ``Range`` (200 instead of 206), retries transient failures (c
 errors, 408/429/5xx, stalls) a bounded number of times with the library's retry policy
 (:mod:`bigearthnet_s1.retry`: exponential backoff with jitter, ``Retry-After`` honoured),
 verifies the size, the hub's checksum (MD5, SHA-256, SHA3-256, BLAKE3 when the ``blake3``
-package is importable) and the zip's integrity (``zipfile.testzip``), then renames
+package is importable; :mod:`bigearthnet_s1.checksum`) and the zip's integrity
+(``zipfile.testzip``), then renames
 ``<dest>.part`` to ``dest`` with ``os.replace``. ``dest`` therefore only ever exists complete
 and verified. One :class:`Download` object holds a download's settings and its state (bytes
 kept, total, ETag, running hash) across its attempts.
@@ -25,19 +26,13 @@ Units: sizes and offsets in bytes, rates in bytes/s, durations in seconds.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 import os
-import queue
 import random
 import re
 import shutil
-import struct
-import threading
 import time
-import zipfile
-import zlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,6 +47,7 @@ from requests.auth import AuthBase
 
 from bigearthnet_s1 import __version__
 from bigearthnet_s1.atomic import fsync_dir
+from bigearthnet_s1.checksum import StreamHasher, checksum_supported, normalise_algorithm, verify_zip
 from bigearthnet_s1.errors import (
     AuthenticationError,
     ChecksumError,
@@ -69,153 +65,6 @@ log = logging.getLogger(__name__)
 USER_AGENT = f"bigearthnet-s1/{__version__} (+python-requests/{requests.__version__})"
 
 _MiB = 1 << 20
-
-
-# --------------------------------------------------------------------------------------------
-# checksums
-
-
-def normalise_algorithm(name: str | None) -> str | None:
-    """Hub checksum algorithm name -> canonical name: "md5", "sha256", "sha3_256", "blake3".
-
-    Returns None for None; raises ``DownloadError`` for an unknown name.
-    """
-    if name is None:
-        return None
-    key = re.sub(r"[^a-z0-9]", "", name.lower())
-    table = {"md5": "md5", "sha256": "sha256", "sha2256": "sha256", "sha3256": "sha3_256", "blake3": "blake3"}
-    if key not in table:
-        raise DownloadError(f"unsupported checksum algorithm {name!r} (known: MD5, SHA-256, SHA3-256, BLAKE3)")
-    return table[key]
-
-
-def checksum_supported(name: str | None) -> bool:
-    """True if this Python can compute the algorithm (BLAKE3 needs the ``blake3`` package)."""
-    try:
-        algo = normalise_algorithm(name)
-    except DownloadError:
-        return False
-    if algo == "blake3":
-        try:
-            import blake3  # noqa: F401
-        except ImportError:
-            return False
-    return algo is not None
-
-
-def best_checksum(checksums: list[Mapping[str, Any]] | Mapping[str, Any] | None) -> tuple[str, str] | None:
-    """Pick a usable ``(algorithm, value)`` from an OData ``Checksum`` field.
-
-    DHuS gives one ``{"Algorithm": "MD5", "Value": ...}``; CDSE a list of them (MD5, BLAKE3).
-    Preference: MD5 (fast, everywhere), then SHA-256, SHA3-256, BLAKE3 if importable.
-    """
-    if not checksums:
-        return None
-    items = [checksums] if isinstance(checksums, Mapping) else list(checksums)
-    usable = {}
-    for item in items:
-        alg, value = item.get("Algorithm"), item.get("Value")
-        if alg and value and checksum_supported(alg):
-            usable[normalise_algorithm(alg)] = (str(alg), str(value))
-    for pref in ("md5", "sha256", "sha3_256", "blake3"):
-        if pref in usable:
-            return usable[pref]
-    return None
-
-
-def _new_hash(algo: str) -> Any:
-    if algo == "blake3":
-        try:
-            import blake3
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise DownloadError("BLAKE3 checksum requested but the 'blake3' package is not installed") from exc
-        return blake3.blake3()
-    return hashlib.new(algo)
-
-
-class _StreamHasher:
-    """Hashes the stream in a helper thread so hashing overlaps the network reads.
-
-    hashlib releases the GIL on large buffers, so on two cores MD5 (~0.6 GB/s) no longer
-    caps the download rate. The bounded queue keeps memory at a few chunks.
-    """
-
-    def __init__(self, algo: str) -> None:
-        self.algo = algo
-        self._h = _new_hash(algo)
-        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
-        self._thread = threading.Thread(target=self._run, name="hash", daemon=True)
-        self._thread.start()
-        self._closed = False
-
-    def _run(self) -> None:
-        while True:
-            item = self._q.get()
-            if item is None:
-                return
-            self._h.update(item)
-
-    def update(self, data: bytes) -> None:
-        self._q.put(data)
-
-    def feed_file(self, path: Path, length: int) -> None:
-        """Hash the first ``length`` bytes of ``path`` (the part kept from an earlier attempt)."""
-        with open(path, "rb") as f:
-            remaining = length
-            while remaining > 0:
-                block = f.read(min(8 * _MiB, remaining))
-                if not block:
-                    raise DownloadError(f"{path} shrank while hashing it")
-                self.update(block)
-                remaining -= len(block)
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._q.put(None)
-            self._thread.join()
-
-    def hexdigest(self) -> str:
-        self.close()
-        return self._h.hexdigest()
-
-
-def file_checksum(path: Path, algorithm: str) -> str:
-    """Hex digest of a whole file (algorithm names as in :func:`normalise_algorithm`)."""
-    algo = normalise_algorithm(algorithm)
-    assert algo is not None
-    h = _new_hash(algo)
-    with open(path, "rb") as f:
-        while block := f.read(8 * _MiB):
-            h.update(block)
-    return h.hexdigest()
-
-
-def verify_zip(path: Path, label: str | None = None) -> None:
-    """Raise ``ChecksumError`` unless ``path`` is a zip whose members all pass their CRC check."""
-    label = label or path.name
-    try:
-        with zipfile.ZipFile(path) as zf:
-            bad = zf.testzip()
-    except zipfile.BadZipFile as exc:
-        head = _read_head(path, 2048)
-        if looks_like_html(head[:512]):
-            raise NotAZipError(f"{label}: the server sent an HTML page, not a zip: {body_excerpt(head, 200)!r}") from exc
-        raise ChecksumError(f"{label}: not a valid zip file ({exc}); it starts with {head[:64]!r}") from exc
-    except (OSError, EOFError, zipfile.LargeZipFile, NotImplementedError, zlib.error, ValueError, struct.error) as exc:
-        # a broken deflate stream raises zlib.error ("invalid distance too far back"), a
-        # damaged local header struct.error or ValueError: all mean a corrupted file
-        raise ChecksumError(f"{label}: zip integrity test failed ({type(exc).__name__}: {exc})") from exc
-    if bad is not None:
-        raise ChecksumError(f"{label}: zip member {bad!r} fails its CRC check (corrupted download)")
-
-
-def _read_head(path: Path, n: int) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(n)
-    except OSError:
-        return b""
 
 
 # --------------------------------------------------------------------------------------------
@@ -534,7 +383,7 @@ class Download:
         self.offset = 0
         self.total: int | None = None
         self.etag: str | None = None
-        self.hasher: _StreamHasher | None = None
+        self.hasher: StreamHasher | None = None
 
     def _algorithm(self, name: str | None) -> str | None:
         """The checksum algorithm to compute (None: no checksum, or one this Python lacks)."""
@@ -778,7 +627,7 @@ class Download:
     def _ensure_hasher(self) -> None:
         if self.algo is None or self.hasher is not None:
             return
-        self.hasher = _StreamHasher(self.algo)
+        self.hasher = StreamHasher(self.algo)
         if self.offset > 0:
             self.hasher.feed_file(self.part, self.offset)
 
@@ -836,14 +685,9 @@ __all__ = [
     "ProgressReporter",
     "RetrievalPendingError",
     "TransferProgress",
-    "best_checksum",
-    "checksum_supported",
     "dhus_session",
     "download",
-    "file_checksum",
-    "normalise_algorithm",
     "open_stream",
     "part_path",
     "same_site",
-    "verify_zip",
 ]

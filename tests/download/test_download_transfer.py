@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bigearthnet_s1.checksum import best_checksum, normalise_algorithm
 from bigearthnet_s1.errors import AuthenticationError, ChecksumError, DownloadError
 from bigearthnet_s1.hub import CdseTokenAuth
 from bigearthnet_s1.retry import RetryPolicy, parse_retry_after
@@ -17,9 +18,7 @@ from bigearthnet_s1.transfer import (
     HttpStatusError,
     NotAZipError,
     ProgressReporter,
-    best_checksum,
     download,
-    normalise_algorithm,
     part_path,
     same_site,
 )
