@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypedDict
 
 import requests
-from requests.auth import AuthBase, HTTPBasicAuth
+from requests.auth import HTTPBasicAuth
 
 from bigearthnet_s1.errors import AuthenticationError, DownloadError
-from bigearthnet_s1.redact import register_secret
 from bigearthnet_s1.retry import RETRY_STATUSES, RetryPolicy, Transient, call
+from bigearthnet_s1.tokenauth import TokenAuth
 
 __all__ = [
     "EDL_URL",
@@ -150,13 +149,16 @@ def _edl_error(resp: requests.Response) -> str:
     return f": {text[:200]}" if text else ""
 
 
-class EarthdataAuth(AuthBase):
+class EarthdataAuth(TokenAuth):
     """``Authorization: Bearer <EDL token>`` for ASF, from a token or a user/password.
 
     With a user/password the token is fetched on first use (:func:`find_or_create_token`),
     shared by threads, and fetched again after :meth:`invalidate` (the downloader calls it
-    after a 401). A fixed token is kept: a 401 then means it is expired or revoked.
+    after a 401). A fixed token is kept: a 401 then means it is expired or revoked (see
+    :class:`~bigearthnet_s1.tokenauth.TokenAuth`).
     """
+
+    service = "Earthdata login"
 
     def __init__(
         self,
@@ -168,46 +170,17 @@ class EarthdataAuth(AuthBase):
         session: requests.Session | None = None,
         timeout: float = 30.0,
     ) -> None:
-        if not token and not (user and password):
-            raise AuthenticationError("Earthdata login: give a token, or a user and a password")
-        self.user = user
-        self._password = password
-        self._fixed = token
-        self._token = token
+        super().__init__(token=token, user=user, password=password)
         self.edl_url = edl_url
         self._session = session
         self.timeout = timeout
-        self._lock = threading.Lock()
-        register_secret(password)
-        register_secret(token)
 
-    def __repr__(self) -> str:  # never show the token or the password
-        who = f"user={self.user!r}" if self.user and not self._fixed else "token=***"
-        return f"EarthdataAuth({who})"
-
-    def secrets(self) -> list[str]:
-        """The password and the token held now (for ``redact.register_auth``)."""
-        return [s for s in (self._password, self._token) if s]
-
-    def token(self) -> str:
-        with self._lock:
-            if self._token is None:
-                assert self.user is not None and self._password is not None
-                self._token = find_or_create_token(self.user, self._password, edl_url=self.edl_url,
-                                                   session=self._session, timeout=self.timeout)
-                register_secret(self._token)
-                log.info("Earthdata Login: token obtained for user %s", self.user)
-            return self._token
-
-    def invalidate(self) -> None:
-        """Forget a token made from the user/password (a fixed token cannot be renewed)."""
-        with self._lock:
-            if not self._fixed:
-                self._token = None
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers["Authorization"] = f"Bearer {self.token()}"
-        return r
+    def _obtain(self) -> str:
+        assert self.user is not None and self._password is not None
+        token = find_or_create_token(self.user, self._password, edl_url=self.edl_url, session=self._session,
+                                     timeout=self.timeout)
+        log.info("Earthdata Login: token obtained for user %s", self.user)
+        return token
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None = None, *, edl_url: str | None = None,

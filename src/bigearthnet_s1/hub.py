@@ -32,13 +32,13 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 import requests
-from requests.auth import AuthBase
 
 from bigearthnet_s1 import transfer
 from bigearthnet_s1.earthdata import EDL_URL, EarthdataAuth
 from bigearthnet_s1.errors import AuthenticationError, DownloadError, InputError, ProductOfflineError
 from bigearthnet_s1.excerpt import body_excerpt
 from bigearthnet_s1.redact import redact_url, register_auth, register_secret
+from bigearthnet_s1.tokenauth import TokenAuth
 
 log = logging.getLogger(__name__)
 
@@ -194,20 +194,21 @@ class HubEndpoints:
 # credentials
 
 
-class CdseTokenAuth(AuthBase):
-    """Bearer-token auth for CDSE (OpenID Connect, Keycloak): the library's one token client.
+class CdseTokenAuth(TokenAuth):
+    """Bearer-token auth for CDSE (OpenID Connect, Keycloak): the library's one CDSE token client.
 
     From ``username``/``password``: an access token by the password grant (client
     ``cdse-public``, with ``totp`` for accounts with two factors), renewed with the refresh
     token ``refresh_margin`` s before it expires (a new password grant when the refresh token
     itself expired or was refused). From a fixed ``token`` (a Connection's token, ``CDSE_TOKEN``):
-    that token, sent as is (it cannot be renewed). Thread-safe. :meth:`invalidate` drops the
-    current token (the downloader calls it after a 401). ``token_url`` is configurable so tests
-    point it at loopback; ``clock`` (monotonic seconds) exists for tests. Refused credentials
-    raise ``AuthenticationError`` naming the user (never the password); an unreachable or
-    failing identity server ``DownloadError``.
+    that token, sent as is. Thread-safe; :meth:`invalidate` after a 401 (see
+    :class:`~bigearthnet_s1.tokenauth.TokenAuth`). ``token_url`` is configurable so tests point
+    it at loopback; ``clock`` (monotonic seconds) exists for tests. Refused credentials raise
+    ``AuthenticationError`` naming the user (never the password); an unreachable or failing
+    identity server ``DownloadError``.
     """
 
+    service = "CDSE"
     client_id = "cdse-public"
     timeout = 30.0  # s, per token request
 
@@ -223,34 +224,38 @@ class CdseTokenAuth(AuthBase):
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not token and not (username and password):
-            raise AuthenticationError("CDSE: give a token, or a user and a password")
-        self.username = username
-        self._password = password
-        self._fixed = token
+        super().__init__(token=token, user=username, password=password)
         self.token_url = token_url
         self.totp = totp
+        register_secret(totp)
         self.refresh_margin = refresh_margin
         self._session = session or requests.Session()
         self.clock = clock
-        self._lock = threading.Lock()
-        self._access: str | None = token
-        self._access_expiry = float("inf") if token else 0.0
+        self._expiry = 0.0
         self._refresh: str | None = None
         self._refresh_expiry = 0.0
-        for secret in (password, totp, token):
-            register_secret(secret)
 
     def secrets(self) -> list[str]:
-        """The password and the tokens held now (for ``redact.register_auth``)."""
-        return [s for s in (self._password, self.totp, self._access, self._refresh, self._fixed) if s]
+        return [*super().secrets(), *(s for s in (self.totp, self._refresh) if s)]
 
-    def __repr__(self) -> str:  # never show the password or tokens
-        if self._fixed:
-            return "CdseTokenAuth(token=***)"
-        return f"CdseTokenAuth(username={self.username!r}, token_url={self.token_url!r})"
+    def _valid(self) -> bool:
+        return self._token is not None and self.clock() < self._expiry - self.refresh_margin
 
-    def _grant(self, data: dict[str, str]) -> None:
+    def _obtain(self) -> str:
+        if self._refresh is not None and self.clock() < self._refresh_expiry - self.refresh_margin:
+            try:
+                return self._grant({"client_id": self.client_id, "grant_type": "refresh_token",
+                                    "refresh_token": self._refresh})
+            except AuthenticationError:
+                log.info("CDSE refresh token refused; logging in again as %s", self.user)
+        assert self.user is not None and self._password is not None
+        data = {"client_id": self.client_id, "grant_type": "password", "username": self.user, "password": self._password}
+        if self.totp:
+            data["totp"] = self.totp
+        return self._grant(data)
+
+    def _grant(self, data: dict[str, str]) -> str:
+        """POST a grant to the token endpoint; the new access token (its refresh token kept)."""
         now = self.clock()
         where = redact_url(self.token_url)
         try:
@@ -260,7 +265,7 @@ class CdseTokenAuth(AuthBase):
             raise DownloadError(f"CDSE token endpoint {where} unreachable: {exc}") from exc
         if resp.status_code in (400, 401, 403):
             raise AuthenticationError(
-                f"CDSE token request for user {self.username!r}: HTTP {resp.status_code} from {where}: the identity "
+                f"CDSE token request for user {self.user!r}: HTTP {resp.status_code} from {where}: the identity "
                 f"server refused the credentials ({data['grant_type']} grant{_oidc_error(resp)})"
             )
         if resp.status_code != 200:
@@ -268,60 +273,24 @@ class CdseTokenAuth(AuthBase):
                                 f"{body_excerpt(resp.content)!r}")
         try:
             body = resp.json()
-            self._access = str(body["access_token"])
+            access = str(body["access_token"])
         except (ValueError, KeyError, TypeError) as exc:
             raise DownloadError(f"CDSE token endpoint {where} sent no access_token") from exc
-        register_secret(self._access)
-        self._access_expiry = now + float(body.get("expires_in", 600))
+        self._expiry = now + float(body.get("expires_in", 600))
         if body.get("refresh_token"):
             self._refresh = str(body["refresh_token"])
             register_secret(self._refresh)
             self._refresh_expiry = now + float(body.get("refresh_expires_in", 3600))
         else:
             self._refresh, self._refresh_expiry = None, 0.0
+        return access
 
     def cached(self) -> str | None:
-        """The access token held now if it is still valid (no request), else None."""
+        """The token held now if it may still be sent (no request), else None."""
         with self._lock:
-            if self._access is not None and self.clock() < self._access_expiry - self.refresh_margin:
-                return self._access
-            return None
-
-    def token(self) -> str:
-        """A valid access token (fetched or renewed as needed)."""
-        with self._lock:
-            now = self.clock()
-            if self._access is not None and now < self._access_expiry - self.refresh_margin:
-                return self._access
             if self._fixed:
                 return self._fixed
-            if self._refresh is not None and now < self._refresh_expiry - self.refresh_margin:
-                try:
-                    self._grant({"client_id": self.client_id, "grant_type": "refresh_token", "refresh_token": self._refresh})
-                    assert self._access is not None
-                    return self._access
-                except AuthenticationError:
-                    log.info("CDSE refresh token refused; logging in again as %s", self.username)
-            assert self.username is not None and self._password is not None
-            data = {"client_id": self.client_id, "grant_type": "password", "username": self.username,
-                    "password": self._password}
-            if self.totp:
-                data["totp"] = self.totp
-            self._grant(data)
-            assert self._access is not None
-            return self._access
-
-    def invalidate(self) -> None:
-        """Forget the access token (after a 401); the refresh token is tried next. A fixed
-        token is kept: a 401 then means it expired or was revoked."""
-        with self._lock:
-            if not self._fixed:
-                self._access = None
-                self._access_expiry = 0.0
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers["Authorization"] = f"Bearer {self.token()}"
-        return r
+            return self._token if self._valid() else None
 
 
 def _oidc_error(resp: requests.Response) -> str:
