@@ -29,6 +29,7 @@ import requests
 from requests.auth import HTTPBasicAuth
 
 from bigearthnet_s1.errors import AuthenticationError, DownloadError
+from bigearthnet_s1.excerpt import oauth_error
 from bigearthnet_s1.retry import RETRY_STATUSES, RetryPolicy, Transient, call
 from bigearthnet_s1.tokenauth import TokenAuth
 
@@ -119,7 +120,7 @@ def find_or_create_token(
             raise Transient(DownloadError(f"{failed}: {type(exc).__name__}")) from None
         if resp.status_code in (401, 403):
             raise AuthenticationError(
-                f"Earthdata Login ({edl_url}) refused user {user!r} (HTTP {resp.status_code}{_edl_error(resp)}); "
+                f"Earthdata Login ({edl_url}) refused user {user!r} (HTTP {resp.status_code}{oauth_error(resp.content)}); "
                 "check the Earthdata user/password (EARTHDATA_USERNAME/EARTHDATA_PASSWORD or the Connection)"
             )
         if resp.status_code == 200:
@@ -130,23 +131,12 @@ def find_or_create_token(
             if not token:
                 raise DownloadError(f"Earthdata Login ({edl_url}) answered without an access_token for user {user!r}")
             return str(token)
-        error = DownloadError(f"{failed}: HTTP {resp.status_code}{_edl_error(resp)}")
+        error = DownloadError(f"{failed}: HTTP {resp.status_code}{oauth_error(resp.content)}")
         if resp.status_code in RETRY_STATUSES:
             raise Transient.from_response(error, resp)
         raise error
 
     return call(attempt, policy)
-
-
-def _edl_error(resp: requests.Response) -> str:
-    try:
-        body = resp.json()
-    except ValueError:
-        return ""
-    if not isinstance(body, dict):
-        return ""
-    text = " ".join(str(body.get(k) or "") for k in ("error", "error_description")).strip()
-    return f": {text[:200]}" if text else ""
 
 
 class EarthdataAuth(TokenAuth):

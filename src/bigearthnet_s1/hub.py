@@ -36,7 +36,7 @@ import requests
 from bigearthnet_s1 import transfer
 from bigearthnet_s1.earthdata import EDL_URL, EarthdataAuth
 from bigearthnet_s1.errors import AuthenticationError, DownloadError, InputError, ProductOfflineError
-from bigearthnet_s1.excerpt import body_excerpt
+from bigearthnet_s1.excerpt import body_excerpt, oauth_error
 from bigearthnet_s1.redact import redact_url, register_auth, register_secret
 from bigearthnet_s1.tokenauth import TokenAuth
 
@@ -266,7 +266,7 @@ class CdseTokenAuth(TokenAuth):
         if resp.status_code in (400, 401, 403):
             raise AuthenticationError(
                 f"CDSE token request for user {self.user!r}: HTTP {resp.status_code} from {where}: the identity "
-                f"server refused the credentials ({data['grant_type']} grant{_oidc_error(resp)})"
+                f"server refused the credentials ({data['grant_type']} grant{oauth_error(resp.content)})"
             )
         if resp.status_code != 200:
             raise DownloadError(f"CDSE token endpoint {where} answered HTTP {resp.status_code}: "
@@ -291,18 +291,6 @@ class CdseTokenAuth(TokenAuth):
             if self._fixed:
                 return self._fixed
             return self._token if self._valid() else None
-
-
-def _oidc_error(resp: requests.Response) -> str:
-    """``": <error> <error_description>"`` of an OpenID Connect error answer ("" if none)."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return ""
-    if not isinstance(body, dict):
-        return ""
-    text = f"{body.get('error', '')} {body.get('error_description', '')}".strip()
-    return f": {text}" if text else ""
 
 
 def auth_from_options(source: str, options: Mapping[str, Any] | None = None, *,
