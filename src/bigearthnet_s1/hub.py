@@ -35,7 +35,7 @@ import requests
 
 from bigearthnet_s1 import transfer
 from bigearthnet_s1.earthdata import EDL_URL, EarthdataAuth
-from bigearthnet_s1.errors import AuthenticationError, DownloadError, InputError, ProductOfflineError
+from bigearthnet_s1.errors import AuthenticationError, DownloadError, ProductOfflineError
 from bigearthnet_s1.excerpt import body_excerpt, oauth_error
 from bigearthnet_s1.redact import redact_url, register_auth, register_secret
 from bigearthnet_s1.tokenauth import TokenAuth
@@ -54,7 +54,6 @@ __all__ = [
     "auth_from_options",
     "guess_source",
     "local_product_path",
-    "records_from_json",
 ]
 
 #: Default CDSE identity (Keycloak) token endpoint.
@@ -138,45 +137,6 @@ def guess_source(url: str) -> str:
     if "/odata/v1/Products('" in url:
         return "dhus"
     return "http"
-
-
-def records_from_json(data: Any) -> list[ProductLike]:
-    """Product records out of a selection's JSON (``{"products": [...]}``), a record, or lists of them.
-
-    Uses ``catalog.ProductRecord.from_json`` when the catalogue module is there; falls back to
-    :class:`ProductRef` for dicts that lack the catalogue's fields.
-    """
-    out: list[ProductLike] = []
-
-    def record(d: Mapping[str, Any]) -> ProductLike:
-        try:
-            from bigearthnet_s1.catalog import ProductRecord
-        except ImportError:
-            return ProductRef.from_json(d)
-        try:
-            return ProductRecord.from_json(dict(d))
-        except Exception:  # noqa: BLE001 - a partial record still downloads
-            return ProductRef.from_json(d)
-
-    def walk(x: Any) -> None:
-        if isinstance(x, list):
-            for item in x:
-                walk(item)
-        elif isinstance(x, Mapping):
-            if "products" in x:
-                walk(x["products"])
-            elif "name" in x:
-                out.append(record(x))
-            else:
-                raise InputError(f"JSON object with neither 'products' nor 'name': keys {sorted(x)[:8]}")
-        else:
-            raise InputError(f"unexpected JSON value {type(x).__name__} where product records were expected")
-
-    walk(data)
-    seen: dict[str, ProductLike] = {}
-    for r in out:
-        seen.setdefault(r.name, r)
-    return list(seen.values())
 
 
 @dataclass(frozen=True)

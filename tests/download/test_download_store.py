@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from bigearthnet_s1.commands.download import records_from_json
 from bigearthnet_s1.errors import ChecksumError, DownloadError, InputError, ProductOfflineError, SafeError
-from bigearthnet_s1.hub import HubClient, HubEndpoints, ProductRef, RetrievalStatus, records_from_json
+from bigearthnet_s1.hub import HubClient, HubEndpoints, ProductRef, RetrievalStatus
 from bigearthnet_s1.retry import RetryPolicy
 from bigearthnet_s1.store import ProductLock, ProductStore, StoreLockTimeout, UnsafeArchiveError
 from bigearthnet_s1.transfer import RetrievalPendingError

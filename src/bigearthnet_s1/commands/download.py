@@ -17,6 +17,7 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -25,7 +26,7 @@ import requests
 
 from bigearthnet_s1 import transfer
 from bigearthnet_s1.errors import DownloadError, InputError
-from bigearthnet_s1.hub import HubClient, HubEndpoints, ProductLike, ProductRef, guess_source, records_from_json
+from bigearthnet_s1.hub import HubClient, HubEndpoints, ProductLike, ProductRef, guess_source
 from bigearthnet_s1.store import ProductStore, check_product_name
 
 
@@ -98,6 +99,43 @@ def _auth_map(args: argparse.Namespace, endpoints: HubEndpoints) -> dict[str, An
     if user and args.password:
         out["http"] = (user, args.password)
     return out
+
+
+def records_from_json(data: Any) -> list[ProductLike]:
+    """Product records out of a selection's JSON (``{"products": [...]}``), a record, or lists of them.
+
+    Uses ``catalog.ProductRecord.from_json``; falls back to ``hub.ProductRef`` for dicts that
+    lack the catalogue's fields.
+    """
+    from bigearthnet_s1.catalog import ProductRecord  # only for selection JSON: URL inputs need no catalogue
+
+    out: list[ProductLike] = []
+
+    def record(d: Mapping[str, Any]) -> ProductLike:
+        try:
+            return ProductRecord.from_json(dict(d))
+        except Exception:  # noqa: BLE001 - a partial record still downloads
+            return ProductRef.from_json(d)
+
+    def walk(x: Any) -> None:
+        if isinstance(x, list):
+            for item in x:
+                walk(item)
+        elif isinstance(x, Mapping):
+            if "products" in x:
+                walk(x["products"])
+            elif "name" in x:
+                out.append(record(x))
+            else:
+                raise InputError(f"JSON object with neither 'products' nor 'name': keys {sorted(x)[:8]}")
+        else:
+            raise InputError(f"unexpected JSON value {type(x).__name__} where product records were expected")
+
+    walk(data)
+    seen: dict[str, ProductLike] = {}
+    for r in out:
+        seen.setdefault(r.name, r)
+    return list(seen.values())
 
 
 def collect_records(args: argparse.Namespace, session: requests.Session, auth: dict[str, Any]) -> list[ProductLike]:
