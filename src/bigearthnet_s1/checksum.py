@@ -49,7 +49,7 @@ def checksum_supported(name: str | None) -> bool:
         return False
     if algo == "blake3":
         try:
-            import blake3  # noqa: F401
+            import blake3  # noqa: F401 - only whether the package imports
         except ImportError:
             return False
     return algo is not None

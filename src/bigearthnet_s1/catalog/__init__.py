@@ -526,7 +526,7 @@ def _accepted_options(cls: type) -> set[str]:
         if param.kind is not param.VAR_KEYWORD:
             names.add(name)
             continue
-        hint = typing.get_type_hints(cls.__init__).get(name)  # type: ignore[misc]  # the class's own __init__
+        hint = typing.get_type_hints(cls.__init__).get(name)  # type: ignore[misc]  # mypy refuses __init__ read off a class object; only its annotations are read
         for typed in typing.get_args(hint):
             names |= set(getattr(typed, "__required_keys__", ())) | set(getattr(typed, "__optional_keys__", ()))
     return names

@@ -34,13 +34,12 @@ from bigearthnet_s1.hub import CDSE_TOKEN_URL, CdseTokenAuth
 from bigearthnet_s1.redact import redact_url
 from bigearthnet_s1.retry import mount
 
-__all__ = ["CdseCatalog", "cdse_access_token", "DEFAULT_URL", "DEFAULT_DOWNLOAD_URL", "TOKEN_URL"]
+__all__ = ["CdseCatalog", "cdse_access_token", "DEFAULT_URL", "DEFAULT_DOWNLOAD_URL"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "https://catalogue.dataspace.copernicus.eu/odata/v1"
 DEFAULT_DOWNLOAD_URL = "https://download.dataspace.copernicus.eu/odata/v1"
-TOKEN_URL = CDSE_TOKEN_URL
 
 
 def _odata_time(t: datetime) -> str:
@@ -107,7 +106,7 @@ def cdse_access_token(
     user: str,
     password: str,
     *,
-    token_url: str = TOKEN_URL,
+    token_url: str = CDSE_TOKEN_URL,
     session: requests.Session | None = None,
 ) -> str:
     """An OAuth2 access token for CDSE downloads (password grant, client ``cdse-public``), from
@@ -160,7 +159,7 @@ class CdseCatalog:
         self.timeout = float(options.get("timeout", 60.0))
         self.retry = hub_retry(options)
         self.retries = self.retry.max_failures
-        self.token_url = options.get("token_url", TOKEN_URL)
+        self.token_url = options.get("token_url", CDSE_TOKEN_URL)
         self.session = mount(options.get("session") or requests.Session(), self.retry)
         user, password, token = options.get("user"), options.get("password"), options.get("token")
         self._auth = (CdseTokenAuth(user, password, token=token, token_url=self.token_url, session=self.session)
