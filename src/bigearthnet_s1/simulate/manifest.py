@@ -3,7 +3,6 @@ MD5 of every data object), the quick-look, KML overlay and HTML preview, the XSD
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from dataclasses import dataclass
@@ -388,8 +387,3 @@ def _write_preview(folder: Path, name: str, files: dict[str, dict[str, str]], fo
         '<li><a href="../preview/quick-look.png">quick-look.png</a></li>\n</ul>\n</body>\n</html>\n'
     )
 
-
-def _md5(path: Path) -> str:
-    """MD5 (hex) of a file, as the manifest lists it."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "md5").hexdigest()

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bigearthnet_s1.atomic import make_temporary_dir, sweep, temporary_dir
+from bigearthnet_s1.checksum import file_checksum
 from bigearthnet_s1.orbit import SPEED_OF_LIGHT
 from bigearthnet_s1.simulate.annotation import _annotation_xml, _calibration_xml, _Meta, _noise_xml, _rfi_xml
 from bigearthnet_s1.simulate.ellipsoid import _heading_deg
@@ -29,7 +30,6 @@ from bigearthnet_s1.simulate.manifest import (
     _file_stem,
     _files_of,
     _manifest_xml,
-    _md5,
     _write_preview,
     _write_support,
 )
@@ -279,7 +279,7 @@ def _data_objects(safe: Path, meta: _Meta, files: dict[str, dict[str, str]]) -> 
     for o in objects.values():
         f = safe / o.href[2:]
         o.size = f.stat().st_size
-        o.md5 = _md5(f)
+        o.md5 = file_checksum(f, "md5")
     return objects
 
 
