@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rasterio.windows import Window
 
+from bigearthnet_s1._time import format_iso, parse_compact, parse_iso, require_utc
 from bigearthnet_s1.atomic import atomic_path
 from bigearthnet_s1.errors import ArchiveError, InputError, TileError
 from bigearthnet_s1.tiles import (
@@ -50,6 +51,7 @@ from bigearthnet_s1.tiles import (
     TileAcquisition,
     parse_s1_name,
     parse_s2_name,
+    s2_product_time,
     to_wgs84,
 )
 
@@ -96,8 +98,7 @@ class SceneRef:
     def __post_init__(self) -> None:
         if not SCENE_ID_RE.match(self.scene_id):
             raise ArchiveError(f"not a Sentinel-1 product id: {self.scene_id!r}")
-        if self.start_time.tzinfo is None:
-            raise ArchiveError(f"scene {self.scene_id}: start_time must be tz-aware (UTC)")
+        require_utc(self.start_time, f"scene {self.scene_id}: start_time", ArchiveError)
 
     @classmethod
     def from_scene_id(cls, scene_id: str) -> SceneRef:
@@ -106,16 +107,14 @@ class SceneRef:
         m = SCENE_ID_RE.match(scene_id)
         if not m:
             raise ArchiveError(f"not a Sentinel-1 product id: {scene_id!r}")
-        start = datetime.strptime(m.group("start"), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-        return cls(scene_id, start)
+        return cls(scene_id, parse_compact(m.group("start")))
 
     def to_json(self) -> dict[str, str]:
-        return {"scene_id": self.scene_id, "start_time": self.start_time.astimezone(UTC).isoformat()}
+        return {"scene_id": self.scene_id, "start_time": format_iso(self.start_time, zone="+00:00")}
 
     @classmethod
     def from_json(cls, d: Mapping[str, str]) -> SceneRef:
-        t = datetime.fromisoformat(d["start_time"].replace("Z", "+00:00"))
-        return cls(d["scene_id"], t if t.tzinfo else t.replace(tzinfo=UTC))
+        return cls(d["scene_id"], parse_iso(d["start_time"]))
 
 
 def _strip_product_suffix(name: str) -> str:
@@ -297,7 +296,7 @@ def patch_metadata(tile: TileAcquisition, patch: Patch, scene: SceneRef) -> dict
         "projection": utm_wkt(tile.epsg),
         "corresponding_s2_patch": patch.s2_name,
         "scene_source": _strip_product_suffix(scene.scene_id),
-        "acquisition_time": scene.start_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        "acquisition_time": format_iso(scene.start_time, timespec="seconds", zone=""),
     }
 
 
@@ -628,12 +627,7 @@ def _s2_time(s2_name: str) -> datetime:
     """Sensing time of an S2 patch name (parsed once per product time, not per patch)."""
     if not S2_NAME_RE.match(s2_name):
         parse_s2_name(s2_name)  # raises with the name in the message
-    return _s2_time_of_prefix(s2_name.rsplit("_", 2)[0])
-
-
-@functools.lru_cache(maxsize=1024)
-def _s2_time_of_prefix(prefix: str) -> datetime:
-    return parse_s2_name(f"{prefix}_0_0")[0]
+    return s2_product_time(s2_name.rsplit("_", 2)[0])
 
 
 def index_row(
@@ -1051,7 +1045,7 @@ def _check_meta(
         elif f"{ms.group('short')}_{ms.group('start')}" != f"{name_match.group('short')}_{name_match.group('time')}":
             reasons.append(f"bad scene_source: {src} does not match the folder name")
     if "acquisition_time" in meta:
-        expected = datetime.strptime(name_match.group("time"), "%Y%m%dT%H%M%S").strftime("%Y-%m-%dT%H:%M:%S")
+        expected = format_iso(parse_compact(name_match.group("time")), timespec="seconds", zone="")
         if meta["acquisition_time"] != expected:
             reasons.append(f"bad acquisition_time: {meta['acquisition_time']!r}, expected {expected!r}")
     return coords, epsg

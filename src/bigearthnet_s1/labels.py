@@ -31,8 +31,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bigearthnet_s1._time import format_compact
 from bigearthnet_s1.errors import LabelError, TileError
-from bigearthnet_s1.tiles import S1_NAME_RE, S2_NAME_RE, TileAcquisition, format_time, parse_s2_name
+from bigearthnet_s1.tiles import S1_NAME_RE, S2_NAME_RE, TileAcquisition, s2_product_time
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +177,9 @@ def _key(mission: str, sensing: str, col: int, row: int) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _time_key(mission_date_time: str) -> str:
-    # "S2B_MSIL2A_20170924T93020" -> "20170924T093020" (the parser handles the quirks)
-    return format_time(parse_s2_name(f"{mission_date_time}_0_0")[0])
+def _time_key(product: str) -> str:
+    # "S2B_MSIL2A_20170924T93020" -> "20170924T093020" (once per product: 500,000 patch keys)
+    return format_compact(s2_product_time(product))
 
 
 def patch_key(s2_name: str) -> str:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bigearthnet_s1._time import as_utc, parse_iso
 from bigearthnet_s1.atomic import sweep
 from bigearthnet_s1.errors import BigEarthNetS1Error, InjectedFault, ParameterError, PipelineError, SafeError
 from bigearthnet_s1.params import DEM_NAMES as DEM_NAMES  # re-exported: the checks moved to params
@@ -154,13 +155,11 @@ def parse_time(value: str | datetime | None, what: str) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        t = value
-    else:
-        try:
-            t = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ParameterError(f"{what}: not an ISO date or date-time: {value!r}") from None
-    return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
+        return as_utc(value)
+    try:
+        return parse_iso(str(value))
+    except ValueError:
+        raise ParameterError(f"{what}: not an ISO date or date-time: {value!r}") from None
 
 
 def run_window(start: str | datetime | None, end: str | datetime | None, *, run_type: str = "manual",
@@ -455,7 +454,7 @@ def _reusable(saved: Mapping[str, Any], qhash: str, catalog_state: str | None, e
         return None
     if catalog_state is not None:
         return "the catalogue folder is unchanged" if saved.get("catalog_state") == catalog_state else None
-    searched_at = datetime.fromisoformat(saved["searched_at"]) if saved.get("searched_at") else None
+    searched_at = parse_iso(saved["searched_at"]) if saved.get("searched_at") else None
     if searched_at is None:
         return None
     if now - searched_at < max_age:

@@ -22,7 +22,6 @@ acquisitions.
 
 from __future__ import annotations
 
-import functools
 import gc
 import logging
 import math
@@ -49,6 +48,7 @@ from bigearthnet_s1.tiles import (
     _clusters,
     mgrs_tile_origin,
     parse_s2_name,
+    s2_product_time,
 )
 
 if TYPE_CHECKING:
@@ -215,18 +215,11 @@ def _rows_from_table(table: pa.Table, path: Path, tiles: set[str] | None) -> lis
     return rows
 
 
-@functools.lru_cache(maxsize=8192)
-def _prefix_time(prefix: str) -> datetime:
-    """Sensing time of ``<mission>_MSIL2A_<date>T<time>`` (parsed once per product, not per
-    patch: strptime would be most of the reading time of a 500,000-row metadata file)."""
-    return parse_s2_name(f"{prefix}_0_0")[0]
-
-
 def _parse_v1(name: str) -> tuple[datetime, int, int]:
     m = S2_NAME_RE.match(name)
     if not m or int(m["col"]) > MAX_PATCH_INDEX or int(m["row"]) > MAX_PATCH_INDEX:
         return parse_s2_name(name)  # raises with the reason
-    return _prefix_time(name.rsplit("_", 2)[0]), int(m["col"]), int(m["row"])
+    return s2_product_time(name.rsplit("_", 2)[0]), int(m["col"]), int(m["row"])
 
 
 def _row(m: re.Match[str], cols: Mapping[str, list[Any]], i: int, where: str) -> _Row:
@@ -234,7 +227,7 @@ def _row(m: re.Match[str], cols: Mapping[str, list[Any]], i: int, where: str) ->
     col, row = int(m["col"]), int(m["row"])
     if col > MAX_PATCH_INDEX or row > MAX_PATCH_INDEX:
         raise TileError(f"{where}: patch_id {pid}: col/row outside 0..{MAX_PATCH_INDEX}")
-    t = _prefix_time(f"{m['mission']}_MSIL2A_{m['date']}T{m['time']}")
+    t = s2_product_time(f"{m['mission']}_MSIL2A_{m['date']}T{m['time']}")
     s2v1 = cols["s2v1_name"][i] or v1_name(pid)
     try:
         t1, c1, r1 = _parse_v1(s2v1)

@@ -26,7 +26,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 from shapely.geometry import Polygon, box, mapping, shape
 
+from bigearthnet_s1._time import format_compact, format_iso, parse_compact, parse_iso
 from bigearthnet_s1.errors import TileError
 
 log = logging.getLogger(__name__)
@@ -184,13 +185,21 @@ def parse_s2_name(name: str) -> tuple[datetime, int, int]:
     if hh > 23 or mm > 59 or ss > 61:
         raise TileError(f"BigEarthNet-S2 patch name {name!r}: bad time of day {m.group('time')}")
     try:
-        day = datetime.strptime(m.group("date"), "%Y%m%d").replace(tzinfo=UTC)
+        day = parse_compact(m.group("date"), "%Y%m%d")
     except ValueError as exc:
         raise TileError(f"BigEarthNet-S2 patch name {name!r}: bad date") from exc
     col, row = int(m.group("col")), int(m.group("row"))
     if col > MAX_PATCH_INDEX or row > MAX_PATCH_INDEX:
         raise TileError(f"BigEarthNet-S2 patch name {name!r}: col/row outside 0..{MAX_PATCH_INDEX}")
     return day + timedelta(hours=hh, minutes=mm, seconds=ss), col, row
+
+
+@functools.lru_cache(maxsize=8192)
+def s2_product_time(prefix: str) -> datetime:
+    """Sensing time (UTC) of ``<mission>_MSIL2A_<date>T<time>``, an S2 patch name without its
+    col_row, with the quirks :func:`parse_s2_name` accepts. Cached: parsed once per product,
+    not per patch (strptime would be most of the time to read 500,000 patch names)."""
+    return parse_s2_name(f"{prefix}_0_0")[0]
 
 
 def parse_s1_name(name: str) -> dict[str, Any]:
@@ -203,7 +212,7 @@ def parse_s1_name(name: str) -> dict[str, Any]:
     if not m:
         raise TileError(f"not a BigEarthNet-S1 patch name: {name!r}")
     try:
-        start = datetime.strptime(m.group("time"), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        start = parse_compact(m.group("time"))
     except ValueError as exc:
         raise TileError(f"BigEarthNet-S1 patch name {name!r}: bad start time") from exc
     col, row = int(m.group("col")), int(m.group("row"))
@@ -217,11 +226,6 @@ def parse_s1_name(name: str) -> dict[str, Any]:
         "col": col,
         "row": row,
     }
-
-
-def format_time(t: datetime) -> str:
-    """``YYYYmmddTHHMMSS`` in UTC (the form used in product names and tile keys)."""
-    return t.astimezone(UTC).strftime("%Y%m%dT%H%M%S")
 
 
 # --------------------------------------------------------------------------- the model
@@ -415,7 +419,7 @@ class TileAcquisition:
     @property
     def key(self) -> str:
         """``<tile>_<YYYYmmddTHHMMSS>``, e.g. "33UUP_20170613T101031" (unique, path-safe)."""
-        return f"{self.tile_id}_{format_time(self.sensing_time)}"
+        return f"{self.tile_id}_{format_compact(self.sensing_time)}"
 
     @property
     def footprint(self) -> Polygon:
@@ -467,7 +471,7 @@ class TileAcquisition:
         """JSON-safe dict (times as ISO 8601 UTC); inverse of :meth:`from_json`."""
         return {
             "tile_id": self.tile_id,
-            "sensing_time": self.sensing_time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "sensing_time": format_iso(self.sensing_time),
             "s2_product": self.s2_product,
             "grid": self.grid.to_json(),
             "patches": [p.to_json() for p in self.patches],
@@ -475,12 +479,9 @@ class TileAcquisition:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> TileAcquisition:
-        t = datetime.fromisoformat(str(d["sensing_time"]).replace("Z", "+00:00"))
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=UTC)
         return cls(
             tile_id=d["tile_id"],
-            sensing_time=t.astimezone(UTC),
+            sensing_time=parse_iso(str(d["sensing_time"])),
             s2_product=d.get("s2_product"),
             grid=TileGrid.from_json(d["grid"]),
             patches=tuple(Patch.from_json(p) for p in d.get("patches", ())),
@@ -493,7 +494,7 @@ class TileAcquisition:
             "key": self.key,
             "tile_id": self.tile_id,
             "epsg": self.epsg,
-            "sensing_time": self.sensing_time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "sensing_time": format_iso(self.sensing_time),
             "s2_product": self.s2_product,
             "ulx": self.grid.ulx,
             "uly": self.grid.uly,
@@ -651,7 +652,7 @@ def read_patch_table(
         tile_id, stamp = key.split("|")
         if stamp not in stamp_time:
             # a full name is needed for the parser's messages and checks
-            stamp_time[stamp] = parse_s2_name(f"S2A_MSIL2A_{stamp}_0_0")[0]
+            stamp_time[stamp] = s2_product_time(f"S2A_MSIL2A_{stamp}")
         pairs_by_tile[tile_id].append((k, stamp_time[stamp]))
     pair_acq = np.empty(len(uniq), dtype=np.int32)
     acq_meta: list[tuple[str, datetime]] = []
@@ -670,7 +671,7 @@ def read_patch_table(
         i = order[dup[0] + 1]
         tile_id, sensing = acq_meta[acq_sorted[dup[0] + 1]]
         raise TileError(
-            f"{table_path}: tile {tile_id} at {format_time(sensing)} has two patches at col "
+            f"{table_path}: tile {tile_id} at {format_compact(sensing)} has two patches at col "
             f"{cols[i]}, row {rows[i]} (second: {s2_names[i]})"
         )
     bounds = np.searchsorted(acq_sorted, np.arange(len(acq_meta) + 1))
@@ -781,9 +782,7 @@ def _read_s2_json(path: Path, name: str) -> _S2Record:
     t, col, row = parse_s2_name(name)
     if "acquisition_date" in meta and meta["acquisition_date"]:
         try:
-            acq = datetime.strptime(str(meta["acquisition_date"]), "%Y-%m-%d %H:%M:%S").replace(
-                tzinfo=UTC
-            )
+            acq = parse_compact(str(meta["acquisition_date"]), "%Y-%m-%d %H:%M:%S")
         except ValueError as exc:
             raise TileError(f"{path}: bad acquisition_date {meta['acquisition_date']!r}") from exc
         if abs(acq - t) > TIME_TOLERANCE:

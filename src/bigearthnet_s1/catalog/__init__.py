@@ -30,7 +30,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import shapely
@@ -38,6 +38,7 @@ import shapely.geometry
 import shapely.wkt
 from shapely.geometry.base import BaseGeometry
 
+from bigearthnet_s1._time import format_iso, parse_compact, require_utc
 from bigearthnet_s1.errors import CatalogError, InputError
 
 __all__ = [
@@ -117,9 +118,6 @@ def parse_s1_name(name: str) -> S1Name:
     if m is None:
         raise InputError(f"not a Sentinel-1 product name: {name!r}")
 
-    def t(s: str) -> datetime:
-        return datetime.strptime(s, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-
     g = m.groupdict()
     return S1Name(
         name=base,
@@ -130,8 +128,8 @@ def parse_s1_name(name: str) -> S1Name:
         level=int(g["level"]),
         product_class=g["cls"],
         polarisation=g["pol"],
-        start_time=t(g["start"]),
-        stop_time=t(g["stop"]),
+        start_time=parse_compact(g["start"]),
+        stop_time=parse_compact(g["stop"]),
         absolute_orbit=int(g["orbit"]),
         datatake_id=g["datatake"],
         crc=g["crc"],
@@ -286,20 +284,6 @@ def _geometry_from_json(value: Any) -> BaseGeometry:
     return shapely.geometry.shape(value)
 
 
-def _utc(value: datetime | str, what: str) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if not isinstance(value, datetime):
-        raise InputError(f"{what}: expected a datetime, got {value!r}")
-    if value.tzinfo is None:
-        raise InputError(f"{what}: naive datetime {value.isoformat()}; times must be tz-aware UTC")
-    return value.astimezone(UTC)
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 # ---------------------------------------------------------------------------------------
 # Records
 
@@ -338,8 +322,8 @@ class ProductRecord:
             raise InputError(f"product {name}: no absolute orbit number")
         object.__setattr__(self, "absolute_orbit", int(self.absolute_orbit))
         object.__setattr__(self, "mission", str(self.mission).upper())
-        object.__setattr__(self, "start_time", _utc(self.start_time, f"product {name} start time"))
-        object.__setattr__(self, "stop_time", _utc(self.stop_time, f"product {name} stop time"))
+        object.__setattr__(self, "start_time", require_utc(self.start_time, f"product {name} start time"))
+        object.__setattr__(self, "stop_time", require_utc(self.stop_time, f"product {name} stop time"))
         if self.relative_orbit is None:
             object.__setattr__(
                 self, "relative_orbit", relative_orbit(self.mission, self.absolute_orbit, product=name)
@@ -365,8 +349,8 @@ class ProductRecord:
             "name": self.name,
             "uuid": self.uuid,
             "mission": self.mission,
-            "start_time": _iso(self.start_time),
-            "stop_time": _iso(self.stop_time),
+            "start_time": format_iso(self.start_time),
+            "stop_time": format_iso(self.stop_time),
             "absolute_orbit": self.absolute_orbit,
             "relative_orbit": self.relative_orbit,
             "orbit_direction": self.orbit_direction,
