@@ -167,9 +167,9 @@ def asf_feature(name: str, footprint, *, path: int, direction: str, frame: int =
     """One feature of ASF's Search API ``output=geojson`` reply for an IW GRD_HD product."""
     import shapely.geometry
 
-    from bigearthnet_s1.catalog import parse_s1_name
+    from bigearthnet_s1.catalog import parse_product_name
 
-    n = parse_s1_name(name)
+    n = parse_product_name(name)
     start = start or n.start_time
     stop = stop or n.stop_time
     polarization = polarization or {"DV": "VV+VH", "DH": "HH+HV", "SV": "VV", "SH": "HH"}[n.polarisation]
@@ -223,9 +223,9 @@ def cdse_item(name: str, footprint, *, uuid: str, path: int, direction: str, siz
     import shapely
     import shapely.geometry
 
-    from bigearthnet_s1.catalog import parse_s1_name
+    from bigearthnet_s1.catalog import parse_product_name
 
-    n = parse_s1_name(name)
+    n = parse_product_name(name)
     start = start or n.start_time
     stop = stop or n.stop_time
 
@@ -420,7 +420,7 @@ class AsfHub:
     def _search(self, h, q: dict) -> None:
         import shapely.wkt
 
-        from bigearthnet_s1.catalog import parse_s1_name
+        from bigearthnet_s1.catalog import parse_product_name
 
         unknown = sorted(set(q) - self.KEYWORDS)
         missing = sorted({"intersectsWith", "start", "end", "output"} - set(q))
@@ -432,7 +432,7 @@ class AsfHub:
         t1 = datetime.fromisoformat(q["end"].replace("Z", "+00:00"))
         out = []
         for name, p in self.products.items():
-            n = parse_s1_name(name)
+            n = parse_product_name(name)
             if (q.get("processingLevel") == "GRD_HD" and q.get("beamMode") == "IW"
                     and p["footprint"].intersects(aoi) and n.start_time <= t1 and n.stop_time >= t0):
                 out.append(p["feature"])

@@ -14,11 +14,12 @@ input it was reading and turns them into the library error that names it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Literal
 
 from bigearthnet_s1.errors import BigEarthNetS1Error, InputError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "COMPACT",
@@ -100,4 +101,6 @@ def format_iso(
 
 def parse_datetime64(text: str) -> np.datetime64:
     """An annotation time (ISO 8601, UTC, no zone or ``Z``) as ``datetime64[ns]``."""
+    import numpy as np  # only the radar-geometry readers need it; the rest of this module is light
+
     return np.datetime64(text.strip().removesuffix("Z"), "ns")

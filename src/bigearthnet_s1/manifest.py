@@ -31,8 +31,9 @@ from shapely.geometry.base import BaseGeometry
 
 from bigearthnet_s1._time import parse_iso
 from bigearthnet_s1.errors import SafeError
+from bigearthnet_s1.names import product_name
 
-__all__ = ["MANIFEST", "Manifest", "manifest_member", "parse_manifest", "parse_xml", "product_label", "read_manifest"]
+__all__ = ["MANIFEST", "Manifest", "manifest_member", "parse_manifest", "parse_xml", "read_manifest"]
 
 MANIFEST = "manifest.safe"
 #: A manifest is ~20 kB; a bigger member is not one (and is not read into memory).
@@ -48,12 +49,6 @@ _ROLES = {
 }
 # s1b-iw-grd-vv-20211223t051122-... : the polarisation is the 4th dash-separated field
 _FILE_RE = re.compile(r"(?:^|[-/])s1[abcd]-[a-z0-9]+-[a-z]+-(hh|hv|vh|vv)-", re.IGNORECASE)
-_SUFFIX_RE = re.compile(r"(\.SAFE)?(\.zip)?$", re.IGNORECASE)
-
-
-def product_label(name: str) -> str:
-    """A product's name from its ``.SAFE`` folder or zip name (``.SAFE``, ``.zip``, ``.SAFE.zip`` dropped)."""
-    return _SUFFIX_RE.sub("", name, count=1)
 
 
 def parse_xml(data: bytes, where: str, rel: str) -> Element:
@@ -95,7 +90,7 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[str, bytes]:
             raise SafeError(f"{path}: no {MANIFEST} in the .SAFE folder")
         if manifest.stat().st_size > MAX_MANIFEST_BYTES:
             raise SafeError(f"{manifest}: {MANIFEST} larger than {MAX_MANIFEST_BYTES} bytes")
-        return product_label(path.name), manifest.read_bytes()
+        return product_name(path.name), manifest.read_bytes()
     try:
         with zipfile.ZipFile(path) as zf:
             member = manifest_member(zf.namelist(), str(path))
@@ -106,7 +101,7 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[str, bytes]:
     except (zipfile.BadZipFile, OSError) as exc:
         raise SafeError(f"{path}: not a readable zip ({exc})") from None
     parent = PurePosixPath(member.replace("\\", "/")).parent.name
-    return product_label(parent or path.name), data
+    return product_name(parent or path.name), data
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,12 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from bigearthnet_s1._time import format_iso, parse_iso
+from bigearthnet_s1.acquisition import TileAcquisition
 from bigearthnet_s1.archive import SceneRef, write_tile_patches
 from bigearthnet_s1.atomic import atomic_path, atomic_write_bytes
 from bigearthnet_s1.errors import MosaicError
-from bigearthnet_s1.tiles import PATCH_PX, TileAcquisition
+from bigearthnet_s1.grid import PATCH_PX
+from bigearthnet_s1.names import product_prefix
 
 log = logging.getLogger(__name__)
 
@@ -296,9 +298,8 @@ def _preferred_cells(tile: TileAcquisition, scenes: Sequence[SceneOnGrid], prefe
                      c0: int, r0: int, nR: int, nC: int) -> NDArray[np.int16]:
     """(patch rows, patch cols) of the mosaic window: index of the scene each patch prefers
     (-1: none, or its scene is not among ``scenes``)."""
-    from bigearthnet_s1.reben import scene_prefix
 
-    by_prefix = {scene_prefix(s.scene.scene_id): i for i, s in enumerate(scenes)}
+    by_prefix = {product_prefix(s.scene.scene_id): i for i, s in enumerate(scenes)}
     out = np.full((nR, nC), -1, dtype=np.int16)
     for p in tile.patches:
         i = by_prefix.get(preferred.get(p.s2_name, ""))

@@ -335,7 +335,8 @@ def sweep_work(work: WorkDir) -> int:
     pipeline writes: the bookkeeping folders, ``processed/<key>/``, the quicklooks, the product
     store, the DEM cache, the archive (its patch folders by the archive's own rule). Returns
     how many were removed."""
-    from bigearthnet_s1.archive import INDEX_DIR, clean_temporaries
+    from bigearthnet_s1.archive_index import INDEX_DIR
+    from bigearthnet_s1.patch_folder import clean_temporaries
 
     removed = 0
     for sub in ("tiles", "selection", "records", "results", "quicklooks", "summaries", "products",
@@ -800,7 +801,9 @@ def assemble_tile(work: WorkDir, key: str, *, overwrite: bool = False,
     inject_fault(work, "assemble_tile", key)
 
     from bigearthnet_s1 import archive_v2
-    from bigearthnet_s1.archive import INDEX_DIR, is_complete, s1_patch_name
+    from bigearthnet_s1.archive import is_complete
+    from bigearthnet_s1.archive_index import INDEX_DIR
+    from bigearthnet_s1.names import s1_patch_name
 
     for folder in (work.quicklook_file(key).parent, res_path.parent, work.archive, work.archive / INDEX_DIR):
         sweep(folder)  # temporaries of killed runs (patch folders: the archive writer's own sweep)

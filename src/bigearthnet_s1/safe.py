@@ -52,7 +52,8 @@ from bigearthnet_s1.annotation import (
     parse_noise,
 )
 from bigearthnet_s1.errors import SafeError
-from bigearthnet_s1.manifest import MANIFEST, Manifest, manifest_member, parse_manifest, parse_xml, product_label
+from bigearthnet_s1.manifest import MANIFEST, Manifest, manifest_member, parse_manifest, parse_xml
+from bigearthnet_s1.names import product_name
 
 __all__ = [
     "open_safe",
@@ -93,7 +94,7 @@ class _Container:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.product_label = product_label(path.name)
+        self.product_label = product_name(path.name)
 
     def read(self, rel: str) -> bytes:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -145,7 +146,7 @@ class _ZipContainer(_Container):
             raise
         parent = PurePosixPath(member.replace("\\", "/")).parent
         self.prefix = "" if str(parent) == "." else f"{parent}/"
-        self.product_label = product_label(parent.name if self.prefix else path.name)
+        self.product_label = product_name(parent.name if self.prefix else path.name)
         self._names = set(names)
 
     def read(self, rel: str) -> bytes:

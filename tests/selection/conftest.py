@@ -216,9 +216,9 @@ def write_product(
     import zipfile
     from pathlib import Path
 
-    from bigearthnet_s1.catalog import parse_s1_name, relative_orbit
+    from bigearthnet_s1.catalog import parse_product_name, relative_orbit
 
-    n = parse_s1_name(name)
+    n = parse_product_name(name)
     text = Path(template_manifest).read_text()
     coords = " ".join(f"{lat:.6f},{lon:.6f}" for lon, lat in list(footprint.exterior.coords)[:-1])
     rel = relative_orbit(n.mission, n.absolute_orbit)
