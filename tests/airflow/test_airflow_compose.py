@@ -45,6 +45,17 @@ def test_common_settings_image_env_and_volumes() -> None:
     assert any(v.endswith("/opt/airflow/data/s2:ro") for v in worker["volumes"])
 
 
+def test_no_service_overrides_the_config_files_keys_with_empty_values() -> None:
+    """An empty AIRFLOW__CORE__FERNET_KEY (or JWT secret) in the environment beats the random key
+    that init writes into the shared config file: Connection passwords would be stored in clear."""
+    for name, service in _compose()["services"].items():
+        env = service.get("environment") or {}
+        for key in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"):
+            if key in env:
+                value = str(env[key])
+                assert value and not value.endswith(":-}"), f"{name}: {key} may be empty ({value!r})"
+
+
 def test_init_creates_pools_and_connection_without_interpolating_secrets() -> None:
     init = _compose()["services"]["airflow-init"]
     script = "\n".join(init["command"])
