@@ -81,7 +81,7 @@ def bench_reading(tmp: Path) -> None:
 def bench_relabel(tmp: Path, n: int) -> None:
     side = int(np.ceil(np.sqrt(n)))
     epsg, ulx, uly = tiles.mgrs_tile_origin("33UUP")
-    grid = tiles.TileGrid(epsg, ulx, uly)
+    grid = tiles.MapGrid.tile(epsg, ulx, uly)
     from datetime import UTC, datetime
 
     patches = []

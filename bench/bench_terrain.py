@@ -209,6 +209,7 @@ def steep_figures(tmp: Path) -> dict:
 
     from bigearthnet_s1 import geocoding as G
     from bigearthnet_s1.dem import egm96_undulation, open_dem
+    from bigearthnet_s1.radar_geometry import RadarGeometry
     from bigearthnet_s1.safe import open_safe
 
     ann = open_safe(SAFE).annotation("VV")
@@ -240,7 +241,7 @@ def steep_figures(tmp: Path) -> dict:
     col, row = ~dt @ (plon, plat)
     href = ndimage.map_coordinates(z, [row - 0.5, col - 0.5], order=1) + egm96_undulation(plon, plat)
     t0 = time.perf_counter()
-    le, pe = G.RadarGeometry.from_annotation(ann).solve(plon.ravel(), plat.ravel(), href.ravel())
+    le, pe = RadarGeometry.from_annotation(ann).solve(plon.ravel(), plat.ravel(), href.ravel())
     t_exact = time.perf_counter() - t0
     err = np.hypot(line.ravel() - le, pixel.ravel() - pe)
     return {"relief_m": float(z.max() - z.min()), "p50": float(np.median(err)), "p99": float(np.percentile(err, 99)),

@@ -134,7 +134,7 @@ def one_patch_tile():
     from the UTM corner (ulx, uly) of tile ``tile_id`` in ``epsg``, sensed at ``time`` (UTC)."""
     import pyproj
 
-    from bigearthnet_s1.tiles import Patch, TileAcquisition, TileGrid
+    from bigearthnet_s1.tiles import MapGrid, Patch, TileAcquisition
 
     def make(tile_id: str, epsg: int, ulx: float, uly: float, lon: float, lat: float, time, label: str):
         x, y = pyproj.Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
@@ -143,7 +143,7 @@ def one_patch_tile():
         patch = Patch(s2_name=f"S2A_MSIL2A_{time:%Y%m%dT%H%M%S}_{col}_{row}", col=col, row=row, labels=(label,),
                       ulx=px, uly=py, lrx=px + 1200, lry=py - 1200)
         return TileAcquisition(tile_id=tile_id, sensing_time=time, s2_product=None,
-                               grid=TileGrid(epsg=epsg, ulx=ulx, uly=uly), patches=(patch,))
+                               grid=MapGrid.tile(epsg=epsg, ulx=ulx, uly=uly), patches=(patch,))
 
     return make
 

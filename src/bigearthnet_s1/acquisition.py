@@ -20,7 +20,7 @@ from shapely.geometry import Polygon, box, mapping, shape
 
 from bigearthnet_s1._time import format_compact, format_iso, parse_iso
 from bigearthnet_s1.errors import TileError
-from bigearthnet_s1.grid import MAX_PATCH_INDEX, PATCH_M, RESOLUTION, TileGrid
+from bigearthnet_s1.grid import MAX_PATCH_INDEX, PATCH_M, RESOLUTION, MapGrid
 from bigearthnet_s1.mgrs import to_wgs84
 
 #: Two patch names of one tile further apart than this belong to different acquisitions
@@ -130,12 +130,16 @@ class TileAcquisition:
     tile_id: str
     sensing_time: datetime
     s2_product: str | None
-    grid: TileGrid
+    grid: MapGrid
     patches: tuple[Patch, ...]
 
     @property
     def epsg(self) -> int:
-        return self.grid.epsg
+        """EPSG code of the tile's UTM CRS."""
+        epsg = self.grid.epsg
+        if epsg is None:
+            raise TileError(f"tile {self.tile_id}: grid CRS {self.grid.crs} has no EPSG code")
+        return epsg
 
     @property
     def key(self) -> str:
@@ -204,7 +208,7 @@ class TileAcquisition:
             tile_id=d["tile_id"],
             sensing_time=parse_iso(str(d["sensing_time"])),
             s2_product=d.get("s2_product"),
-            grid=TileGrid.from_json(d["grid"]),
+            grid=MapGrid.from_json(d["grid"]),
             patches=tuple(Patch.from_json(p) for p in d.get("patches", ())),
         )
 

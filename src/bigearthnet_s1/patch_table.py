@@ -25,7 +25,7 @@ import numpy as np
 from bigearthnet_s1._time import format_compact
 from bigearthnet_s1.acquisition import Patch, TileAcquisition, overpasses
 from bigearthnet_s1.errors import TileError
-from bigearthnet_s1.grid import PATCH_M, TileGrid
+from bigearthnet_s1.grid import PATCH_M, MapGrid
 from bigearthnet_s1.mgrs import mgrs_tile_origin
 from bigearthnet_s1.names import S1_PATCH_NAME_RE, S2_PATCH_NAME_RE, s2_product_time
 
@@ -211,7 +211,7 @@ def _build_table_acquisitions(
                 s2_names[sel].tolist(), c_sel, r_sel, ulxs, ulys, countries[sel].tolist(), strict=True
             )
         )
-        out.append(TileAcquisition(tile_id, sensing, None, TileGrid(epsg, tulx, tuly), patches))
+        out.append(TileAcquisition(tile_id, sensing, None, MapGrid.tile(epsg, tulx, tuly), patches))
     return out
 
 

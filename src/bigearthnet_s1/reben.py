@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from bigearthnet_s1.acquisition import Patch, TileAcquisition, V2Info, overpasses
 from bigearthnet_s1.errors import InputError, TileError
-from bigearthnet_s1.grid import MAX_PATCH_INDEX, PATCH_M, PATCH_PX, TileGrid
+from bigearthnet_s1.grid import MAX_PATCH_INDEX, PATCH_M, PATCH_PX, MapGrid
 from bigearthnet_s1.mgrs import mgrs_tile_origin
 from bigearthnet_s1.names import S1_PATCH_NAME_RE, S2_PATCH_NAME_RE, parse_s2_patch_name, product_prefix, s2_product_time
 from bigearthnet_s1.patch_table import align_with_table, table_path
@@ -400,7 +400,7 @@ def _acquisitions(rows: Sequence[_Row]) -> list[TileAcquisition]:
             first = min(group, key=lambda r: r.time)
             grid_ulx, grid_uly = patches[0].ulx - PATCH_M * patches[0].col, patches[0].uly + PATCH_M * patches[0].row
             out.append(TileAcquisition(tile_id, first.time, s2_product(first.patch_id),
-                                       TileGrid(epsg, grid_ulx, grid_uly), tuple(patches)))
+                                       MapGrid.tile(epsg, grid_ulx, grid_uly), tuple(patches)))
     out.sort(key=lambda a: (a.tile_id, a.sensing_time))
     return out
 

@@ -35,12 +35,13 @@ from bigearthnet_s1 import reben
 from bigearthnet_s1._time import parse_compact
 from bigearthnet_s1.acquisition import Patch, TileAcquisition, V2Info, overpasses
 from bigearthnet_s1.errors import TileError
-from bigearthnet_s1.grid import PATCH_M, PATCH_PX, TileGrid
+from bigearthnet_s1.grid import PATCH_M, PATCH_PX, MapGrid, TileGrid
 from bigearthnet_s1.mgrs import mgrs_tile_origin
 from bigearthnet_s1.names import S2_PATCH_NAME_RE, parse_s2_patch_name
 from bigearthnet_s1.patch_table import align_with_table, country_index, country_of, read_patch_table, table_path
 
 __all__ = [
+    "MapGrid",
     "PATCH_PX",
     "Patch",
     "TileAcquisition",
@@ -256,7 +257,7 @@ def _acquisition_from_records(
         Patch(r.name, r.col, r.row, r.labels, r.ulx, r.uly, r.lrx, r.lry, countries.get(r.name) or None)
         for r in group
     )
-    return TileAcquisition(tile_id, sensing, src, TileGrid(epsg, ulx, uly), patches)
+    return TileAcquisition(tile_id, sensing, src, MapGrid.tile(epsg, ulx, uly), patches)
 
 
 def read_tiles(source: str | os.PathLike[str], *, tiles: Iterable[str] | None = None) -> list[TileAcquisition]:

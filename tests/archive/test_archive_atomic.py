@@ -84,7 +84,7 @@ _WRITER = textwrap.dedent(
 def _grid_tile(n: int) -> tiles.TileAcquisition:
     """Tile 29UPU with an n x n block of patches at the grid origin."""
     epsg, ulx, uly = tiles.mgrs_tile_origin("29UPU")
-    grid = tiles.TileGrid(epsg, ulx, uly)
+    grid = tiles.MapGrid.tile(epsg, ulx, uly)
     patches = []
     for row in range(n):
         for col in range(n):

@@ -14,6 +14,7 @@ from bigearthnet_s1 import geocoding as G
 from bigearthnet_s1.dem import FlatDem, open_dem
 from bigearthnet_s1.errors import DemError, GeometryError, InputError
 from bigearthnet_s1.orbit import Orbit
+from bigearthnet_s1.radar_geometry import RadarGeometry
 
 UTM = 32633
 T = Affine(10.0, 0.0, 290000.0, 0.0, -10.0, 4656000.0)
@@ -45,7 +46,7 @@ def test_grid_partly_outside_the_window_is_nan_there(s1b_annotation, win) -> Non
 
 def test_grid_reaching_beyond_the_scene_edge(s1b_annotation) -> None:
     """A grid over the scene's far-range edge: NaN beyond the last column, data before it."""
-    geo = G.RadarGeometry.from_annotation(s1b_annotation)
+    geo = RadarGeometry.from_annotation(s1b_annotation)
     # find where the last column lies at line ~8000 on a flat ellipsoid
     g = s1b_annotation.gcps
     k = np.argmin(np.abs(g.line - 8000) + np.abs(g.pixel - (s1b_annotation.samples - 1)))

@@ -25,6 +25,7 @@ from scipy import ndimage
 from bigearthnet_s1 import geocoding as G
 from bigearthnet_s1.dem import egm96_undulation, open_dem
 from bigearthnet_s1.orbit import WGS84_A, WGS84_B, ecef_to_geodetic, geodetic_to_ecef
+from bigearthnet_s1.radar_geometry import RadarGeometry
 
 UTM = 32633
 X0, Y0 = 290000.0, 4656000.0
@@ -90,7 +91,7 @@ def test_heights_sampled_once(steep, s1b_annotation) -> None:
 def test_geolocation_against_dense_direct_reference(steep, s1b_annotation) -> None:
     stats = G.GeocodingStats()
     line, pixel = G.radar_coordinates(s1b_annotation, steep.dem, crs=UTM, transform=T, shape=(N, N), stats=stats)
-    geo = G.RadarGeometry.from_annotation(s1b_annotation)
+    geo = RadarGeometry.from_annotation(s1b_annotation)
     le, pe = geo.solve(steep.lon.ravel(), steep.lat.ravel(), steep.href.ravel())
     err = np.hypot(line.ravel() - le, pixel.ravel() - pe)
     p99, worst = np.percentile(err, 99), err.max()

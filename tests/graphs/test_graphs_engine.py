@@ -250,9 +250,9 @@ def test_external_dem_nodata_must_match(rome_case, tmp_path) -> None:
 def test_preprocess_input_errors(rome_case, tmp_path) -> None:
     with pytest.raises(InputError, match=r"polarisation\(s\) VH requested but not available"):
         E.preprocess(rome_case.safe, rome_case.tile, tmp_path / "x.tif", dem=rome_case.dem)
-    from bigearthnet_s1.tiles import TileAcquisition, TileGrid, mgrs_tile_origin
+    from bigearthnet_s1.tiles import MapGrid, TileAcquisition, mgrs_tile_origin
 
-    far = TileAcquisition("29SND", rome_case.tile.sensing_time, None, TileGrid(*mgrs_tile_origin("29SND")), ())
+    far = TileAcquisition("29SND", rome_case.tile.sensing_time, None, MapGrid.tile(*mgrs_tile_origin("29SND")), ())
     with pytest.raises(GeometryError, match=r"does not cover tile 29SND"):
         E.preprocess(rome_case.safe, far, tmp_path / "x.tif", dem=rome_case.dem, polarisations=("VV",))
     with pytest.raises(InputError, match="engine 'gpu'"):

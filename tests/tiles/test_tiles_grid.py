@@ -24,7 +24,7 @@ def test_grid_from_mgrs_reproduces_all_six_example_pairs(
         fields = names.parse_s1_patch_name(s1_name)
         s2_meta = s2_example_meta[s1_meta["corresponding_s2_patch"]]
         epsg, ulx, uly = tiles.mgrs_tile_origin(fields["tile_id"])
-        grid = tiles.TileGrid(epsg, ulx, uly)
+        grid = tiles.MapGrid.tile(epsg, ulx, uly)
         x0, y0, x1, y1 = grid.patch_bounds(fields["col"], fields["row"])
         for meta, lower in ((s1_meta, "lly"), (s2_meta, "lry")):
             c = meta["coordinates"]
@@ -134,7 +134,7 @@ def test_table_patches_match_the_real_s2_coordinates(
 
 
 def test_tile_grid_windows_and_transform() -> None:
-    grid = tiles.TileGrid(32633, 300000.0, 5400000.0)
+    grid = tiles.MapGrid.tile(32633, 300000.0, 5400000.0)
     assert tuple(grid.transform)[:6] == (10.0, 0.0, 300000.0, 0.0, -10.0, 5400000.0)
     assert grid.crs.to_epsg() == 32633
     assert grid.bounds == (300000.0, 5290200.0, 409800.0, 5400000.0)
