@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from bigearthnet_s1._time import as_utc, parse_iso
 from bigearthnet_s1.atomic import sweep
-from bigearthnet_s1.errors import BigEarthNetS1Error, InjectedFault, ParameterError, PipelineError, SafeError
+from bigearthnet_s1.errors import BigEarthNetS1Error, ParameterError, PipelineError, SafeError
 from bigearthnet_s1.params import DEM_NAMES as DEM_NAMES  # re-exported: the checks moved to params
 from bigearthnet_s1.params import check_choice as _check_choice
 from bigearthnet_s1.params import check_dem as check_dem
@@ -52,8 +52,6 @@ ENGINES = ("native", "snap")  # = params.ENGINES
 LAYOUTS = ("v1", "v2")
 #: How S1 products are chosen: the selection rule, or the acquisitions reBEN's ``s1_name`` names.
 PAIRINGS = ("select", "reben")
-#: Environment variable of the fault-injection hook used by the tests (see :func:`inject_fault`).
-FAULT_ENV = "BIGEARTHNET_S1_FAIL_ONCE"
 
 
 #: Environment variables in which the catalogue backends find credentials (see ``open_catalog``).
@@ -123,28 +121,6 @@ def read_json(path: Path, what: str) -> Any:
         raise PipelineError(f"{what} not found: {path} (did the earlier step run?)") from None
     except json.JSONDecodeError as exc:
         raise PipelineError(f"{what} is not valid JSON: {path}: {exc}") from exc
-
-
-def inject_fault(work: WorkDir, step: str, key: str) -> None:
-    """Test hook: fail the first attempt of ``step`` for ``key`` once.
-
-    Active only when the environment variable ``BIGEARTHNET_S1_FAIL_ONCE`` lists
-    ``step`` or ``step:<key prefix>`` (comma separated). The first call raises
-    :class:`InjectedFault` and leaves a marker in ``<work>/.faults``; later calls pass. Used by
-    the Airflow tests to prove that retries are recorded; harmless otherwise.
-    """
-    spec = os.environ.get(FAULT_ENV, "")
-    if not spec:
-        return
-    for item in (s.strip() for s in spec.split(",")):
-        name, _, prefix = item.partition(":")
-        if name == step and key.startswith(prefix):
-            marker = work.root / ".faults" / f"{step}-{key}"
-            if marker.exists():
-                return
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-            raise InjectedFault(f"injected failure of {step} for {key} ({FAULT_ENV}={spec})")
 
 
 # ------------------------------------------------------------------------------ parameters
@@ -481,7 +457,6 @@ def lookup_footprint(work: WorkDir, key: str, *, catalog: str, catalog_root: str
     retry) or made once the window had settled (its end plus :data:`SEARCH_SETTLED_AFTER`).
     ``now``: UTC, for tests.
     """
-    inject_fault(work, "lookup_footprint", key)
     tile = load_tile(work, key)
     footprint = tile.patches_footprint_wgs84 if tile.patches else tile.footprint_wgs84
     start, end = tile.sensing_time - max_window, tile.sensing_time + max_window
@@ -546,7 +521,6 @@ def select_for_tile(work: WorkDir, key: str, *, tolerance: float = 0.999, target
     from bigearthnet_s1.catalog import ProductRecord
     from bigearthnet_s1.selection import search_and_select
 
-    inject_fault(work, "select_orbits", key)
     tile = load_tile(work, key)
     saved = read_json(work.candidates_file(key), f"candidates of {key}")
     records = [ProductRecord.from_json(d) for d in saved["products"]]
@@ -689,7 +663,6 @@ def request_product(work: WorkDir, name: str, options: Mapping[str, Any] | None 
 
 def fetch_product(work: WorkDir, name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Download a product into the store once (verified, atomic); local products are used in place."""
-    inject_fault(work, "download", name)
     record = load_record(work, name)
     store = _store(work, record.source, options)
     cached = record.source != "local" and store.has(name)
@@ -729,7 +702,6 @@ def preprocess_pair(work: WorkDir, key: str, name: str, *, engine: str = "native
     out = work.processed_file(key, name)
     if out.exists():
         return {"tile": key, "product": name, "path": str(out), "cached": True}
-    inject_fault(work, "preprocess", key)
     from bigearthnet_s1 import engine as engine_mod
 
     tile = load_tile(work, key)
@@ -798,7 +770,6 @@ def assemble_tile(work: WorkDir, key: str, *, overwrite: bool = False,
         if res.get("signature") == signature and index_part.exists():
             log.info("tile %s: already assembled (%d patches), skipped", key, res["patches"])
             return {**{k: v for k, v in res.items() if k != "signature"}, "written": 0, "cached": True}
-    inject_fault(work, "assemble_tile", key)
 
     from bigearthnet_s1 import archive_v2
     from bigearthnet_s1.archive import is_complete
