@@ -8,10 +8,11 @@ UTC. Readers of the sources (:mod:`bigearthnet_s1.tiles` for the front door) bui
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import shapely
@@ -22,6 +23,8 @@ from bigearthnet_s1._time import format_compact, format_iso, parse_iso
 from bigearthnet_s1.errors import TileError
 from bigearthnet_s1.grid import MAX_PATCH_INDEX, PATCH_M, RESOLUTION, MapGrid
 from bigearthnet_s1.mgrs import to_wgs84
+
+T = TypeVar("T")
 
 #: Two patch names of one tile further apart than this belong to different acquisitions
 #: (one overpass takes seconds; the next chance to see the tile is an orbit, ~100 min, later).
@@ -233,14 +236,20 @@ class TileAcquisition:
         }
 
 
-def overpasses(times: Sequence[datetime]) -> list[list[int]]:
-    """Indices of ``times`` grouped into overpasses (gaps > ACQUISITION_GAP split)."""
-    order = sorted(range(len(times)), key=lambda i: times[i])
-    groups: list[list[int]] = []
-    last: datetime | None = None
-    for i in order:
-        if last is None or times[i] - last > ACQUISITION_GAP:
-            groups.append([])
-        groups[-1].append(i)
-        last = times[i]
-    return groups
+def overpasses(items: Iterable[T], tile_id: Callable[[T], str], time: Callable[[T], datetime]) -> list[tuple[str, list[T]]]:
+    """``items`` (the patches of a source, or anything with a tile and a time) grouped by MGRS
+    tile, then into overpasses: a gap over :data:`ACQUISITION_GAP` between consecutive times
+    starts a new one. Tiles sorted; each group in time order."""
+    by_tile: dict[str, list[T]] = defaultdict(list)
+    for item in items:
+        by_tile[tile_id(item)].append(item)
+    out: list[tuple[str, list[T]]] = []
+    for tid in sorted(by_tile):
+        last: datetime | None = None
+        for item in sorted(by_tile[tid], key=time):
+            t = time(item)
+            if last is None or t - last > ACQUISITION_GAP:
+                out.append((tid, []))
+            out[-1][1].append(item)
+            last = t
+    return out

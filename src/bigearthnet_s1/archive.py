@@ -23,7 +23,6 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,7 @@ from bigearthnet_s1.names import (
     product_name,
     s1_patch_name,
 )
-from bigearthnet_s1.patch_folder import check_patch_array, clean_temporaries, write_patch_folder
+from bigearthnet_s1.patch_folder import check_patch_array, clean_temporaries, holds_files, write_patch_folder
 from bigearthnet_s1.validation import ValidationReport, label_warnings
 
 log = logging.getLogger(__name__)
@@ -111,11 +110,7 @@ def is_complete(patch_dir: str | os.PathLike[str]) -> bool:
     """True if the patch folder holds its three files (non-empty). Folders only appear
     complete (atomic rename), so this is a cheap check, not a validation."""
     d = os.fspath(patch_dir)
-    name = os.path.basename(d)
-    try:
-        return all(os.stat(os.path.join(d, f)).st_size > 0 for f in _patch_files(name))
-    except OSError:
-        return False
+    return holds_files(d, _patch_files(os.path.basename(d)))
 
 
 def write_patch(
@@ -302,15 +297,7 @@ def validate_archive(root: str | os.PathLike[str], *, workers: int = 4) -> Valid
         raise ArchiveError(f"{root}: no patch folders")
     if dirs or not v2:
         report.layouts.append("v1")
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(pool.map(_check_patch, dirs))
-    for d, (reasons, warnings) in zip(dirs, results, strict=True):
-        if reasons:
-            report.bad.append((d, reasons))
-        else:
-            report.ok += 1
-        for w in warnings:
-            report.warn(w, d)
+    report.check_all(dirs, _check_patch, workers)
     if v2:
         report.layouts.append("v2")
         archive_v2.validate_v2(root, report, workers=workers)

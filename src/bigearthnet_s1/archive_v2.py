@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +39,7 @@ from bigearthnet_s1.grid import PATCH_M
 from bigearthnet_s1.labels import CLASSES_19, to_19
 from bigearthnet_s1.mgrs import mgrs_tile_origin
 from bigearthnet_s1.names import S1_PATCH_NAME_RE, SceneRef, parse_s1_patch_name, s1_patch_name
-from bigearthnet_s1.patch_folder import check_patch_array, clean_temporaries, write_patch_folder
+from bigearthnet_s1.patch_folder import check_patch_array, clean_temporaries, holds_files, write_patch_folder
 from bigearthnet_s1.reben import METADATA_COLUMNS, METADATA_FILE, PATCH_ID_RE, S1_DIR, SPLITS, s1_prefix
 from bigearthnet_s1.validation import ValidationReport, label_warnings
 
@@ -67,11 +66,7 @@ def patch_dir(root: str | os.PathLike[str], s1_name: str) -> Path:
 def is_complete(folder: str | os.PathLike[str]) -> bool:
     """True if the v2 patch folder holds its two GeoTIFFs (non-empty; folders appear whole)."""
     d = os.fspath(folder)
-    name = os.path.basename(d)
-    try:
-        return all(os.stat(os.path.join(d, f)).st_size > 0 for f in _files(name))
-    except OSError:
-        return False
+    return holds_files(d, _files(os.path.basename(d)))
 
 
 def write_patch(root: str | os.PathLike[str], tile: TileAcquisition, patch: Patch, scene: SceneRef,
@@ -275,15 +270,7 @@ def validate_v2(root: str | os.PathLike[str], report: ValidationReport, *, worke
                     reasons.append(f"bad split: {r['split']!r}, expected one of {', '.join(SPLITS)} or empty")
         return reasons, warnings
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(pool.map(check, dirs))
-    for d, (reasons, warnings) in zip(dirs, results, strict=True):
-        if reasons:
-            report.bad.append((d, reasons))
-        else:
-            report.ok += 1
-        for w in warnings:
-            report.warn(w, d)
+    report.check_all(dirs, check, workers)
     if meta_ok:
         seen = {d.name for d in dirs}
         for name in sorted(set(rows) - seen):

@@ -22,7 +22,7 @@ import numpy as np
 from bigearthnet_s1.errors import ArchiveError
 from bigearthnet_s1.grid import PATCH_PX
 
-__all__ = ["write_patch_folder", "clean_temporaries", "check_patch_array"]
+__all__ = ["write_patch_folder", "clean_temporaries", "check_patch_array", "holds_files"]
 
 _TMP_MARK = ".tmp-"
 
@@ -147,3 +147,12 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def holds_files(folder: str, names: Iterable[str]) -> bool:
+    """True if ``folder`` holds every file of ``names``, each non-empty. Patch folders only
+    appear whole (atomic rename), so this is a cheap completeness check, not a validation."""
+    try:
+        return all(os.stat(os.path.join(folder, f)).st_size > 0 for f in names)
+    except OSError:
+        return False

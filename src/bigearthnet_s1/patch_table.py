@@ -13,7 +13,6 @@ import functools
 import gc
 import logging
 import os
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
@@ -147,21 +146,16 @@ def read_patch_table(
     # Distinct (tile, name time) pairs are few (~160): cluster those into overpasses.
     pair_keys = np.char.add(np.char.add(tile_ids.astype(str), "|"), stamps.astype(str))
     uniq, inverse = np.unique(pair_keys, return_inverse=True)
-    stamp_time: dict[str, datetime] = {}
-    pairs_by_tile: dict[str, list[tuple[int, datetime]]] = defaultdict(list)
+    pairs: list[tuple[int, str, datetime]] = []  # (pair, tile, time)
     for k, key in enumerate(uniq):
         tile_id, stamp = key.split("|")
-        if stamp not in stamp_time:
-            # a full name is needed for the parser's messages and checks
-            stamp_time[stamp] = s2_product_time(f"S2A_MSIL2A_{stamp}")
-        pairs_by_tile[tile_id].append((k, stamp_time[stamp]))
+        # a full name for the parser's messages and checks (parsed once per stamp: cached)
+        pairs.append((k, tile_id, s2_product_time(f"S2A_MSIL2A_{stamp}")))
     pair_acq = np.empty(len(uniq), dtype=np.int32)
     acq_meta: list[tuple[str, datetime]] = []
-    for tile_id in sorted(pairs_by_tile):
-        pairs = pairs_by_tile[tile_id]
-        for members in overpasses([p[1] for p in pairs]):
-            pair_acq[[pairs[m][0] for m in members]] = len(acq_meta)
-            acq_meta.append((tile_id, min(pairs[m][1] for m in members)))
+    for tile_id, members in overpasses(pairs, lambda p: p[1], lambda p: p[2]):
+        pair_acq[[m[0] for m in members]] = len(acq_meta)
+        acq_meta.append((tile_id, min(m[2] for m in members)))
     acq_of_row = pair_acq[inverse]
 
     order = np.lexsort((cols, rows, acq_of_row))

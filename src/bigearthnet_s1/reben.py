@@ -375,32 +375,27 @@ def _align_keys(acqs: list[TileAcquisition]) -> list[TileAcquisition]:
 
 
 def _acquisitions(rows: Sequence[_Row]) -> list[TileAcquisition]:
-    by_tile: dict[str, list[_Row]] = defaultdict(list)
-    for r in rows:
-        by_tile[r.tile_id].append(r)
     out: list[TileAcquisition] = []
-    for tile_id in sorted(by_tile):
-        recs = by_tile[tile_id]
+    for tile_id, members in overpasses(rows, lambda r: r.tile_id, lambda r: r.time):
         epsg, ulx, uly = mgrs_tile_origin(tile_id)
-        for members in overpasses([r.time for r in recs]):
-            group = sorted((recs[i] for i in members), key=lambda r: (r.row, r.col, r.patch_id))
-            seen: dict[tuple[int, int], str] = {}
-            patches = []
-            for r in group:
-                if (r.col, r.row) in seen:
-                    raise TileError(f"{r.where}: tile {tile_id} already has patch {r.col}_{r.row} "
-                                    f"({seen[(r.col, r.row)]})")
-                seen[(r.col, r.row)] = r.where
-                px, py = ulx + PATCH_M * r.col, uly - PATCH_M * r.row
-                if r.ulx is not None and r.uly is not None:
-                    px, py = r.ulx, r.uly
-                patches.append(Patch(r.s2_name, r.col, r.row, r.labels or (), px, py, px + PATCH_M,
-                                     py - PATCH_M, r.country, labels_known=r.labels is not None,
-                                     split=r.split, v2=r.v2))
-            first = min(group, key=lambda r: r.time)
-            grid_ulx, grid_uly = patches[0].ulx - PATCH_M * patches[0].col, patches[0].uly + PATCH_M * patches[0].row
-            out.append(TileAcquisition(tile_id, first.time, s2_product(first.patch_id),
-                                       MapGrid.tile(epsg, grid_ulx, grid_uly), tuple(patches)))
+        group = sorted(members, key=lambda r: (r.row, r.col, r.patch_id))
+        seen: dict[tuple[int, int], str] = {}
+        patches = []
+        for r in group:
+            if (r.col, r.row) in seen:
+                raise TileError(f"{r.where}: tile {tile_id} already has patch {r.col}_{r.row} "
+                                f"({seen[(r.col, r.row)]})")
+            seen[(r.col, r.row)] = r.where
+            px, py = ulx + PATCH_M * r.col, uly - PATCH_M * r.row
+            if r.ulx is not None and r.uly is not None:
+                px, py = r.ulx, r.uly
+            patches.append(Patch(r.s2_name, r.col, r.row, r.labels or (), px, py, px + PATCH_M,
+                                 py - PATCH_M, r.country, labels_known=r.labels is not None,
+                                 split=r.split, v2=r.v2))
+        first = min(group, key=lambda r: r.time)
+        grid_ulx, grid_uly = patches[0].ulx - PATCH_M * patches[0].col, patches[0].uly + PATCH_M * patches[0].row
+        out.append(TileAcquisition(tile_id, first.time, s2_product(first.patch_id),
+                                   MapGrid.tile(epsg, grid_ulx, grid_uly), tuple(patches)))
     out.sort(key=lambda a: (a.tile_id, a.sensing_time))
     return out
 

@@ -23,7 +23,6 @@ import logging
 import math
 import os
 import re
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -197,15 +196,10 @@ def read_s2_archive(
         table = table_path(None if countries is True else countries)
         by_name = country_index(table)
 
-    by_tile: dict[str, list[_S2Record]] = defaultdict(list)
-    for r in records:
-        by_tile[r.tile_id].append(r)
     out: list[TileAcquisition] = []
-    for tile_id in sorted(by_tile):
-        recs = by_tile[tile_id]
-        for members in overpasses([r.time for r in recs]):
-            group = sorted((recs[i] for i in members), key=lambda r: (r.row, r.col, r.name))
-            out.append(_acquisition_from_records(tile_id, group, by_name))
+    for tile_id, members in overpasses(records, lambda r: r.tile_id, lambda r: r.time):
+        group = sorted(members, key=lambda r: (r.row, r.col, r.name))
+        out.append(_acquisition_from_records(tile_id, group, by_name))
     if table is not None:
         out = align_with_table(out, table)
     out.sort(key=lambda t: (t.tile_id, t.sensing_time))

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,20 @@ class ValidationReport:
 
     def warn(self, warning: str, patch: Path) -> None:
         self.warnings.setdefault(warning, []).append(patch)
+
+    def check_all(self, dirs: Sequence[Path], check: Callable[[Path], tuple[list[str], list[str]]],
+                  workers: int) -> None:
+        """Run ``check`` (a patch folder -> its reasons, its warnings) over ``dirs`` on
+        ``workers`` threads and record each patch as ok or bad, with its warnings."""
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            results = list(pool.map(check, dirs))
+        for d, (reasons, warnings) in zip(dirs, results, strict=True):
+            if reasons:
+                self.bad.append((d, reasons))
+            else:
+                self.ok += 1
+            for w in warnings:
+                self.warn(w, d)
 
     def warning_counts(self) -> dict[str, int]:
         """How many patches each warning concerns (most frequent first)."""
