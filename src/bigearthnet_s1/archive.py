@@ -229,12 +229,12 @@ def write_tile_patches(
         vf = valid_fraction.get(patch.s2_name) if valid_fraction is not None else None
         if vf is None:
             vf = float(np.count_nonzero(f_vv & f_vh)) / f_vv.size
-        counts: dict[str, int] = {}
+        flags = None
         if layover_shadow is not None:
             ls = np.asarray(layover_shadow)[sl]
-            counts = {"layover_px": int(np.count_nonzero(ls & 1)), "shadow_px": int(np.count_nonzero(ls & 2))}
+            flags = (int(np.count_nonzero(ls & 1)), int(np.count_nonzero(ls & 2)))
         rows.append(index_row(tile, patch, scene, path.name, vf, geom, path=path.relative_to(root).as_posix(),
-                              **counts))
+                              flags=flags))
     write_index_part(root, tile.key, rows)
     return rows
 

@@ -100,12 +100,11 @@ def index_row(
     valid_fraction: float,
     geometry_wgs84: Any | None = None,
     path: str | None = None,
-    layover_px: int | None = None,
-    shadow_px: int | None = None,
+    flags: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """One index row (JSON-safe except the WKB ``geometry`` bytes and datetimes). ``path``:
     the patch folder relative to the archive root (default: ``s1_name``, the v1 layout);
-    ``layover_px``/``shadow_px``: the patch's pixels in radar layover / shadow (None: unknown)."""
+    ``flags``: the patch's pixels in radar layover and in shadow (None: not known)."""
     s2_time = _s2_time(patch.s2_name)
     gap = abs((scene.start_time - s2_time).total_seconds()) / 3600.0
     geom = geometry_wgs84 if geometry_wgs84 is not None else to_wgs84(patch.box, tile.epsg, densify=0)
@@ -135,8 +134,8 @@ def index_row(
         "reben_s1_name": patch.v2.s1_name if patch.v2 is not None else None,
         "contains_seasonal_snow": patch.v2.contains_seasonal_snow if patch.v2 is not None else None,
         "contains_cloud_or_shadow": patch.v2.contains_cloud_or_shadow if patch.v2 is not None else None,
-        "layover_px": layover_px,
-        "shadow_px": shadow_px,
+        "layover_px": flags[0] if flags is not None else None,
+        "shadow_px": flags[1] if flags is not None else None,
         "geometry": geom.wkb,
     }
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -87,6 +87,11 @@ _FM = {"contract", "reassoc", "arcp", "afn"}
 # --------------------------------------------------------------------------------------
 # target grid helpers
 # --------------------------------------------------------------------------------------
+def _posts(dem: Dem, grid: MapGrid) -> DemPosts:
+    """The DEM's posts under ``grid`` (heights sampled once per post, geoid added)."""
+    return dem.posts(grid.crs, grid.transform, grid.shape)
+
+
 def _dem_posts(n: int, k: float) -> int:
     """Number of DEM posts spanning n target pixel centres at about k pixels apart."""
     if n <= 1:
@@ -117,6 +122,57 @@ def _dem_grid(dem: Dem, grid: MapGrid, res_hint: float | None = None) -> tuple[N
 # --------------------------------------------------------------------------------------
 # numba kernel
 # --------------------------------------------------------------------------------------
+# The kernels take their arrays and scalars in three typed bundles (numba compiles a
+# NamedTuple of arrays and scalars as one heterogeneous tuple argument).
+
+
+class RangeModel(NamedTuple):
+    """How a (line, one-way slant range) becomes a GRD pixel: a RadarGeometry's polynomials
+    (``conv``: 0 esa, 1 sarsen, 2 snap; ``rps``: range pixel spacing, m)."""
+
+    conv: int
+    poly_line: NDArray  # (n,) line of each polynomial
+    poly_sr0: NDArray
+    poly_coef: NDArray
+    grsr_gr0: NDArray
+    grsr_coef: NDArray
+    inv_sr0: NDArray
+    inv_scale: NDArray
+    inv_coef: NDArray
+    rps: float
+
+
+class Lattice(NamedTuple):
+    """One block's coordinate model (``coordinate_model.BlockModel``): DEM post (row, col) and
+    (line, slant range - rng_ref) polynomials in the height at the lattice nodes."""
+
+    post_u: NDArray  # (nr, nc)
+    post_v: NDArray  # (nr, nc)
+    coef_line: NDArray  # (nr, nc, N_LEVELS)
+    coef_rng: NDArray  # (nr, nc, N_LEVELS)
+    step: int  # lattice spacing, target pixels
+    hc: float  # height of s = 0, m
+    hs: float  # height scale: s = (h - hc) / hs
+    rng_ref: float  # m
+
+
+class Target(NamedTuple):
+    """What is written where: the output, the radar window resampled (image mode), the DEM
+    posts, and the scene's extent."""
+
+    out: NDArray  # image: (nb, H, W) float32; coords: (4, H, W) line, pixel, height, range - rng0
+    images: NDArray  # (nb, wh, ww) float32 radar window
+    dem: NDArray  # (hd, wd) float32 DEM posts
+    win_row: float  # the window's first line
+    win_col: float  # the window's first pixel
+    lines: int  # the scene's lines
+    samples: int  # the scene's pixels per line
+    rng0: float  # slant range subtracted in coordinates mode, m
+    margin: float  # lines from a polynomial block boundary below which a pixel is solved exactly
+    method: int  # RESAMPLING_METHODS
+    coords: bool  # coordinates mode
+
+
 @numba.njit(inline="always", cache=True)
 def lerp_index(grid: NDArray, v: float) -> tuple[int, float]:
     """Linear interpolation at ``v`` in an increasing ``grid`` (>= 2 nodes): the interval
@@ -141,14 +197,16 @@ def lerp_index(grid: NDArray, v: float) -> tuple[int, float]:
 
 
 @numba.njit(inline="always", cache=True, fastmath=_FM)
-def _grd_pixel(line: float, rng: float, conv: int, poly_line: NDArray, poly_sr0: NDArray, poly_coef: NDArray,
-               grsr_gr0: NDArray, grsr_coef: NDArray, inv_sr0: NDArray, inv_scale: NDArray, inv_coef: NDArray,
-               rps: float) -> tuple[float, float]:
+def _grd_pixel(line: float, rng: float, rm: RangeModel) -> tuple[float, float]:
     """GRD pixel of one-way slant range ``rng`` (m) at (fractional) ``line`` by convention
     ``conv`` (0 esa: the nearest polynomial pair, the ground-to-slant one inverted exactly
     through its refitted inverse ``inv_*``; 1 sarsen: srgr coefficients interpolated linearly in azimuth, clamped; 2 snap: grsr
     interpolated linearly and inverted), and the distance in lines to the nearest polynomial
     block boundary (esa; 1e30 otherwise). Without grsr polynomials esa uses the srgr one."""
+    conv, rps = rm.conv, rm.rps
+    poly_line, poly_sr0, poly_coef = rm.poly_line, rm.poly_sr0, rm.poly_coef
+    grsr_gr0, grsr_coef = rm.grsr_gr0, rm.grsr_coef
+    inv_sr0, inv_scale, inv_coef = rm.inv_sr0, rm.inv_scale, rm.inv_coef
     n = poly_line.shape[0]
     i = 0
     w = 0.0
@@ -281,19 +339,20 @@ def _sample(img: NDArray, k: int, li: float, pj: float, method: int) -> float:
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FM)
-def _block_kernel(
-    out: NDArray,  # image: (nb, H, W) float32; coords: (4, H, W) line, pixel, height, range - rng0
-    images: NDArray,  # (nb, wh, ww) float32 radar window
-    win_row: float, win_col: float, lines: int, samples: int,
-    dem: NDArray, coef_u: NDArray, coef_v: NDArray,  # DEM posts; (nr, nc) post row/col at the lattice nodes
-    coef_line: NDArray, coef_rng: NDArray,  # (nr, nc, N_LEVELS): line and slant range - rng_ref
-    step: int, hc: float, hs: float, rng_ref: float, rng0: float,
-    conv: int, poly_line: NDArray, poly_sr0: NDArray, poly_coef: NDArray, grsr_gr0: NDArray, grsr_coef: NDArray,
-    inv_sr0: NDArray, inv_scale: NDArray, inv_coef: NDArray, rps: float,
-    margin: float, redo: NDArray,  # (>= bh, >= bw) uint8: 1 where the pixel needs an exact solve
-    redo_count: NDArray,  # (>= bh,) int64: flagged pixels per row
-    r0: int, c0: int, bh: int, bw: int, method: int, coords: bool,
-) -> None:
+def _block_kernel(tgt: Target, rm: RangeModel, lat: Lattice, block: tuple[int, int, int, int],
+                  redo: NDArray, redo_count: NDArray) -> None:
+    """Terrain-correct one block (r0, c0, rows, cols) of the target grid: each pixel's DEM
+    position and height, its line and slant range from the block's lattice ``lat``, its GRD
+    pixel (``rm``), and (image mode) its resampled values; coordinates mode writes (line,
+    pixel, height, range - rng0). ``redo`` (>= rows, >= cols; uint8) flags the pixels within
+    ``tgt.margin`` lines of a polynomial block boundary, ``redo_count`` (>= rows) counts them
+    per row: those are solved exactly afterwards."""
+    out, images, dem = tgt.out, tgt.images, tgt.dem
+    win_row, win_col, lines, samples = tgt.win_row, tgt.win_col, tgt.lines, tgt.samples
+    rng0, margin, method, coords = tgt.rng0, tgt.margin, tgt.method, tgt.coords
+    coef_u, coef_v, coef_line, coef_rng = lat.post_u, lat.post_v, lat.coef_line, lat.coef_rng
+    step, hc, hs, rng_ref = lat.step, lat.hc, lat.hs, lat.rng_ref
+    r0, c0, bh, bw = block
     nb = out.shape[0]
     nr = coef_line.shape[0]
     nc = coef_line.shape[1]
@@ -334,8 +393,7 @@ def _block_kernel(
                 line = line * s + (row_l[b, q] * (1 - wb) + row_l[b + 1, q] * wb)
                 rng = rng * s + (row_r[b, q] * (1 - wb) + row_r[b + 1, q] * wb)
             rng += rng_ref
-            pix, dist = _grd_pixel(line, rng, conv, poly_line, poly_sr0, poly_coef, grsr_gr0, grsr_coef,
-                                   inv_sr0, inv_scale, inv_coef, rps)
+            pix, dist = _grd_pixel(line, rng, rm)
             if dist < margin:
                 redo[rr, cc] = 1
                 flagged += 1
@@ -380,33 +438,37 @@ def _sample_points(out: NDArray, images: NDArray, rows: NDArray, cols: NDArray, 
 # --------------------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------------------
-def _run(
-    geo: RadarGeometry, dem: Dem, grid: MapGrid, images: NDArray | None, window: Window | None,
-    method: int, tolerance: float, stats: GeocodingStats, posts: DemPosts | None = None,
-) -> tuple[NDArray[np.float32], float]:
-    """Image mode: (bands, H, W) resampled image. Coords mode (``images`` None): (4, H, W)
-    line, pixel, height, slant range - rng0; returns (array, rng0)."""
+class _Source(NamedTuple):
+    """The radar window to resample (image mode of :func:`_run`)."""
+
+    images: NDArray  # (bands, lines, samples) float32, linear
+    window: Window  # GRD line/pixel window the images cover
+    method: int  # RESAMPLING_METHODS
+
+
+def _run(geo: RadarGeometry, grid: MapGrid, posts: DemPosts, source: _Source | None, tolerance: float,
+         stats: GeocodingStats) -> tuple[NDArray[np.float32], float]:
+    """Image mode: (bands, H, W) resampled image. Coords mode: (4, H, W)
+    line, pixel, height, slant range - rng0 (``source`` None); returns (array, rng0). ``posts``:
+    the DEM's posts under the grid."""
     geo.check_orbit()
-    if posts is None:
-        posts = dem.posts(grid.crs, grid.transform, grid.shape)
     dem_arr = np.ascontiguousarray(posts.heights, dtype=np.float32)
     h, w = grid.shape
-    coords = images is None
+    coords = source is None
     imgs: NDArray
-    if coords:
+    method = 0
+    if source is None:
         out = np.full((4, h, w), np.nan, dtype=np.float32)
         imgs = np.zeros((1, 1, 1), dtype=np.float32)
         wr = wc = 0.0
         wh, ww = geo.lines, geo.samples
     else:
-        assert window is not None and images is not None
-        imgs = images
+        imgs, window, method = source
         # every pixel of a processed block is written by the kernel (NaN where no data);
         # skipped blocks are filled below: no separate pass over the (large) output
         out = np.empty((imgs.shape[0], h, w), dtype=np.float32)
         wr, wc = float(window.row_off), float(window.col_off)
         wh, ww = imgs.shape[1], imgs.shape[2]
-    poly_line = np.ascontiguousarray(geo.poly_line)
     geoms = blocks_of(grid.shape, BLOCK)
     blocks = [Block(r0, c0, bh, bw, lo, hi)
               for (r0, c0, bh, bw), (lo, hi) in zip(geoms, block_height_ranges(grid, posts, geoms), strict=True)]
@@ -434,6 +496,10 @@ def _run(
     checked_models(geo, grid, posts, active, stats, tolerance)
     rng0 = float(np.mean([b.model.rng_ref for b in active if b.model is not None])) if active else 0.0
     margin_lines = 4.0 * tolerance if geo.convention == "esa" else -1.0
+    tgt = Target(out, imgs, dem_arr, wr, wc, int(geo.lines), int(geo.samples), rng0, margin_lines, method, coords)
+    rm = RangeModel(int(geo.conv_code), np.ascontiguousarray(geo.poly_line), geo.poly_sr0, geo.poly_coef,
+                    geo.grsr_gr0, geo.grsr_coef, geo.inv_sr0, geo.inv_scale, geo.inv_coef,
+                    float(geo.range_pixel_spacing))
     redo = np.zeros((BLOCK, BLOCK), dtype=np.uint8)
     redo_count = np.zeros(BLOCK, dtype=np.int64)
     redo_rows: list[NDArray] = []
@@ -442,19 +508,16 @@ def _run(
         m = b.model
         assert m is not None
         stats.blocks += 1
-        _block_kernel(out, imgs, wr, wc, geo.lines, geo.samples, dem_arr, m.post_u, m.post_v,
-                      m.coef_line, m.coef_rng, m.step, m.hc, m.hs, m.rng_ref, rng0,
-                      geo.conv_code, poly_line, geo.poly_sr0, geo.poly_coef, geo.grsr_gr0, geo.grsr_coef,
-                      geo.inv_sr0, geo.inv_scale, geo.inv_coef, geo.range_pixel_spacing, margin_lines, redo,
-                      redo_count, b.r0, b.c0, b.bh, b.bw, method, coords)
+        lat = Lattice(m.post_u, m.post_v, m.coef_line, m.coef_rng, int(m.step), float(m.hc), float(m.hs),
+                      float(m.rng_ref))
+        _block_kernel(tgt, rm, lat, (b.r0, b.c0, b.bh, b.bw), redo, redo_count)
         rows_hit = np.flatnonzero(redo_count[:b.bh])
         if rows_hit.size:
             rr, cc = np.nonzero(redo[rows_hit, :b.bw])
             redo_rows.append(rows_hit[rr] + b.r0)
             redo_cols.append(cc + b.c0)
     if redo_rows:
-        _redo_exact(geo, grid, posts, out, imgs, np.concatenate(redo_rows), np.concatenate(redo_cols),
-                    wr, wc, method, coords, rng0, stats)
+        _redo_exact(geo, grid, posts, tgt, np.concatenate(redo_rows), np.concatenate(redo_cols), stats)
     if not touched:
         raise GeometryError(
             f"{geo.name}: the target grid ({grid.crs}, origin {grid.transform.c:.1f}, {grid.transform.f:.1f}, "
@@ -463,8 +526,7 @@ def _run(
     return out, rng0
 
 
-def _redo_exact(geo: RadarGeometry, grid: MapGrid, posts: DemPosts, out: NDArray, imgs: NDArray, rows: NDArray,
-                cols: NDArray, wr: float, wc: float, method: int, coords: bool, rng0: float,
+def _redo_exact(geo: RadarGeometry, grid: MapGrid, posts: DemPosts, tgt: Target, rows: NDArray, cols: NDArray,
                 stats: GeocodingStats) -> None:
     """Exact (line, pixel) of the pixels near a polynomial block boundary, and their values."""
     u, v = post_index(grid, posts, rows, cols)
@@ -474,19 +536,20 @@ def _redo_exact(geo: RadarGeometry, grid: MapGrid, posts: DemPosts, out: NDArray
     pix = geo.pixel_of(line, rng)
     stats.exact_points += rows.size
     stats.boundary_pixels += rows.size
-    if coords:
+    out = tgt.out
+    if tgt.coords:
         out[0, rows, cols] = line
         out[1, rows, cols] = pix
         out[2, rows, cols] = hgt
-        out[3, rows, cols] = rng - rng0
+        out[3, rows, cols] = rng - tgt.rng0
         return
-    wh, ww = imgs.shape[1], imgs.shape[2]
-    li = line - wr
-    pj = pix - wc
+    wh, ww = tgt.images.shape[1], tgt.images.shape[2]
+    li = line - tgt.win_row
+    pj = pix - tgt.win_col
     ok = ((line >= -0.5) & (line <= geo.lines - 0.5) & (pix >= -0.5) & (pix <= geo.samples - 0.5)
           & (li >= -0.5) & (li <= wh - 0.5) & (pj >= -0.5) & (pj <= ww - 0.5))
     li = np.where(ok, li, np.nan)
-    _sample_points(out, imgs, rows.astype(np.int64), cols.astype(np.int64), li, np.where(ok, pj, 0.0), method)
+    _sample_points(out, tgt.images, rows.astype(np.int64), cols.astype(np.int64), li, np.where(ok, pj, 0.0), tgt.method)
 
 
 def terrain_correct(
@@ -528,7 +591,8 @@ def terrain_correct(
     img = np.ascontiguousarray(img, dtype=np.float32)
     grid = MapGrid(crs, transform, shape)
     st = stats if stats is not None else GeocodingStats(tolerance_px=tolerance)
-    out, _ = _run(geo, open_dem(dem), grid, img, win, RESAMPLING_METHODS[resampling], tolerance, st)
+    out, _ = _run(geo, grid, _posts(open_dem(dem), grid), _Source(img, win, RESAMPLING_METHODS[resampling]),
+                  tolerance, st)
     return out[0] if squeeze else out
 
 
@@ -542,7 +606,7 @@ def radar_coordinates(
     geo = as_geometry(annotation, convention)
     grid = MapGrid(crs, transform, shape)
     st = stats if stats is not None else GeocodingStats(tolerance_px=tolerance)
-    out, _ = _run(geo, open_dem(dem), grid, None, None, 0, tolerance, st)
+    out, _ = _run(geo, grid, _posts(open_dem(dem), grid), None, tolerance, st)
     return (out[0], out[1], out[2]) if heights else (out[0], out[1])
 
 
@@ -730,11 +794,11 @@ def layover_shadow_mask(
         f = int(factor)
         if f < 1:
             raise InputError(f"layover_shadow_mask: factor {factor} must be >= 1")
-    posts = dem_.posts(grid.crs, grid.transform, grid.shape)
+    posts = _posts(dem_, grid)
     mh, mw = math.ceil(h / f), math.ceil(w / f)
     mgrid = MapGrid(grid.crs, grid.transform @ Affine.scale(f), (mh, mw))
     stats = GeocodingStats(tolerance_px=tolerance)
-    out, rng0 = _run(geo, dem_, mgrid, None, None, 0, tolerance, stats, posts=posts)
+    out, rng0 = _run(geo, mgrid, posts, None, tolerance, stats)
     line, hgt = out[0], out[2]
     ok = np.isfinite(line) & np.isfinite(out[3])
     if not ok.any():
