@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bigearthnet_s1._time import as_utc, parse_iso
+from bigearthnet_s1._time import as_utc, format_iso, parse_iso
 from bigearthnet_s1.atomic import sweep
 from bigearthnet_s1.errors import BigEarthNetS1Error, ParameterError, PipelineError, SafeError
 from bigearthnet_s1.params import DEM_NAMES as DEM_NAMES  # re-exported: the checks moved to params
@@ -143,7 +143,7 @@ def filter_tiles(acquisitions: Iterable[TileAcquisition], tiles: Sequence[str] =
 def tile_ref(tile: TileAcquisition) -> dict[str, Any]:
     """The small JSON that travels through XCom for a tile."""
     return {"key": tile.key, "tile_id": tile.tile_id,
-            "sensing_time": tile.sensing_time.astimezone(UTC).isoformat(), "patches": len(tile.patches)}
+            "sensing_time": format_iso(tile.sensing_time, zone="+00:00"), "patches": len(tile.patches)}
 
 
 def load_tile(work: WorkDir, key: str) -> TileAcquisition:
@@ -371,7 +371,8 @@ def lookup_footprint(work: WorkDir, key: str, *, catalog: str, catalog_root: str
     start, end = tile.sensing_time - max_window, tile.sensing_time + max_window
     root = _local_root(catalog_root, catalog_options) if catalog == "local" else ""
     query = {"catalog": catalog, "root": root, "url": (catalog_options or {}).get("url"),
-             "start": start.isoformat(), "end": end.isoformat(), "footprint": footprint.wkt}
+             "start": format_iso(start, zone="+00:00"), "end": format_iso(end, zone="+00:00"),
+             "footprint": footprint.wkt}
     qhash = hashlib.sha1(json.dumps(query, sort_keys=True).encode()).hexdigest()[:16]
     path = work.candidates_file(key)
     now = now or datetime.now(UTC)
@@ -390,7 +391,7 @@ def lookup_footprint(work: WorkDir, key: str, *, catalog: str, catalog_root: str
     unreadable = [(str(p), why) for p, why in getattr(cat, "unreadable", [])]
     log.info("tile %s: %d candidate products in [%s, %s] (%.1f s)%s", key, len(records), start, end,
              time.monotonic() - t0, f"; {len(unreadable)} unreadable products skipped" if unreadable else "")
-    write_json(path, {"query_hash": qhash, "query": query, "searched_at": now.isoformat(),
+    write_json(path, {"query_hash": qhash, "query": query, "searched_at": format_iso(now, zone="+00:00"),
                       "catalog_state": state, "complete": not unreadable, "unreadable": unreadable,
                       "products": [_record_json(r) for r in records]})
     return {"key": key, "candidates": len(records), "cached": False}
