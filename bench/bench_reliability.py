@@ -27,7 +27,8 @@ from pathlib import Path
 
 from bigearthnet_s1 import redact
 from bigearthnet_s1.atomic import atomic_write_bytes, sweep
-from bigearthnet_s1.store import ProductRef, ProductStore
+from bigearthnet_s1.hub import ProductRef
+from bigearthnet_s1.store import ProductStore
 
 NAME = "S1A_IW_GRDH_1SDV_20170613T165043_20170613T165108_017018_01C579_7EEC"
 MESSAGE = (f"{NAME}: HTTP 503 Service Unavailable for https://zipper.dataspace.copernicus.eu/odata/v1/"

@@ -16,7 +16,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 
 class ProductRetrievalTrigger(BaseTrigger):
-    """Poll the product store's ``retrieval_status`` until the product is online.
+    """Poll the hub (``pipeline.product_status``, through ``hub.HubClient``) until the product is online.
 
     Fires one event: ``{"status": "online" | "timeout" | "error", "product": name, "message": str,
     "polls": int}``. ``deadline`` is a POSIX timestamp (s, UTC); ``poll_interval`` in s.

@@ -41,7 +41,6 @@ import logging
 import lzma
 import math
 import os
-import time
 import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -66,6 +65,7 @@ from shapely.ops import unary_union
 
 from bigearthnet_s1.atomic import atomic_path, atomic_write_bytes
 from bigearthnet_s1.errors import DemError
+from bigearthnet_s1.retry import RETRY_STATUSES, RetryPolicy, Transient, call
 
 log = logging.getLogger(__name__)
 
@@ -625,8 +625,10 @@ class TiledDem(Dem):
 
     ``kind``: ``"glo30"`` or ``"srtm1"`` (SRTM tiles beyond its coverage come from GLO-30).
     ``glo30_url``/``srtm1_url``: base URLs (the defaults are the public servers; environment
-    ``BIGEARTHNET_S1_GLO30_URL``/``BIGEARTHNET_S1_SRTM1_URL`` override them). Connection errors
-    and HTTP 5xx are retried ``retries`` times with a linear ``backoff`` (s).
+    ``BIGEARTHNET_S1_GLO30_URL``/``BIGEARTHNET_S1_SRTM1_URL`` override them). A tile request
+    is tried ``retries`` times in all after connection errors, HTTP 429 and 5xx, with the
+    library's retry policy (``retry``, a :class:`~bigearthnet_s1.retry.RetryPolicy`):
+    exponential backoff from ``backoff`` s, a server's ``Retry-After`` honoured (up to 300 s).
     """
 
     def __init__(self, kind: str = "glo30", cache_dir: str | os.PathLike[str] | None = None, *,
@@ -645,8 +647,8 @@ class TiledDem(Dem):
         self.srtm1_url = (srtm1_url or os.environ.get("BIGEARTHNET_S1_SRTM1_URL") or DEFAULT_SRTM1_URL).rstrip("/")
         self.session = session or requests.Session()
         self.timeout = timeout
-        self.retries = retries
-        self.backoff = backoff
+        self.retry = RetryPolicy(max_failures=max(0, retries - 1), backoff=backoff, factor=2.0, jitter=0.0,
+                                 max_retry_after=300.0)
 
     # naming --------------------------------------------------------------------------
     def source_for(self, lat: int, lon: int) -> str:
@@ -679,31 +681,29 @@ class TiledDem(Dem):
         if missing.exists():
             return None
         path.parent.mkdir(parents=True, exist_ok=True)
-        last: Exception | None = None
-        for attempt in range(self.retries):
-            if attempt:
-                time.sleep(self.backoff * attempt)
+
+        def attempt() -> Path | None:
             try:
                 with self.session.get(url, stream=True, timeout=self.timeout) as r:
                     if r.status_code == 404:
                         atomic_write_bytes(missing, f"404 {url}\n".encode())
                         log.info("DEM tile %s absent on the server (ocean): height 0 above the geoid", name)
                         return None
-                    if r.status_code >= 500:
-                        last = DemError(f"DEM tile {name}: HTTP {r.status_code} from {url}")
-                        continue
                     if r.status_code != 200:
-                        raise DemError(f"DEM tile {name}: HTTP {r.status_code} from {url}")
+                        error = DemError(f"DEM tile {name}: HTTP {r.status_code} from {url}")
+                        raise Transient.from_response(error, r) if r.status_code in RETRY_STATUSES else error
                     with atomic_path(path, suffix=".part" + path.suffix) as tmp:  # .zip: /vsizip/ needs it
                         with open(tmp, "wb") as f:
                             for chunk in r.iter_content(1 << 20):
                                 f.write(chunk)
                         self._verify(tmp, src, name)
-                    log.info("DEM tile %s downloaded from %s", name, url)
-                    return path
             except requests.RequestException as exc:
-                last = exc
-        raise DemError(f"DEM tile {name}: download from {url} failed after {self.retries} tries: {last}")
+                raise Transient(exc) from None
+            log.info("DEM tile %s downloaded from %s", name, url)
+            return path
+
+        return call(attempt, self.retry, give_up=lambda error, n: DemError(
+            f"DEM tile {name}: download from {url} failed after {n + 1} tries: {error}"))
 
     @staticmethod
     def _gdal_path(path: Path, src: str, name: str) -> str:

@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypedDict
 
 import requests
-from requests.auth import AuthBase, HTTPBasicAuth
+from requests.auth import HTTPBasicAuth
 
 from bigearthnet_s1.errors import AuthenticationError, DownloadError
-from bigearthnet_s1.redact import register_secret
+from bigearthnet_s1.excerpt import oauth_error
+from bigearthnet_s1.retry import RETRY_STATUSES, RetryPolicy, Transient, call
+from bigearthnet_s1.tokenauth import TokenAuth
 
 __all__ = [
     "EDL_URL",
@@ -101,62 +102,53 @@ def find_or_create_token(
 
     Raises ``AuthenticationError`` when EDL refuses the user/password (401/403; the message
     names the user, never the password) and ``DownloadError`` when EDL stays unreachable or
-    keeps failing (429/5xx are retried ``attempts`` times, honouring ``Retry-After`` up to 60 s).
+    keeps failing: connection errors, 429 and 5xx are tried ``attempts`` times in all with the
+    library's retry policy (:mod:`bigearthnet_s1.retry`; backoff 2 s, 4 s, ...), honouring a
+    ``Retry-After`` of up to 60 s (a longer one ends the tries).
     """
     url = edl_url.rstrip("/") + TOKEN_PATH
     s = session or requests.Session()
-    last = ""
-    for attempt in range(1, attempts + 1):
-        wait = 2.0**attempt
+    policy = RetryPolicy(max_failures=max(0, attempts - 1), backoff=2.0, factor=2.0, jitter=0.0,
+                         max_retry_after=60.0, sleep=sleep)
+    failed = f"Earthdata Login ({edl_url}) token request for user {user!r} failed"
+
+    def attempt() -> str:
         try:
             resp = s.post(url, auth=HTTPBasicAuth(user, password), timeout=timeout, allow_redirects=False,
                           headers={"Accept": "application/json"})
         except requests.RequestException as exc:
-            last = type(exc).__name__
-        else:
-            if resp.status_code in (401, 403):
-                raise AuthenticationError(
-                    f"Earthdata Login ({edl_url}) refused user {user!r} (HTTP {resp.status_code}{_edl_error(resp)}); "
-                    "check the Earthdata user/password (EARTHDATA_USERNAME/EARTHDATA_PASSWORD or the Connection)"
-                )
-            if resp.status_code == 200:
-                try:
-                    token = resp.json().get("access_token")
-                except (ValueError, AttributeError):
-                    token = None
-                if not token:
-                    raise DownloadError(f"Earthdata Login ({edl_url}) answered without an access_token for user {user!r}")
-                return str(token)
-            last = f"HTTP {resp.status_code}{_edl_error(resp)}"
-            if resp.status_code not in (429, 500, 502, 503, 504):
-                break
-            retry_after = resp.headers.get("Retry-After", "").strip()
-            if retry_after.isdigit():
-                wait = min(60.0, float(retry_after))
-        if attempt < attempts:
-            log.warning("Earthdata Login token request failed (%s); retry %d in %.0f s", last, attempt, wait)
-            sleep(wait)
-    raise DownloadError(f"Earthdata Login ({edl_url}) token request for user {user!r} failed: {last}")
+            raise Transient(DownloadError(f"{failed}: {type(exc).__name__}")) from None
+        if resp.status_code in (401, 403):
+            raise AuthenticationError(
+                f"Earthdata Login ({edl_url}) refused user {user!r} (HTTP {resp.status_code}{oauth_error(resp.content)}); "
+                "check the Earthdata user/password (EARTHDATA_USERNAME/EARTHDATA_PASSWORD or the Connection)"
+            )
+        if resp.status_code == 200:
+            try:
+                token = resp.json().get("access_token")
+            except (ValueError, AttributeError):
+                token = None
+            if not token:
+                raise DownloadError(f"Earthdata Login ({edl_url}) answered without an access_token for user {user!r}")
+            return str(token)
+        error = DownloadError(f"{failed}: HTTP {resp.status_code}{oauth_error(resp.content)}")
+        if resp.status_code in RETRY_STATUSES:
+            raise Transient.from_response(error, resp)
+        raise error
+
+    return call(attempt, policy)
 
 
-def _edl_error(resp: requests.Response) -> str:
-    try:
-        body = resp.json()
-    except ValueError:
-        return ""
-    if not isinstance(body, dict):
-        return ""
-    text = " ".join(str(body.get(k) or "") for k in ("error", "error_description")).strip()
-    return f": {text[:200]}" if text else ""
-
-
-class EarthdataAuth(AuthBase):
+class EarthdataAuth(TokenAuth):
     """``Authorization: Bearer <EDL token>`` for ASF, from a token or a user/password.
 
     With a user/password the token is fetched on first use (:func:`find_or_create_token`),
     shared by threads, and fetched again after :meth:`invalidate` (the downloader calls it
-    after a 401). A fixed token is kept: a 401 then means it is expired or revoked.
+    after a 401). A fixed token is kept: a 401 then means it is expired or revoked (see
+    :class:`~bigearthnet_s1.tokenauth.TokenAuth`).
     """
+
+    service = "Earthdata login"
 
     def __init__(
         self,
@@ -168,46 +160,17 @@ class EarthdataAuth(AuthBase):
         session: requests.Session | None = None,
         timeout: float = 30.0,
     ) -> None:
-        if not token and not (user and password):
-            raise AuthenticationError("Earthdata login: give a token, or a user and a password")
-        self.user = user
-        self._password = password
-        self._fixed = token
-        self._token = token
+        super().__init__(token=token, user=user, password=password)
         self.edl_url = edl_url
         self._session = session
         self.timeout = timeout
-        self._lock = threading.Lock()
-        register_secret(password)
-        register_secret(token)
 
-    def __repr__(self) -> str:  # never show the token or the password
-        who = f"user={self.user!r}" if self.user and not self._fixed else "token=***"
-        return f"EarthdataAuth({who})"
-
-    def secrets(self) -> list[str]:
-        """The password and the token held now (for ``redact.register_auth``)."""
-        return [s for s in (self._password, self._token) if s]
-
-    def token(self) -> str:
-        with self._lock:
-            if self._token is None:
-                assert self.user is not None and self._password is not None
-                self._token = find_or_create_token(self.user, self._password, edl_url=self.edl_url,
-                                                   session=self._session, timeout=self.timeout)
-                register_secret(self._token)
-                log.info("Earthdata Login: token obtained for user %s", self.user)
-            return self._token
-
-    def invalidate(self) -> None:
-        """Forget a token made from the user/password (a fixed token cannot be renewed)."""
-        with self._lock:
-            if not self._fixed:
-                self._token = None
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers["Authorization"] = f"Bearer {self.token()}"
-        return r
+    def _obtain(self) -> str:
+        assert self.user is not None and self._password is not None
+        token = find_or_create_token(self.user, self._password, edl_url=self.edl_url, session=self._session,
+                                     timeout=self.timeout)
+        log.info("Earthdata Login: token obtained for user %s", self.user)
+        return token
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None = None, *, edl_url: str | None = None,

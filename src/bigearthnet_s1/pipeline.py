@@ -325,8 +325,8 @@ def catalog_unconfigured(catalog: str, catalog_root: str = "",
 
 
 def hub_endpoints(source: str, options: Mapping[str, Any] | None = None) -> Any:
-    """The store's :class:`~bigearthnet_s1.store.HubEndpoints` for a record source and Connection options."""
-    from bigearthnet_s1.store import HubEndpoints
+    """The :class:`~bigearthnet_s1.hub.HubEndpoints` for a record source and Connection options."""
+    from bigearthnet_s1.hub import HubEndpoints
 
     opts = dict(options or {})
     kw: dict[str, str] = {}
@@ -467,63 +467,21 @@ def load_record(work: WorkDir, name: str) -> ProductRecord:
 
 
 def _store(work: WorkDir, source: str = "local", options: Mapping[str, Any] | None = None) -> Any:
+    from bigearthnet_s1.hub import HubClient
     from bigearthnet_s1.store import ProductStore
 
-    return ProductStore(work.products, endpoints=hub_endpoints(source, options))
-
-
-#: (user, password) environment variables of each hub, as ``open_catalog`` reads them.
-_ACCOUNT_ENV = {"dhus": (("BIGEARTHNET_S1_DHUS_USER", "BIGEARTHNET_S1_DHUS_PASSWORD"),),
-                "cdse": (("BIGEARTHNET_S1_CDSE_USER", "BIGEARTHNET_S1_CDSE_PASSWORD"),
-                         ("CDSE_USER", "CDSE_PASSWORD"))}
-
-
-class _BearerToken:
-    """A fixed bearer token (a Connection's ``token`` extra or ``CDSE_TOKEN``) for requests."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def __repr__(self) -> str:  # never show the token
-        return "_BearerToken(***)"
-
-    def secrets(self) -> list[str]:
-        """For ``redact.register_auth``."""
-        return [self._token]
-
-    def __call__(self, r: Any) -> Any:
-        r.headers["Authorization"] = f"Bearer {self._token}"
-        return r
+    return ProductStore(work.products, hub=HubClient(endpoints=hub_endpoints(source, options)))
 
 
 def _auth(options: Mapping[str, Any] | None, source: str = "") -> dict[str, Any]:
-    """Download credentials: the Connection's login or token, else the hub's environment
-    variables (the same ones :func:`prepare_run` accepts as the catalogue's credentials).
-    Every secret found is registered for redaction."""
-    from bigearthnet_s1.redact import register_auth
+    """Download credentials (``{"auth": ...}``, or ``{}``): the Connection's login or token,
+    else the hub's environment variables (the same ones :func:`prepare_run` accepts as the
+    catalogue's credentials); see ``hub.auth_from_options``. Every secret found is
+    registered for redaction."""
+    from bigearthnet_s1.hub import auth_from_options
 
-    found = _find_auth(options, source)
-    register_auth(found.get("auth"))
-    return found
-
-
-def _find_auth(options: Mapping[str, Any] | None, source: str) -> dict[str, Any]:
-    opts = dict(options or {})
-    if source == "asf":  # Earthdata bearer token (a Connection password alone is the token)
-        from bigearthnet_s1.earthdata import EarthdataAuth
-
-        asf = EarthdataAuth.from_options(opts, edl_url=hub_endpoints("asf", opts).asf_edl_url)
-        return {"auth": asf} if asf is not None else {}
-    if opts.get("user"):
-        return {"auth": (str(opts["user"]), str(opts.get("password") or ""))}
-    if opts.get("token"):
-        return {"auth": _BearerToken(str(opts["token"]))}
-    for user_var, password_var in _ACCOUNT_ENV.get(source, ()):
-        if os.environ.get(user_var):
-            return {"auth": (os.environ[user_var], os.environ.get(password_var, ""))}
-    if source == "cdse" and os.environ.get("CDSE_TOKEN"):
-        return {"auth": _BearerToken(os.environ["CDSE_TOKEN"])}
-    return {}
+    auth = auth_from_options(source, options, endpoints=hub_endpoints(source, options))
+    return {"auth": auth} if auth is not None else {}
 
 
 def product_status(work: WorkDir, name: str, options: Mapping[str, Any] | None = None,
@@ -536,7 +494,7 @@ def product_status(work: WorkDir, name: str, options: Mapping[str, Any] | None =
     record = load_record(work, name)
     if record.source == "local" or record.online is not False or _store(work).has(name):
         return {"state": "online", "order_id": order_id, "message": ""}
-    from bigearthnet_s1.store import HubClient
+    from bigearthnet_s1.hub import HubClient
 
     hub = HubClient(endpoints=hub_endpoints(record.source, options))
     st = hub.retrieval_status(record, order_id=order_id, **_auth(options, record.source))
@@ -545,7 +503,7 @@ def product_status(work: WorkDir, name: str, options: Mapping[str, Any] | None =
 
 def request_product(work: WorkDir, name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Order an archived product's retrieval from the hub's long-term archive (returns at once)."""
-    from bigearthnet_s1.store import HubClient
+    from bigearthnet_s1.hub import HubClient
 
     record = load_record(work, name)
     hub = HubClient(endpoints=hub_endpoints(record.source, options))
@@ -572,7 +530,7 @@ def product_path(work: WorkDir, name: str) -> Path:
     record = load_record(work, name)
     store = _store(work, record.source)
     if record.source == "local":
-        from bigearthnet_s1.store import local_product_path
+        from bigearthnet_s1.hub import local_product_path
 
         return local_product_path(record)
     if store.has(name):
@@ -594,14 +552,14 @@ def preprocess_pair(work: WorkDir, key: str, name: str, *, engine: str = "native
     out = work.processed_file(key, name)
     if out.exists():
         return {"tile": key, "product": name, "path": str(out), "cached": True}
-    from bigearthnet_s1 import engine as engine_mod
+    from bigearthnet_s1.preprocess import preprocess
 
     tile = load_tile(work, key)
     src = product_path(work, name)
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     try:
-        engine_mod.preprocess(src, tile, out, engine=engine, graph=graph, dem=dem,
+        preprocess(src, tile, out, engine=engine, graph=graph, dem=dem,
                               dem_cache=work.root / "dem-cache")
     except SafeError as exc:
         # the product itself is bad (unreadable member, wrong measurement type, ...): a store

@@ -23,13 +23,9 @@ an exclusive ``flock`` on ``<name>.lock``, so two workers asking for the same pr
 it once (the second waits, then finds the zip). The kernel drops a dead holder's flock, so a
 lock file left by a killed process is stale by construction: the next caller takes it over.
 
-Offline (long-term archive) products: ``check_online``, ``request_retrieval`` (DHuS: the GET of
-``$value`` answering 202 triggers the retrieval; CDSE: an ``OData.CSC.Order``), the
-non-blocking ``retrieval_status`` (what an Airflow trigger polls), and the blocking
-``wait_until_online``.
-
-Records: anything with the fields name, uuid, size, checksum, checksum_algorithm, online, url
-and source of ``bigearthnet_s1.catalog.ProductRecord`` (:class:`ProductRef` is a minimal one).
+The hub side (URLs, credentials, offline products and their retrieval) is
+:class:`bigearthnet_s1.hub.HubClient`, which the store holds as ``store.hub`` and downloads
+through; an offline product's retrieval is requested, or waited for, through it.
 """
 
 from __future__ import annotations
@@ -49,122 +45,34 @@ import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol, runtime_checkable
-from urllib.parse import unquote, urlsplit
+from typing import Any
 
 import requests
 
 from bigearthnet_s1 import transfer
 from bigearthnet_s1.atomic import atomic_write_text, fsync_dir, sweep, temporary_dir
-from bigearthnet_s1.earthdata import EDL_URL, EarthdataAuth
+from bigearthnet_s1.checksum import file_checksum, verify_zip
 from bigearthnet_s1.errors import (
     ChecksumError,
     DownloadError,
+    HttpStatusError,
     InputError,
-    ProductOfflineError,
+    RetrievalPendingError,
     SafeError,
     StoreLockTimeout,
     UnsafeArchiveError,
 )
-from bigearthnet_s1.redact import redact, redact_url, register_auth
-from bigearthnet_s1.transfer import (
-    CdseTokenAuth,
-    ProgressCallback,
-    RetrievalPendingError,
-    RetryPolicy,
-)
+from bigearthnet_s1.hub import HubClient, ProductLike, local_product_path
+from bigearthnet_s1.redact import redact_url, register_auth
+from bigearthnet_s1.retry import RetryPolicy
+from bigearthnet_s1.transfer import DownloadOptions, ProgressCallback
 
 log = logging.getLogger(__name__)
-
-
-@runtime_checkable
-class ProductLike(Protocol):
-    """The fields of ``catalog.ProductRecord`` the store uses."""
-
-    # read-only properties, so that frozen dataclasses (ProductRecord, ProductRef) conform
-    @property
-    def name(self) -> str: ...
-    @property
-    def uuid(self) -> str | None: ...
-    @property
-    def size(self) -> int | None: ...
-    @property
-    def checksum(self) -> str | None: ...
-    @property
-    def checksum_algorithm(self) -> str | None: ...
-    @property
-    def online(self) -> bool | None: ...
-    @property
-    def url(self) -> str | None: ...
-    @property
-    def source(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class ProductRef:
-    """A minimal product record (for a bare URL or a local file); same field names as ProductRecord."""
-
-    name: str
-    url: str | None = None
-    source: str = "http"  # "dhus" | "cdse" | "asf" | "local" | "http"
-    uuid: str | None = None
-    size: int | None = None
-    checksum: str | None = None
-    checksum_algorithm: str | None = None
-    online: bool | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> ProductRef:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-
-
-@dataclass(frozen=True)
-class HubEndpoints:
-    """Hub URLs (configurable so tests point them at loopback)."""
-
-    dhus_url: str = "https://apihub.copernicus.eu/apihub/"
-    cdse_odata_url: str = "https://catalogue.dataspace.copernicus.eu/odata/v1"
-    cdse_download_url: str = "https://zipper.dataspace.copernicus.eu/odata/v1"
-    cdse_token_url: str = transfer.CDSE_TOKEN_URL
-    asf_edl_url: str = EDL_URL
-
-
-@dataclass(frozen=True)
-class RetrievalStatus:
-    """Where an archived product stands. ``state``: "online" | "pending" | "failed".
-
-    JSON-safe (``to_json``/``from_json``) so an Airflow trigger can carry it.
-    ``order_id``: the CDSE order (None for DHuS, whose retrieval has no id).
-    ``checked_at``: ISO 8601 UTC.
-    """
-
-    name: str
-    state: str
-    order_id: str | None = None
-    message: str = ""
-    checked_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-
-    @property
-    def online(self) -> bool:
-        return self.state == "online"
-
-    def __str__(self) -> str:
-        return self.state
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> RetrievalStatus:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 @dataclass
@@ -336,7 +244,7 @@ def check_zip_layout(path: Path, name: str | None = None) -> None:
     """Raise unless the zip at ``path`` is laid out as product ``name``: every member name is
     safe to extract (:func:`unsafe_member_reason`), and it holds ``<name>.SAFE/manifest.safe``
     (or ``manifest.safe`` at its root), not another product's .SAFE folder. Reads only the
-    zip's central directory (milliseconds); no CRC test (see ``transfer.verify_zip``)."""
+    zip's central directory (milliseconds); no CRC test (see ``checksum.verify_zip``)."""
     label = name or path.name
     try:
         with zipfile.ZipFile(path) as zf:
@@ -403,7 +311,7 @@ def check_safe_folder(path: Path, *, deep: bool = True) -> None:
         if size is not None and st.st_size != size:
             raise ChecksumError(f"{label}: file {href} has {st.st_size} bytes, manifest.safe says {size} (truncated?)")
         if deep and md5 is not None:
-            got = transfer.file_checksum(f, "md5")
+            got = file_checksum(f, "md5")
             if got != md5:
                 raise ChecksumError(f"{label}: file {href} fails its MD5 check (manifest.safe {md5}, file {got})")
 
@@ -418,265 +326,8 @@ def verify_product(path: Path, name: str | None = None, *, deep: bool = True) ->
         check_safe_folder(path, deep=deep)
         return
     if deep:
-        transfer.verify_zip(path, name or path.name)
+        verify_zip(path, name or path.name)
     check_zip_layout(path, name)
-
-
-# --------------------------------------------------------------------------------------------
-# talking to the hub
-
-
-class HubClient:
-    """Talks to a hub about one product: URLs, online status, retrieval from the long-term archive.
-
-    ``session``/``auth`` are defaults for every request; ``auth`` may be a mapping by record
-    source (``{"dhus": ("user", "pw"), "cdse": CdseTokenAuth(...)}``). A plain
-    ``(user, password)`` pair given for a CDSE record becomes a :class:`CdseTokenAuth` (one per
-    user, so its tokens are reused). Every method returns promptly except
-    :meth:`wait_until_online`.
-    """
-
-    def __init__(
-        self,
-        *,
-        endpoints: HubEndpoints | None = None,
-        session: requests.Session | None = None,
-        auth: Any = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.endpoints = endpoints or HubEndpoints()
-        self.session = session
-        self.auth = auth
-        self._sleep = sleep
-        self._token_auths: dict[tuple[str, str, str], CdseTokenAuth | EarthdataAuth] = {}
-        self._lock = threading.Lock()
-        self._own_session: requests.Session | None = None
-
-    def _session(self, session: requests.Session | None) -> requests.Session:
-        if session is not None:
-            return session
-        if self.session is not None:
-            return self.session
-        with self._lock:
-            if self._own_session is None:
-                self._own_session = requests.Session()
-            return self._own_session
-
-    # ---- credentials and URLs
-
-    @staticmethod
-    def credentials(source: str, user: str, password: str, endpoints: HubEndpoints | None = None) -> Any:
-        """Auth object for a hub: DHuS basic auth (what sentinelsat's session sends), CDSE tokens,
-        ASF Earthdata bearer tokens."""
-        endpoints = endpoints or HubEndpoints()
-        if source == "cdse":
-            return CdseTokenAuth(user, password, token_url=endpoints.cdse_token_url)
-        if source == "asf":
-            return EarthdataAuth(user=user, password=password, edl_url=endpoints.asf_edl_url)
-        return (user, password)
-
-    def auth_for(self, record: ProductLike, auth: Any = None) -> Any:
-        """The auth object to use for ``record`` (``auth`` overrides the client's default)."""
-        a = self.auth if auth is None else auth
-        if isinstance(a, Mapping):
-            a = a.get(record.source)
-        if record.source in ("cdse", "asf") and isinstance(a, (tuple, list)) and len(a) == 2:
-            # one token auth per hub and account, so that its tokens are reused
-            user, password = str(a[0]), str(a[1])
-            with self._lock:
-                key = (record.source, user, password)
-                if key not in self._token_auths:
-                    self._token_auths[key] = self.credentials(record.source, user, password, self.endpoints)
-                return self._token_auths[key]
-        return a
-
-    def download_url(self, record: ProductLike) -> str:
-        """The URL of the product zip (record.url, else built from the uuid)."""
-        if record.url:
-            return record.url
-        if not record.uuid:
-            raise DownloadError(f"{record.name}: record has neither url nor uuid; cannot download")
-        if record.source == "dhus":
-            return f"{self.endpoints.dhus_url.rstrip('/')}/odata/v1/Products('{record.uuid}')/$value"
-        if record.source == "cdse":
-            return f"{self.endpoints.cdse_download_url.rstrip('/')}/Products({record.uuid})/$value"
-        raise DownloadError(f"{record.name}: no download url in the {record.source} record")
-
-    def _dhus_entity_url(self, record: ProductLike) -> str:
-        url = self.download_url(record)
-        if url.endswith("/$value"):
-            return url[: -len("/$value")]
-        if record.uuid:
-            return f"{self.endpoints.dhus_url.rstrip('/')}/odata/v1/Products('{record.uuid}')"
-        raise DownloadError(f"{record.name}: cannot derive the DHuS OData entity from {redact_url(url)}")
-
-    def _cdse_entity_url(self, record: ProductLike) -> str:
-        uuid = record.uuid
-        if not uuid and record.url:
-            m = re.search(r"Products\(([^)]+)\)", record.url)
-            uuid = m.group(1).strip("'") if m else None
-        if not uuid:
-            raise DownloadError(f"{record.name}: CDSE record without uuid; cannot query or order it")
-        return f"{self._cdse_odata_base(record)}/Products({uuid})"
-
-    def _cdse_odata_base(self, record: ProductLike) -> str:
-        """Catalogue OData root: the configured one, else the root of a non-CDSE record URL (mirrors, tests)."""
-        configured = self.endpoints.cdse_odata_url.rstrip("/")
-        if configured != HubEndpoints.cdse_odata_url or not record.url:
-            return configured
-        host = (urlsplit(record.url).hostname or "").lower()
-        i = record.url.find("/odata/v1/")
-        if host.endswith("dataspace.copernicus.eu") or i < 0:
-            return configured
-        return record.url[: i + len("/odata/v1")]
-
-    # ---- offline products
-
-    def check_online(self, record: ProductLike, *, session: requests.Session | None = None, auth: Any = None) -> bool:
-        """Ask the hub whether the product can be downloaded now (DHuS ``Online/$value``, CDSE ``Online``)."""
-        if record.source == "local":
-            return local_product_path(record).exists()
-        sess = self._session(session)
-        a = self.auth_for(record, auth)
-        if record.source == "dhus":
-            url = self._dhus_entity_url(record) + "/Online/$value"
-            resp = self._get(sess, url, a, record.name)
-            if resp.status_code != 200:
-                # DHuS versions without the Online property: the product is online.
-                if "Online" in resp.text and resp.status_code in (400, 404, 500):
-                    return True
-                raise DownloadError(f"{record.name}: online check {redact_url(url)} failed (HTTP {resp.status_code})")
-            return resp.text.strip().lower() == "true"
-        if record.source == "cdse":
-            url = self._cdse_entity_url(record)
-            resp = self._get(sess, url, a, record.name)
-            if resp.status_code != 200:
-                raise DownloadError(f"{record.name}: online check {redact_url(url)} failed (HTTP {resp.status_code})")
-            body = _odata_entity(resp, record.name)
-            return bool(body.get("Online", True))
-        return record.online is not False
-
-    def request_retrieval(self, record: ProductLike, *, session: requests.Session | None = None, auth: Any = None) -> RetrievalStatus:
-        """Ask the hub to restore an archived product; returns at once.
-
-        DHuS: a GET of ``$value`` answering 202 starts the retrieval (200 means it is online;
-        403 usually means the user's quota of retrievals is used up). CDSE: POST
-        ``Products(<uuid>)/OData.CSC.Order``; the order id comes back in the status.
-        """
-        sess = self._session(session)
-        a = self.auth_for(record, auth)
-        if record.source == "dhus":
-            url = self.download_url(record)
-            try:
-                resp = transfer.open_stream(sess, url, headers={"User-Agent": transfer.USER_AGENT}, auth=a, timeout=(15, 60))
-            except requests.RequestException as exc:
-                raise DownloadError(f"{record.name}: retrieval request {redact_url(url)} failed: {exc}") from exc
-            with resp:
-                if resp.status_code == 202:
-                    log.info("%s: DHuS accepted the retrieval from its long-term archive", record.name)
-                    return RetrievalStatus(record.name, "pending", message="DHuS retrieval accepted (HTTP 202)")
-                if resp.status_code in (200, 206):
-                    return RetrievalStatus(record.name, "online")
-                if resp.status_code == 403:
-                    raise DownloadError(
-                        f"{record.name}: DHuS refused the retrieval (HTTP 403; quota of offline retrievals used up, "
-                        "or the credentials lack download rights)"
-                    )
-                raise DownloadError(f"{record.name}: retrieval request {redact_url(url)} answered HTTP {resp.status_code}")
-        if record.source == "cdse":
-            if self.check_online(record, session=sess, auth=a):
-                return RetrievalStatus(record.name, "online")
-            url = self._cdse_entity_url(record) + "/OData.CSC.Order"
-            try:
-                resp = sess.post(url, json={}, auth=a, timeout=(15, 60), headers={"User-Agent": transfer.USER_AGENT})
-            except requests.RequestException as exc:
-                raise DownloadError(f"{record.name}: order {redact_url(url)} failed: {exc}") from exc
-            if resp.status_code not in (200, 201, 202):
-                raise DownloadError(
-                    f"{record.name}: CDSE order {redact_url(url)} answered HTTP {resp.status_code}: {redact(resp.text)[:200]}")
-            body = _odata_entity(resp, record.name)
-            order_id = str(body.get("Id")) if body.get("Id") is not None else None
-            state = _order_state(body.get("Status"))
-            log.info("%s: CDSE order %s %s", record.name, order_id, body.get("Status"))
-            return RetrievalStatus(record.name, state if state != "online" else "pending", order_id, str(body.get("StatusMessage") or ""))
-        if self.check_online(record, session=sess, auth=a):
-            return RetrievalStatus(record.name, "online")
-        return RetrievalStatus(record.name, "failed", message=f"source {record.source!r} has no retrieval")
-
-    def retrieval_status(
-        self,
-        record: ProductLike,
-        *,
-        order_id: str | None = None,
-        session: requests.Session | None = None,
-        auth: Any = None,
-    ) -> RetrievalStatus:
-        """One non-blocking poll: "online", "pending" or "failed" (a failed CDSE order)."""
-        sess = self._session(session)
-        a = self.auth_for(record, auth)
-        if self.check_online(record, session=sess, auth=a):
-            return RetrievalStatus(record.name, "online", order_id)
-        if record.source == "cdse" and order_id:
-            url = f"{self._cdse_odata_base(record)}/Orders({order_id})"
-            resp = self._get(sess, url, a, record.name)
-            if resp.status_code == 200:
-                body = _odata_entity(resp, record.name)
-                state = _order_state(body.get("Status"))
-                msg = str(body.get("StatusMessage") or body.get("Status") or "")
-                if state == "failed":
-                    return RetrievalStatus(record.name, "failed", order_id, f"CDSE order {order_id} failed: {msg}")
-                return RetrievalStatus(record.name, "pending", order_id, msg)
-            return RetrievalStatus(record.name, "pending", order_id, f"order status HTTP {resp.status_code}")
-        return RetrievalStatus(record.name, "pending", order_id)
-
-    def wait_until_online(
-        self,
-        record: ProductLike,
-        *,
-        timeout: float,
-        poll: float = 60.0,
-        rerequest_every: int = 10,
-        session: requests.Session | None = None,
-        auth: Any = None,
-    ) -> RetrievalStatus:
-        """Request the retrieval and block until the product is online (timeout, poll in s).
-
-        DHuS forgets retrievals now and then: the request is repeated every
-        ``rerequest_every`` polls. Raises ``ProductOfflineError`` after ``timeout`` s or when
-        the CDSE order failed.
-        """
-        start = time.monotonic()
-        st = self.request_retrieval(record, session=session, auth=auth)
-        polls = 0
-        while not st.online:
-            if st.state == "failed":
-                raise ProductOfflineError(f"{record.name}: retrieval from the {record.source} archive failed: {st.message}")
-            waited = time.monotonic() - start
-            if waited >= timeout:
-                raise ProductOfflineError(
-                    f"{record.name}: still offline after waiting {waited:.0f} s (limit {timeout:.0f} s) for the "
-                    f"{record.source} long-term archive" + (f" (order {st.order_id})" if st.order_id else "")
-                    + "; try again later or raise the wait limit"
-                )
-            self._sleep(min(poll, max(0.0, timeout - waited)))
-            polls += 1
-            if record.source == "dhus" and rerequest_every and polls % rerequest_every == 0:
-                st = self.request_retrieval(record, session=session, auth=auth)
-            else:
-                st = self.retrieval_status(record, order_id=st.order_id, session=session, auth=auth)
-        log.info("%s: online after %.0f s", record.name, time.monotonic() - start)
-        return st
-
-    def _get(self, sess: requests.Session, url: str, auth: Any, name: str) -> requests.Response:
-        try:
-            resp = transfer.open_stream(sess, url, headers={"User-Agent": transfer.USER_AGENT}, auth=auth, timeout=(15, 60))
-        except requests.RequestException as exc:
-            raise DownloadError(f"{name}: request {redact_url(url)} failed: {exc}") from exc
-        with resp:
-            resp.content  # noqa: B018 - read the (small) body, then release the connection
-        return resp
-
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -686,45 +337,40 @@ class HubClient:
 class ProductStore:
     """A folder of verified products, safe for concurrent processes.
 
-    ``max_parallel``: downloads this store instance runs at once (threads of one process; the
-    DAG maps the limit across workers onto an Airflow pool). ``session``/``auth``: defaults for
-    every request; ``auth`` may be a mapping ``{"dhus": ..., "cdse": ...}`` by record source
-    (see :meth:`credentials`). ``lock_timeout`` (s): how long to wait for another process
-    working on the same product. ``transfer_options``: extra keyword arguments of
-    ``transfer.download`` (``timeout``, ``min_rate``, ``chunk_size``, ...).
+    ``hub``: the :class:`~bigearthnet_s1.hub.HubClient` downloads and retrievals go through
+    (its session, credentials and endpoints; default: a plain one). ``max_parallel``:
+    downloads this store instance runs at once (threads of one process; the DAG maps the
+    limit across workers onto an Airflow pool). ``retry``: the download retry policy;
+    ``test_zip``: CRC-test every downloaded zip before it gets its name; ``lock_timeout`` (s):
+    how long to wait for another process working on the same product, polling every
+    ``lock_poll`` s. ``transfer_options``: further options of ``transfer.download``
+    (``timeout``, ``min_rate``, ``chunk_size``, ...).
     """
 
     def __init__(
         self,
         root: str | os.PathLike[str],
         *,
+        hub: HubClient | None = None,
         max_parallel: int = 2,
-        session: requests.Session | None = None,
-        auth: Any = None,
-        endpoints: HubEndpoints | None = None,
         retry: RetryPolicy | None = None,
         test_zip: bool = True,
         lock_timeout: float = 12 * 3600.0,
         lock_poll: float = 1.0,
-        transfer_options: Mapping[str, Any] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        transfer_options: DownloadOptions | None = None,
     ) -> None:
         if max_parallel < 1:
             raise InputError(f"max_parallel must be >= 1, got {max_parallel}")
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        register_auth(auth)
+        self.hub = hub or HubClient()
         self.max_parallel = max_parallel
         self._slots = threading.BoundedSemaphore(max_parallel)
-        self.hub = HubClient(endpoints=endpoints, session=session, auth=auth, sleep=sleep)
-        self.session = session
-        self.auth = auth
-        self.endpoints = self.hub.endpoints
         self.retry = retry or RetryPolicy()
         self.test_zip = test_zip
         self.lock_timeout = lock_timeout
         self.lock_poll = lock_poll
-        self.transfer_options = dict(transfer_options or {})
+        self.transfer_options: DownloadOptions = DownloadOptions(**(transfer_options or {}))
 
     def __repr__(self) -> str:
         return f"ProductStore({str(self.root)!r}, max_parallel={self.max_parallel})"
@@ -843,7 +489,7 @@ class ProductStore:
         check is moved aside (:meth:`quarantine`) and fetched again.
         An offline product: its retrieval is requested; with ``wait_offline`` > 0 (s) this
         waits for it (polling every ``poll`` s), else raises ``RetrievalPendingError`` at once
-        (an Airflow task defers on :meth:`retrieval_status` instead of blocking a worker).
+        (an Airflow task defers on ``store.hub.retrieval_status`` instead of blocking a worker).
         """
         if record.source == "local":
             return self.verify_local(record)
@@ -855,7 +501,7 @@ class ProductStore:
                 self.lock(name).clear_if_stale()
                 return found
         register_auth(auth)
-        sess = session or self.session
+        sess = session or self.hub.session
         a = self.hub.auth_for(record, auth)
         with self.lock(name):
             if zp.is_file():  # a peer finished it while we waited
@@ -874,7 +520,7 @@ class ProductStore:
                     if round_ or wait_offline <= 0:
                         raise
                     self.hub.wait_until_online(record, timeout=wait_offline, poll=poll, session=sess, auth=a)
-                except transfer.HttpStatusError:
+                except HttpStatusError:
                     # CDSE answers an offline product's $value with an error status, not 202.
                     if round_ or record.source != "cdse" or self.hub.check_online(record, session=sess, auth=a):
                         raise
@@ -900,17 +546,17 @@ class ProductStore:
     def _download(
         self, record: ProductLike, url: str, zp: Path, sess: requests.Session | None, a: Any, progress: ProgressCallback | None
     ) -> Path:
-        opts: dict[str, Any] = {"test_zip": self.test_zip, "retry": self.retry,
-                                "verify": lambda part: check_zip_layout(part, record.name)}
-        opts.update(self.transfer_options)
         log.info("%s: downloading from %s", record.name, redact_url(url))
         owned = sess is None
         s = sess or requests.Session()
+        options: DownloadOptions = {
+            "test_zip": self.test_zip, "retry": self.retry, "verify": lambda part: check_zip_layout(part, record.name),
+            **self.transfer_options,
+            "session": s, "auth": a, "expected_size": record.size, "checksum": record.checksum,
+            "checksum_algorithm": record.checksum_algorithm, "progress": progress, "label": record.name,
+        }
         try:
-            return transfer.download(
-                url, zp, session=s, auth=a, expected_size=record.size, checksum=record.checksum,
-                checksum_algorithm=record.checksum_algorithm, progress=progress, label=record.name, **opts,
-            )
+            return transfer.download(url, zp, **options)
         finally:
             if owned:
                 s.close()
@@ -925,7 +571,7 @@ class ProductStore:
         raise RetrievalPendingError(
             f"{record.name}: offline in the {record.source} long-term archive; retrieval requested"
             + (f" (order {st.order_id})" if st.order_id else "")
-            + "; poll retrieval_status() and fetch again when online"
+            + "; poll its retrieval status and fetch again when online"
         )
 
     def fetch_all(
@@ -1025,33 +671,6 @@ class ProductStore:
 
     # ---- hub operations (see HubClient)
 
-    @staticmethod
-    def credentials(source: str, user: str, password: str, endpoints: HubEndpoints | None = None) -> Any:
-        """See :meth:`HubClient.credentials`."""
-        return HubClient.credentials(source, user, password, endpoints)
-
-    def download_url(self, record: ProductLike) -> str:
-        return self.hub.download_url(record)
-
-    def check_online(self, record: ProductLike, **kwargs: Any) -> bool:
-        """See :meth:`HubClient.check_online`."""
-        return self.hub.check_online(record, **kwargs)
-
-    def request_retrieval(self, record: ProductLike, **kwargs: Any) -> RetrievalStatus:
-        """See :meth:`HubClient.request_retrieval`."""
-        return self.hub.request_retrieval(record, **kwargs)
-
-    def retrieval_status(self, record: ProductLike, **kwargs: Any) -> RetrievalStatus:
-        """See :meth:`HubClient.retrieval_status` (non-blocking)."""
-        return self.hub.retrieval_status(record, **kwargs)
-
-    def wait_until_online(self, record: ProductLike, **kwargs: Any) -> RetrievalStatus:
-        """See :meth:`HubClient.wait_until_online` (blocking)."""
-        return self.hub.wait_until_online(record, **kwargs)
-
-
-
-
 
 def _signature(path: Path) -> str:
     """Identifies the current content of a file or folder cheaply: paths, sizes, mtimes, inodes."""
@@ -1069,133 +688,15 @@ def _signature(path: Path) -> str:
     return h.hexdigest()
 
 
-def local_product_path(record: ProductLike) -> Path:
-    """The path of a ``source == "local"`` record (``url`` is a path or file: URL); must exist."""
-    if not record.url:
-        raise DownloadError(f"{record.name}: local record without a path (url)")
-    url = record.url
-    path = Path(unquote(urlsplit(url).path)) if url.startswith("file:") else Path(url)
-    if not path.exists():
-        raise DownloadError(f"{record.name}: local product {path} does not exist")
-    return path
-
-
-def check_online(record: ProductLike, *, endpoints: HubEndpoints | None = None, **kwargs: Any) -> bool:
-    """Module-level :meth:`HubClient.check_online` (``session=``, ``auth=`` keywords)."""
-    return HubClient(endpoints=endpoints).check_online(record, **kwargs)
-
-
-def request_retrieval(record: ProductLike, *, endpoints: HubEndpoints | None = None, **kwargs: Any) -> RetrievalStatus:
-    """Module-level :meth:`HubClient.request_retrieval`."""
-    return HubClient(endpoints=endpoints).request_retrieval(record, **kwargs)
-
-
-def retrieval_status(record: ProductLike, *, endpoints: HubEndpoints | None = None, **kwargs: Any) -> RetrievalStatus:
-    """Module-level :meth:`HubClient.retrieval_status` (one non-blocking poll)."""
-    return HubClient(endpoints=endpoints).retrieval_status(record, **kwargs)
-
-
-def wait_until_online(record: ProductLike, *, endpoints: HubEndpoints | None = None, **kwargs: Any) -> RetrievalStatus:
-    """Module-level :meth:`HubClient.wait_until_online`."""
-    return HubClient(endpoints=endpoints).wait_until_online(record, **kwargs)
-
-
-def _odata_entity(resp: requests.Response, name: str) -> dict[str, Any]:
-    try:
-        body = resp.json()
-    except ValueError as exc:
-        raise DownloadError(f"{name}: {redact_url(resp.url)} sent no JSON ({redact(resp.text)[:100]!r})") from exc
-    if isinstance(body, dict) and isinstance(body.get("d"), dict):  # OData v2 (DHuS)
-        body = body["d"]
-    if isinstance(body, dict) and isinstance(body.get("value"), dict):
-        body = body["value"]
-    if isinstance(body, dict) and isinstance(body.get("value"), list) and len(body["value"]) == 1:
-        body = body["value"][0]
-    if not isinstance(body, dict):
-        raise DownloadError(f"{name}: unexpected OData answer from {redact_url(resp.url)}")
-    return body
-
-
-def _order_state(status: Any) -> str:
-    s = str(status or "").lower().replace(" ", "_")
-    if s in ("failed", "cancelled", "canceled", "error"):
-        return "failed"
-    if s in ("completed", "done", "succeeded"):
-        return "online"
-    return "pending"
-
-
-def records_from_json(data: Any) -> list[ProductLike]:
-    """Product records out of a selection's JSON (``{"products": [...]}``), a record, or lists of them.
-
-    Uses ``catalog.ProductRecord.from_json`` when the catalogue module is there; falls back to
-    :class:`ProductRef` for dicts that lack the catalogue's fields.
-    """
-    out: list[ProductLike] = []
-
-    def record(d: Mapping[str, Any]) -> ProductLike:
-        try:
-            from bigearthnet_s1.catalog import ProductRecord
-        except ImportError:
-            return ProductRef.from_json(d)
-        try:
-            return ProductRecord.from_json(dict(d))
-        except Exception:  # noqa: BLE001 - a partial record still downloads
-            return ProductRef.from_json(d)
-
-    def walk(x: Any) -> None:
-        if isinstance(x, list):
-            for item in x:
-                walk(item)
-        elif isinstance(x, Mapping):
-            if "products" in x:
-                walk(x["products"])
-            elif "name" in x:
-                out.append(record(x))
-            else:
-                raise InputError(f"JSON object with neither 'products' nor 'name': keys {sorted(x)[:8]}")
-        else:
-            raise InputError(f"unexpected JSON value {type(x).__name__} where product records were expected")
-
-    walk(data)
-    seen: dict[str, ProductLike] = {}
-    for r in out:
-        seen.setdefault(r.name, r)
-    return list(seen.values())
-
-
-def guess_source(url: str) -> str:
-    """"cdse", "dhus", "asf", "local" or "http" for a bare product URL/path."""
-    if "://" not in url or url.startswith("file:"):
-        return "local"
-    host = (urlsplit(url).hostname or "").lower()
-    if host.endswith("dataspace.copernicus.eu"):
-        return "cdse"
-    if host == "asf.alaska.edu" or host.endswith(".asf.alaska.edu"):
-        return "asf"
-    if "/odata/v1/Products('" in url:
-        return "dhus"
-    return "http"
-
-
 __all__ = [
     "FetchReport",
-    "HubClient",
-    "HubEndpoints",
-    "ProductLike",
     "ProductLock",
-    "ProductRef",
     "ProductStore",
-    "RetrievalStatus",
     "StoreLockTimeout",
     "UnsafeArchiveError",
-    "check_online",
     "check_product_name",
-    "local_product_path",
-    "request_retrieval",
-    "retrieval_status",
-    "wait_until_online",
-    "guess_source",
-    "records_from_json",
+    "check_safe_folder",
+    "check_zip_layout",
     "unsafe_member_reason",
+    "verify_product",
 ]

@@ -10,7 +10,7 @@ import pytest
 
 HEAVY = ["numpy", "pandas", "rasterio", "geopandas", "shapely", "pyproj", "scipy", "numba",
          "xarray", "sentinelsat", "pyarrow", "bigearthnet_s1.pipeline", "bigearthnet_s1.tiles",
-         "bigearthnet_s1.catalog", "bigearthnet_s1.engine", "bigearthnet_s1.archive"]
+         "bigearthnet_s1.catalog", "bigearthnet_s1.engine", "bigearthnet_s1.preprocess", "bigearthnet_s1.archive"]
 
 PARSE = r'''
 import json, sys, time, importlib.util

@@ -32,8 +32,8 @@ from typing import Any
 
 import pytest
 
-from bigearthnet_s1.store import ProductRef
-from bigearthnet_s1.transfer import RetryPolicy
+from bigearthnet_s1.hub import ProductRef
+from bigearthnet_s1.retry import RetryPolicy
 
 NAME = "S1A_IW_GRDH_1SDV_20170613T165043_20170613T165108_017018_01C579_7EEC"
 NAME2 = "S1B_IW_GRDH_1SDV_20170614T053211_20170614T053236_006053_00AA21_1F3D"
@@ -410,8 +410,9 @@ def leftovers() -> Any:
 
 FETCH_SCRIPT = r"""
 import json, logging, sys
-from bigearthnet_s1.store import ProductStore, ProductRef
-from bigearthnet_s1.transfer import RetryPolicy
+from bigearthnet_s1.hub import ProductRef
+from bigearthnet_s1.retry import RetryPolicy
+from bigearthnet_s1.store import ProductStore
 logging.basicConfig(level=logging.INFO, format="%(process)d %(name)s: %(message)s")
 args = json.loads(sys.argv[1])
 store = ProductStore(args["root"], retry=RetryPolicy(backoff=0.05, jitter=0.1), lock_poll=0.05,

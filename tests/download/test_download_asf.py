@@ -18,7 +18,8 @@ import shapely
 from bigearthnet_s1.catalog import open_catalog
 from bigearthnet_s1.earthdata import EarthdataAuth, credentials_from_options, find_or_create_token
 from bigearthnet_s1.errors import AuthenticationError, ChecksumError, DownloadError
-from bigearthnet_s1.store import HubEndpoints, ProductStore, guess_source
+from bigearthnet_s1.hub import HubClient, HubEndpoints, guess_source
+from bigearthnet_s1.store import ProductStore
 from bigearthnet_s1.transfer import same_site
 
 NAME = "S1A_IW_GRDH_1SDV_20170613T165043_20170613T165108_017018_01C579_7EEC"
@@ -53,8 +54,8 @@ def test_user_password_become_an_edl_token_once(asf_hub, make_zip, fast_retry, t
     asf_hub.users["alice"] = "pw-Xy9-do-not-log"
     caplog.set_level(logging.DEBUG)
     retry, _ = fast_retry
-    store = ProductStore(tmp_path, retry=retry, endpoints=HubEndpoints(asf_edl_url=asf_hub.edl_url),
-                         auth={"asf": ("alice", "pw-Xy9-do-not-log")})
+    store = ProductStore(tmp_path, retry=retry, hub=HubClient(endpoints=HubEndpoints(asf_edl_url=asf_hub.edl_url),
+                                                              auth={"asf": ("alice", "pw-Xy9-do-not-log")}))
     assert store.fetch(rec).read_bytes() == data
     store.remove(NAME)
     assert store.fetch(rec).read_bytes() == data

@@ -17,19 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from bigearthnet_s1.commands.download import records_from_json
 from bigearthnet_s1.errors import ChecksumError, DownloadError, InputError, ProductOfflineError, SafeError
-from bigearthnet_s1.store import (
-    HubEndpoints,
-    ProductLock,
-    ProductRef,
-    ProductStore,
-    RetrievalStatus,
-    StoreLockTimeout,
-    UnsafeArchiveError,
-    records_from_json,
-    retrieval_status,
-)
-from bigearthnet_s1.transfer import RetrievalPendingError, RetryPolicy
+from bigearthnet_s1.hub import HubClient, HubEndpoints, ProductRef, RetrievalStatus
+from bigearthnet_s1.retry import RetryPolicy
+from bigearthnet_s1.store import ProductLock, ProductStore, StoreLockTimeout, UnsafeArchiveError
+from bigearthnet_s1.transfer import RetrievalPendingError
 
 NAME = "S1A_IW_GRDH_1SDV_20170613T165043_20170613T165108_017018_01C579_7EEC"
 NAME2 = "S1B_IW_GRDH_1SDV_20170614T053211_20170614T053236_006053_00AA21_1F3D"
@@ -38,9 +31,9 @@ NAME2 = "S1B_IW_GRDH_1SDV_20170614T053211_20170614T053236_006053_00AA21_1F3D"
 def _store(root: Path, hub, **kw) -> ProductStore:
     kw.setdefault("retry", RetryPolicy(backoff=0.01, jitter=0.0, sleep=lambda s: time.sleep(min(s, 0.01))))
     kw.setdefault("lock_poll", 0.02)
-    return ProductStore(root, endpoints=HubEndpoints(dhus_url=hub.base + "/", cdse_odata_url=hub.base + "/cdse/odata/v1",
-                                                     cdse_download_url=hub.base + "/cdse/odata/v1",
-                                                     cdse_token_url=hub.base + "/auth/token"), **kw)
+    endpoints = HubEndpoints(dhus_url=hub.base + "/", cdse_odata_url=hub.base + "/cdse/odata/v1",
+                             cdse_download_url=hub.base + "/cdse/odata/v1", cdse_token_url=hub.base + "/auth/token")
+    return ProductStore(root, hub=HubClient(endpoints=endpoints, auth=kw.pop("auth", None)), **kw)
 
 
 def _md5(path: Path) -> str:
@@ -308,7 +301,7 @@ def test_dhus_offline_product_retrieval_then_download(hub, tmp_path, leftovers):
     with pytest.raises(RetrievalPendingError, match="retrieval requested"):
         store.fetch(rec)  # requests the retrieval and returns at once
     assert p.retrieval_requested and not store.has(NAME) and leftovers(tmp_path) == []
-    states = [store.retrieval_status(rec).state for _ in range(3)]
+    states = [store.hub.retrieval_status(rec).state for _ in range(3)]
     assert states == ["pending", "pending", "online"]
     assert store.fetch(rec).is_file()
     assert [e["status"] for e in hub.requests_for(p)] == [202, 200]
@@ -337,9 +330,9 @@ def test_dhus_forgotten_retrieval_is_requested_again(hub, tmp_path):
     store = _store(tmp_path, hub)
     rec = hub.record(p, online=False)
     with pytest.raises(ProductOfflineError):  # without asking again it never comes
-        store.wait_until_online(rec, timeout=0.3, poll=0.01, rerequest_every=0)
+        store.hub.wait_until_online(rec, timeout=0.3, poll=0.01, rerequest_every=0)
     p.retrieval_requested, p.polls, p.forget_once_at = False, 0, 2
-    st = store.wait_until_online(rec, timeout=30, poll=0.01, rerequest_every=3)
+    st = store.hub.wait_until_online(rec, timeout=30, poll=0.01, rerequest_every=3)
     statuses = [e["status"] for e in hub.requests_for(p)]
     assert st.online and len(statuses) >= 3 and set(statuses) == {202}
 
@@ -348,11 +341,11 @@ def test_cdse_order_flow(hub, tmp_path):
     p = hub.add(offline_polls=2, require_token=True)
     store = _store(tmp_path, hub, auth={"cdse": ("alice", "secret")})
     rec = hub.record(p, source="cdse", online=False)
-    st = store.request_retrieval(rec)
+    st = store.hub.request_retrieval(rec)
     assert st.state == "pending" and st.order_id == "order-1"
     st2 = RetrievalStatus.from_json(json.loads(json.dumps(st.to_json())))  # what a trigger carries
     assert st2 == st and str(st2) == "pending"
-    polls = [store.retrieval_status(rec, order_id=st.order_id).state for _ in range(2)]
+    polls = [store.hub.retrieval_status(rec, order_id=st.order_id).state for _ in range(2)]
     assert polls == ["pending", "online"]
     assert _md5(store.fetch(rec)) == p.md5
     assert hub.token_grants == ["password"]  # one token for every request
@@ -371,14 +364,14 @@ def test_cdse_failed_order(hub, tmp_path):
     p = hub.add(offline_polls=10**6, order_fails=True)
     store = _store(tmp_path, hub)
     with pytest.raises(ProductOfflineError, match="LTA error"):
-        store.wait_until_online(hub.record(p, source="cdse", online=False), timeout=30, poll=0.01)
+        store.hub.wait_until_online(hub.record(p, source="cdse", online=False), timeout=30, poll=0.01)
 
 
-def test_module_level_status_derives_cdse_root_from_url(hub):
+def test_default_endpoints_derive_cdse_root_from_url(hub):
     p = hub.add(offline_polls=10**6)
     rec = hub.record(p, source="cdse", online=False)
-    assert retrieval_status(rec).state == "pending"  # default endpoints; the loopback root comes from rec.url
-    assert retrieval_status(hub.record(hub.add(name=NAME2), source="cdse")).online
+    assert HubClient().retrieval_status(rec).state == "pending"  # default endpoints; the loopback root comes from rec.url
+    assert HubClient().retrieval_status(hub.record(hub.add(name=NAME2), source="cdse")).online
 
 
 # ------------------------------------------------------------------ concurrency

@@ -10,17 +10,15 @@ from pathlib import Path
 import pytest
 import requests
 
+from bigearthnet_s1.checksum import best_checksum, normalise_algorithm
 from bigearthnet_s1.errors import AuthenticationError, ChecksumError, DownloadError
+from bigearthnet_s1.hub import CdseTokenAuth
+from bigearthnet_s1.retry import RetryPolicy, parse_retry_after
 from bigearthnet_s1.transfer import (
-    CdseTokenAuth,
     HttpStatusError,
     NotAZipError,
     ProgressReporter,
-    RetryPolicy,
-    best_checksum,
     download,
-    normalise_algorithm,
-    parse_retry_after,
     part_path,
     same_site,
 )

@@ -190,8 +190,8 @@ def rome_case(tmp_path_factory: pytest.TempPathFactory, s1b_rome_safe: Path, rom
     import rasterio
     from rasterio.windows import Window
 
-    from bigearthnet_s1.engine import target_window
     from bigearthnet_s1.geocoding import radar_window_for_grid
+    from bigearthnet_s1.preprocess import target_window
     from bigearthnet_s1.safe import open_safe
 
     root = tmp_path_factory.mktemp("rome")

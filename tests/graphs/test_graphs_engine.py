@@ -12,6 +12,7 @@ import rasterio
 
 from bigearthnet_s1 import engine as E
 from bigearthnet_s1 import graph as G
+from bigearthnet_s1 import preprocess as P
 from bigearthnet_s1.dem import open_dem
 from bigearthnet_s1.errors import GeometryError, GraphError, InputError
 from bigearthnet_s1.geocoding import radar_window_for_grid, terrain_correct
@@ -22,11 +23,11 @@ from bigearthnet_s1.safe import open_safe
 def _setup(case, template: str, tmp_path: Path, dem_choice: G.DemChoice | None = None):
     """Render ``template`` for ``case`` the way a user would: tile-grid window, radar window."""
     safe = open_safe(case.safe)
-    win = E.target_window(case.tile, safe.footprint)
+    win = P.target_window(case.tile, safe.footprint)
     grid = E.GridSpec(case.tile.grid.crs, case.tile.grid.window_transform(win), (int(win.height), int(win.width)))
     if dem_choice is None:
         if case.dem == "flat":
-            dem_choice = G.DemChoice.external(E.write_flat_dem(tmp_path / "flat.tif", safe.footprint.bounds),
+            dem_choice = G.DemChoice.external(P.write_flat_dem(tmp_path / "flat.tif", safe.footprint.bounds),
                                               apply_egm=False, nodata=-32768.0)
         else:
             dem_choice = G.DemChoice.external(case.dem, apply_egm=True, nodata=-32768.0)
@@ -73,7 +74,7 @@ def test_native_graph_equals_direct_calls(which, template, calibration, request,
 def test_simulated_product_matches_its_truth(sim_case, tmp_path) -> None:
     """End to end on the simulator's ground truth (sigma0 on the tile grid): a wrong grid
     alignment, calibration or geocoding would show as bias or decorrelation."""
-    out = E.preprocess(sim_case.safe, sim_case.tile, tmp_path / "sim.tif", engine="native", dem="flat")
+    out = P.preprocess(sim_case.safe, sim_case.tile, tmp_path / "sim.tif", engine="native", dem="flat")
     truth = next(sim_case.safe.parent.glob("*.truth.tif"))
     with rasterio.open(out) as o, rasterio.open(truth) as t:
         got = o.read()
@@ -86,7 +87,7 @@ def test_simulated_product_matches_its_truth(sim_case, tmp_path) -> None:
 
 
 def test_preprocess_writes_the_contract_geotiff(rome_case, tmp_path) -> None:
-    out = E.preprocess(rome_case.safe, rome_case.tile, tmp_path / "p" / "rome.tif", engine="native",
+    out = P.preprocess(rome_case.safe, rome_case.tile, tmp_path / "p" / "rome.tif", engine="native",
                        dem=rome_case.dem, polarisations=("VV",))
     safe, grid, rw, g = _setup(rome_case, "full", tmp_path, G.DemChoice.external(rome_case.dem, nodata=-32768.0))
     with rasterio.open(out) as ds:
@@ -116,9 +117,9 @@ def test_preprocess_writes_the_contract_geotiff(rome_case, tmp_path) -> None:
 def test_fallback_graph_on_flag_and_on_request(rome_case, tmp_path) -> None:
     safe = open_safe(rome_case.safe)
     kw = dict(engine="native", dem=rome_case.dem, polarisations=("VV",))
-    flagged = E.preprocess(rome_case.safe, rome_case.tile, tmp_path / "a.tif", flagged=[safe.name], **kw)
-    asked = E.preprocess(rome_case.safe, rome_case.tile, tmp_path / "b.tif", graph="nocal", **kw)
-    full = E.preprocess(rome_case.safe, rome_case.tile, tmp_path / "c.tif", **kw)
+    flagged = P.preprocess(rome_case.safe, rome_case.tile, tmp_path / "a.tif", flagged=[safe.name], **kw)
+    asked = P.preprocess(rome_case.safe, rome_case.tile, tmp_path / "b.tif", graph="nocal", **kw)
+    full = P.preprocess(rome_case.safe, rome_case.tile, tmp_path / "c.tif", **kw)
     with rasterio.open(flagged) as a, rasterio.open(asked) as b, rasterio.open(full) as c:
         assert a.tags()["GRAPH"] == b.tags()["GRAPH"] == "BigEarthNet-S1-GRD-nocal"
         assert c.tags()["GRAPH"] == "BigEarthNet-S1-GRD-full"
@@ -126,8 +127,8 @@ def test_fallback_graph_on_flag_and_on_request(rome_case, tmp_path) -> None:
         # uncalibrated minus calibrated = 10 log10(A_sigma^2), ~ 50 dB for S-1 IW
         diff = np.nanmedian(a.read(1) - c.read(1))
     assert 40.0 < diff < 60.0
-    assert E.calibration_flag(safe, ("VV",)) is None
-    assert "flagged" in E.calibration_flag(safe, ("VV",), flagged=[safe.name])
+    assert P.calibration_flag(safe, ("VV",)) is None
+    assert "flagged" in P.calibration_flag(safe, ("VV",), flagged=[safe.name])
 
 
 def test_calibration_flag_from_a_broken_lut(rome_case, tmp_path) -> None:
@@ -143,8 +144,8 @@ def test_calibration_flag_from_a_broken_lut(rome_case, tmp_path) -> None:
         break
     ET.ElementTree(root).write(cal)
     safe = open_safe(dst)
-    assert "sigma0 calibration LUT value" in E.calibration_flag(safe, ("VV",))
-    out = E.preprocess(dst, rome_case.tile, tmp_path / "x.tif", dem=rome_case.dem, polarisations=("VV",))
+    assert "sigma0 calibration LUT value" in P.calibration_flag(safe, ("VV",))
+    out = P.preprocess(dst, rome_case.tile, tmp_path / "x.tif", dem=rome_case.dem, polarisations=("VV",))
     with rasterio.open(out) as ds:
         assert ds.tags()["GRAPH"] == "BigEarthNet-S1-GRD-nocal"
 
@@ -249,14 +250,14 @@ def test_external_dem_nodata_must_match(rome_case, tmp_path) -> None:
 
 def test_preprocess_input_errors(rome_case, tmp_path) -> None:
     with pytest.raises(InputError, match=r"polarisation\(s\) VH requested but not available"):
-        E.preprocess(rome_case.safe, rome_case.tile, tmp_path / "x.tif", dem=rome_case.dem)
+        P.preprocess(rome_case.safe, rome_case.tile, tmp_path / "x.tif", dem=rome_case.dem)
     from bigearthnet_s1.tiles import MapGrid, TileAcquisition, mgrs_tile_origin
 
     far = TileAcquisition("29SND", rome_case.tile.sensing_time, None, MapGrid.tile(*mgrs_tile_origin("29SND")), ())
     with pytest.raises(GeometryError, match=r"does not cover tile 29SND"):
-        E.preprocess(rome_case.safe, far, tmp_path / "x.tif", dem=rome_case.dem, polarisations=("VV",))
+        P.preprocess(rome_case.safe, far, tmp_path / "x.tif", dem=rome_case.dem, polarisations=("VV",))
     with pytest.raises(InputError, match="engine 'gpu'"):
-        E.preprocess(rome_case.safe, rome_case.tile, tmp_path / "x.tif", engine="gpu")
+        P.preprocess(rome_case.safe, rome_case.tile, tmp_path / "x.tif", engine="gpu")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -264,10 +265,10 @@ def test_target_window_whole_tile_and_patches(rome_case) -> None:
     from bigearthnet_s1.tiles import TileAcquisition
 
     safe = open_safe(rome_case.safe)
-    w = E.target_window(rome_case.tile, safe.footprint)
+    w = P.target_window(rome_case.tile, safe.footprint)
     assert (w.col_off, w.row_off, w.width, w.height) == (76 * 120, 38 * 120, 240, 240)
     whole = TileAcquisition("33TTG", rome_case.tile.sensing_time, None, rome_case.tile.grid, ())
-    ww = E.target_window(whole, safe.footprint)
+    ww = P.target_window(whole, safe.footprint)
     # the scene covers the tile's eastern part only: whole patch cells, clipped to 10980 px
     assert ww.col_off % 120 == 0 and ww.row_off % 120 == 0 and ww.col_off > 0
     assert ww.col_off + ww.width == 10980 and ww.row_off + ww.height <= 10980
@@ -280,10 +281,10 @@ def test_radar_window_for_a_named_dem_holds_mountains(rome_case) -> None:
     from bigearthnet_s1.geocoding import radar_coordinates
 
     ann = open_safe(rome_case.safe).annotation("VV")
-    win = E.target_window(rome_case.tile, open_safe(rome_case.safe).footprint)
+    win = P.target_window(rome_case.tile, open_safe(rome_case.safe).footprint)
     grid = E.GridSpec(rome_case.tile.grid.crs, rome_case.tile.grid.window_transform(win), (int(win.height), int(win.width)))
     margin = 32
-    rwin = E._radar_window(ann, G.DemChoice(G.SRTM_1SEC), grid, margin)
+    rwin = P._radar_window(ann, G.DemChoice(G.SRTM_1SEC), grid, margin)
     for h in (0.0, 2000.0, 4000.0, 8000.0):
         line, pixel = radar_coordinates(ann, f"flat:{h:g}", crs=grid.crs, transform=grid.transform, shape=grid.shape)
         # every pixel with its resampling neighbours and the margin inside the window

@@ -16,6 +16,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from bigearthnet_s1 import engine as E
+from bigearthnet_s1 import preprocess as P
 from bigearthnet_s1.dem import open_dem
 from bigearthnet_s1.errors import DemError
 
@@ -28,12 +29,12 @@ def test_flat_dem_covers_patch_cells_past_a_high_latitude_footprint(tmp_path: Pa
     # A footprint whose east edge just reaches the cell's west edge.
     fp_bounds = (lon0 - 2.0, lat0 - 0.5, lon0, lat1 + 0.5)
 
-    old = E.write_flat_dem(tmp_path / "old.tif", fp_bounds)
+    old = P.write_flat_dem(tmp_path / "old.tif", fp_bounds)
     with pytest.raises(DemError, match="does not cover"):
         open_dem(old, vertical="ellipsoid").heights(grid.crs, grid.transform, grid.shape)
 
-    bounds = E.flat_dem_bounds(fp_bounds, grid)
+    bounds = P.flat_dem_bounds(fp_bounds, grid)
     assert bounds[:2] == fp_bounds[:2] and bounds[2] == pytest.approx(lon1) and bounds[3] == fp_bounds[3]
-    new = E.write_flat_dem(tmp_path / "new.tif", bounds)
+    new = P.write_flat_dem(tmp_path / "new.tif", bounds)
     h = open_dem(new, vertical="ellipsoid").heights(grid.crs, grid.transform, grid.shape)
     assert h.shape == (120, 120) and np.all(h == 0.0)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from bigearthnet_s1 import engine as E
 from bigearthnet_s1 import graph as G
+from bigearthnet_s1 import preprocess as P
 from bigearthnet_s1.errors import GraphError, InputError
 
 SAFE = Path("/data/S1B.SAFE/manifest.safe")
@@ -74,14 +74,14 @@ def test_native_engine_applies_the_convention(rome_case, tmp_path) -> None:
     the terrain correction (GEOMETRY tag; the images differ by the sub-pixel shifts of the
     conventions, ~0.2 px; with speckle that is a clear difference, far below a wrong grid's)."""
     kw = dict(engine="native", dem=rome_case.dem, polarisations=("VV",))
-    outs = {c: E.preprocess(rome_case.safe, rome_case.tile, tmp_path / f"{c}.tif", geometry=c, **kw)
+    outs = {c: P.preprocess(rome_case.safe, rome_case.tile, tmp_path / f"{c}.tif", geometry=c, **kw)
             for c in ("esa", "snap", "sarsen")}
     data = {}
     for c, path in outs.items():
         with rasterio.open(path) as ds:
             assert ds.tags()["GEOMETRY"] == c
             data[c] = ds.read(1)
-    default = E.preprocess(rome_case.safe, rome_case.tile, tmp_path / "default.tif", **kw)
+    default = P.preprocess(rome_case.safe, rome_case.tile, tmp_path / "default.tif", **kw)
     with rasterio.open(default) as ds:
         assert ds.tags()["GEOMETRY"] == "esa"
         assert np.array_equal(ds.read(1), data["esa"], equal_nan=True)
@@ -91,4 +91,4 @@ def test_native_engine_applies_the_convention(rome_case, tmp_path) -> None:
         d = np.abs(data["esa"][ok] - data[c][ok])
         assert 0.05 < np.median(d) < 3.0, c  # dB: resampled at other sub-pixel positions
     with pytest.raises(InputError, match="geometry convention 'isce'"):
-        E.preprocess(rome_case.safe, rome_case.tile, tmp_path / "x.tif", geometry="isce", **kw)
+        P.preprocess(rome_case.safe, rome_case.tile, tmp_path / "x.tif", geometry="isce", **kw)

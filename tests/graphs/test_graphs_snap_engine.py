@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 import rasterio
 
-from bigearthnet_s1 import engine as E
+from bigearthnet_s1 import preprocess as P
 from bigearthnet_s1.errors import EngineUnavailableError, InputError
 from bigearthnet_s1.safe import open_safe
 
 
 def test_snap_engine_cuts_snap_grid_to_the_tile_window(sim_case, fake_gpt, tmp_path, monkeypatch) -> None:
     safe = open_safe(sim_case.safe)
-    win = E.target_window(sim_case.tile, safe.footprint)
+    win = P.target_window(sim_case.tile, safe.footprint)
     t = sim_case.tile.grid.window_transform(win)
     left, top = t.c, t.f
     right, bottom = left + 10 * win.width, top - 10 * win.height
@@ -32,7 +32,7 @@ def test_snap_engine_cuts_snap_grid_to_the_tile_window(sim_case, fake_gpt, tmp_p
     monkeypatch.setenv("FAKE_GPT_BOUNDS", f"{left - 17},{bottom - 100},{right + 300},{top + 33}")
     monkeypatch.setenv("FAKE_GPT_MODE", "geotiff")
     monkeypatch.setenv("BIGEARTHNET_S1_GPT", str(fake_gpt))
-    out = E.preprocess(sim_case.safe, sim_case.tile, tmp_path / "snap.tif", engine="snap", dem="flat",
+    out = P.preprocess(sim_case.safe, sim_case.tile, tmp_path / "snap.tif", engine="snap", dem="flat",
                        polarisations=("VH", "VV"))
     with rasterio.open(out) as ds:
         assert ds.descriptions == ("VH", "VV", "LAYOVER_SHADOW")
@@ -42,7 +42,7 @@ def test_snap_engine_cuts_snap_grid_to_the_tile_window(sim_case, fake_gpt, tmp_p
     # flat ellipsoid: no layover or shadow; NaN where there is no data at all
     assert np.array_equal(np.isnan(flags), np.isnan(vh) & np.isnan(vv)) and (flags[np.isfinite(flags)] == 0).all()
     with pytest.raises(InputError, match="SNAP's gpt applies its own"):
-        E.preprocess(sim_case.safe, sim_case.tile, tmp_path / "esa.tif", engine="snap", dem="flat", geometry="esa")
+        P.preprocess(sim_case.safe, sim_case.tile, tmp_path / "esa.tif", engine="snap", dem="flat", geometry="esa")
     xc = left + 5 + 10 * np.arange(int(win.width))
     yc = top - 5 - 10 * np.arange(int(win.height))
     want_vv = np.broadcast_to((xc - 400000.0).astype(np.float32), vv.shape).copy()
@@ -61,13 +61,13 @@ def test_snap_engine_failure_leaves_nothing(sim_case, fake_gpt, tmp_path, monkey
     from bigearthnet_s1.gpt import GptError
 
     with pytest.raises(GptError, match="node Calibration"):
-        E.preprocess(sim_case.safe, sim_case.tile, tmp_path / "out" / "snap.tif", engine="snap", dem="flat")
+        P.preprocess(sim_case.safe, sim_case.tile, tmp_path / "out" / "snap.tif", engine="snap", dem="flat")
     assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_snap_engine_without_snap(sim_case, no_gpt_env, tmp_path) -> None:
     with pytest.raises(EngineUnavailableError, match=r"gpt was not found.*esa-snap.*--engine native"):
-        E.preprocess(sim_case.safe, sim_case.tile, tmp_path / "x.tif", engine="snap")
+        P.preprocess(sim_case.safe, sim_case.tile, tmp_path / "x.tif", engine="snap")
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -94,7 +94,7 @@ def test_cli_native_end_to_end(sim_case, rome_case, tmp_path) -> None:
               "--out", str(tmp_path / "sim.tif")], env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(tmp_path / "sim.tif")
-    direct = E.preprocess(sim_case.safe, sim_case.tile, tmp_path / "direct.tif", dem="flat")
+    direct = P.preprocess(sim_case.safe, sim_case.tile, tmp_path / "direct.tif", dem="flat")
     with rasterio.open(tmp_path / "sim.tif") as a, rasterio.open(direct) as b:
         assert a.descriptions == ("VV", "VH", "LAYOVER_SHADOW") and np.array_equal(a.read(), b.read(), equal_nan=True)
     rj = tmp_path / "rome.json"

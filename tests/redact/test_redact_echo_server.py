@@ -21,7 +21,9 @@ import shapely
 from bigearthnet_s1 import pipeline
 from bigearthnet_s1.catalog import make_record
 from bigearthnet_s1.errors import AuthenticationError, BigEarthNetS1Error, CatalogError
-from bigearthnet_s1.transfer import CdseTokenAuth, RetryPolicy, download
+from bigearthnet_s1.hub import CdseTokenAuth
+from bigearthnet_s1.retry import RetryPolicy
+from bigearthnet_s1.transfer import download
 
 from .conftest import PASSWORD, TOKEN, USER, EchoServer, assert_no_leak
 

@@ -405,10 +405,25 @@ def _env(*names: str) -> str | None:
     return None
 
 
-def _check_options(kind: str, cls: type, opts: dict[str, Any]) -> None:
+def _accepted_options(cls: type) -> set[str]:
+    """The keyword names a backend's constructor takes: its named parameters, and the keys of
+    the TypedDict its ``**options`` unpacks."""
     import inspect
+    import typing
 
-    accepted = set(inspect.signature(cls).parameters)
+    names: set[str] = set()
+    for name, param in inspect.signature(cls).parameters.items():
+        if param.kind is not param.VAR_KEYWORD:
+            names.add(name)
+            continue
+        hint = typing.get_type_hints(cls.__init__).get(name)  # type: ignore[misc]  # mypy refuses __init__ read off a class object; only its annotations are read
+        for typed in typing.get_args(hint):
+            names |= set(getattr(typed, "__required_keys__", ())) | set(getattr(typed, "__optional_keys__", ()))
+    return names
+
+
+def _check_options(kind: str, cls: type, opts: dict[str, Any]) -> None:
+    accepted = _accepted_options(cls)
     unknown = sorted(set(opts) - accepted)
     if unknown:
         raise CatalogError(

@@ -1,127 +1,56 @@
-"""HTTP plumbing shared by the hub backends: retries, rate limits, clear errors.
+"""Catalogue-side HTTP: the retry policy of a hub search, its JSON GET, clear errors.
 
-Retries at the status level (HTTP 429 with ``Retry-After``, 500/502/503/504, connection
-errors) are urllib3's ``Retry`` mounted on a ``requests`` session, so that sentinelsat's own
-session gets them too. Our subclass only changes two things: the first retry already backs
-off (urllib3 retries the first failure immediately), and every wait goes through one
-``sleep`` callable that is logged and can be observed in tests.
-
-Body-level failures (a page that ends early, JSON that does not parse) are retried by
-:func:`get_json` itself, since urllib3 never sees them.
+Retries follow :mod:`bigearthnet_s1.retry` (one policy for every request of the library):
+status-level ones (HTTP 429 with ``Retry-After``, 5xx, connection errors) are urllib3's
+``Retry`` mounted on the ``requests`` session (:func:`bigearthnet_s1.retry.mount`), so that
+sentinelsat's own session gets them too; body-level failures (a page that ends early, JSON
+that does not parse), which urllib3 never sees, are repeated by :func:`get_json` with the same
+policy. A hub search backs off from the first retry, without jitter, at most 60 s (or
+``backoff``) per wait.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from bigearthnet_s1.errors import AuthenticationError, CatalogError
-from bigearthnet_s1.redact import redact, redact_url  # one redactor for the whole library
+from bigearthnet_s1.excerpt import body_excerpt, looks_like_html
+from bigearthnet_s1.redact import redact_url  # one redactor for the whole library
+from bigearthnet_s1.retry import RETRY_STATUSES, RetryPolicy, Transient, call
 
-__all__ = ["body_excerpt", "check_status", "decode_json", "get_json", "looks_like_html", "make_retry",
-           "mount_retries", "redact_url"]
+__all__ = ["HubOptions", "check_status", "decode_json", "get_json", "hub_retry", "is_html"]
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+class HubOptions(TypedDict, total=False):
+    """Request options every catalogue backend takes (also as Connection extras)."""
+
+    timeout: float  # s per request
+    retries: int  # retries of a failed request (default 5)
+    backoff: float  # s before the first retry, doubled for each next one (default 1)
+    max_retry_after: float  # s: the longest Retry-After the hub may ask for (default 300)
+    sleep: Callable[[float], None]  # every wait goes through it (tests record the waits)
 
 
-class _LoggedRetry(Retry):
-    """urllib3 Retry whose waits go through ``_sleeper`` and back off from the first retry."""
-
-    _sleeper: Callable[[float], None] = staticmethod(time.sleep)
-
-    def get_backoff_time(self) -> float:
-        n = len(self.history)
-        if n == 0 or self.backoff_factor <= 0:
-            return 0.0
-        return float(min(self.backoff_max, self.backoff_factor * 2 ** (n - 1)))
-
-    def sleep(self, response: Any = None) -> None:
-        wait: float | None = None
-        why = "backoff"
-        if self.respect_retry_after_header and response is not None:
-            wait = self.get_retry_after(response)
-            if wait is not None:
-                why = f"Retry-After {response.headers.get('Retry-After')!r}"
-        if wait is None:
-            wait = self.get_backoff_time()
-        last = self.history[-1] if self.history else None
-        status = getattr(last, "status", None) or (getattr(response, "status", None))
-        error = getattr(last, "error", None)
-        log.warning(
-            "hub request to %s failed (%s); retry %d in %.1f s (%s)",
-            redact_url(getattr(last, "url", "") or ""),
-            f"HTTP {status}" if status else type(error).__name__,
-            len(self.history),
-            wait,
-            why,
-        )
-        if wait > 0:
-            type(self)._sleeper(wait)
+def hub_retry(options: HubOptions) -> RetryPolicy:
+    """The retry policy of a catalogue backend from its options (see the module doc)."""
+    backoff = float(options.get("backoff", 1.0))
+    return RetryPolicy(max_failures=int(options.get("retries", 5)), backoff=backoff, factor=2.0,
+                       backoff_max=max(60.0, backoff), jitter=0.0,
+                       max_retry_after=float(options.get("max_retry_after", 300.0)),
+                       sleep=options.get("sleep", time.sleep))
 
 
-def make_retry(
-    *,
-    retries: int,
-    backoff: float,
-    max_retry_after: float,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Retry:
-    """A urllib3 ``Retry`` for idempotent GETs against a hub (see module doc)."""
-    cls = type("HubRetry", (_LoggedRetry,), {"_sleeper": staticmethod(sleep)})
-    return cls(
-        total=retries,
-        connect=retries,
-        read=retries,
-        status=retries,
-        other=0,
-        backoff_factor=backoff,
-        backoff_max=max(60.0, backoff),
-        status_forcelist=RETRY_STATUSES,
-        allowed_methods=frozenset({"GET", "HEAD"}),
-        raise_on_status=False,
-        respect_retry_after_header=True,
-        retry_after_max=int(max_retry_after),
-    )
-
-
-def mount_retries(session: requests.Session, retry: Retry) -> requests.Session:
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.I | re.S)
-_TAGS = re.compile(r"<[^>]+>")
-
-
-def body_excerpt(content: bytes, limit: int = 160) -> str:
-    """A short human-readable excerpt of a response body (HTML reduced to its title/text)."""
-    m = _TITLE.search(content[:20000])
-    if m:
-        text = m.group(1).decode("utf-8", "replace")
-    else:
-        text = content[:2000].decode("utf-8", "replace")
-        text = _TAGS.sub(" ", text)
-    text = redact(" ".join(html.unescape(text).split()))  # a hub may echo the request's headers
-    return text[:limit] + ("..." if len(text) > limit else "")
-
-
-def looks_like_html(response: requests.Response) -> bool:
-    ctype = response.headers.get("Content-Type", "").lower()
-    head = response.content[:200].lstrip().lower()
-    return "html" in ctype or head.startswith((b"<!doctype", b"<html", b"<?xml", b"<"))
+def is_html(response: requests.Response) -> bool:
+    """Whether a hub answered an HTML (or XML) page, by Content-Type or first bytes."""
+    return looks_like_html(response.content[:200], response.headers.get("Content-Type"))
 
 
 def check_status(response: requests.Response, what: str) -> None:
@@ -150,7 +79,7 @@ def decode_json(response: requests.Response, what: str) -> Any:
     """Parse a JSON body, or raise ``CatalogError`` saying whether it was HTML or truncated."""
     content = response.content
     where = redact_url(response.url)
-    if looks_like_html(response) and not content.lstrip().startswith((b"{", b"[")):
+    if is_html(response) and not content.lstrip().startswith((b"{", b"[")):
         raise CatalogError(
             f"{what}: {where} answered HTML instead of JSON "
             f"(Content-Type {response.headers.get('Content-Type')!r}): {body_excerpt(content)!r}"
@@ -172,45 +101,33 @@ def get_json(
     url: str,
     *,
     what: str,
+    retry: RetryPolicy,
     params: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
     timeout: float = 60.0,
-    retries: int = 3,
-    backoff: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> Any:
     """GET ``url`` and return its JSON.
 
-    Status-level retries happen in the session's adapter (see :func:`make_retry`); here we
-    retry a body that breaks off or does not parse, ``retries`` times with exponential
-    backoff, then raise :class:`CatalogError`. 401/403 raise ``AuthenticationError``.
+    Status-level retries happen in the session's adapter (:func:`bigearthnet_s1.retry.mount`);
+    a body that breaks off or does not parse is fetched again per ``retry``, then
+    :class:`CatalogError` is raised. 401/403 raise ``AuthenticationError``.
     """
-    attempt = 0
-    while True:
+
+    def attempt() -> Any:
         try:
             response = session.get(url, params=params, headers=headers, timeout=timeout)
         except requests.exceptions.RetryError as exc:
             raise CatalogError(f"{what}: {redact_url(url)} kept failing after the retries ({exc})") from None
         except requests.exceptions.ChunkedEncodingError as exc:
-            # the body broke off mid-transfer: not seen by urllib3's Retry, retried here
-            problem: CatalogError = CatalogError(
-                f"{what}: the response from {redact_url(url)} broke off ({exc})"
-            )
+            # the body broke off mid-transfer: not seen by urllib3's Retry, repeated here
+            raise Transient(CatalogError(f"{what}: the response from {redact_url(url)} broke off ({exc})")) from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             # already retried by the adapter
-            raise CatalogError(
-                f"{what}: cannot reach {redact_url(url)} ({type(exc).__name__}: {exc})"
-            ) from None
-        else:
-            check_status(response, what)
-            try:
-                return decode_json(response, what)
-            except _BadJson as exc:
-                problem = exc
-        if attempt >= retries:
-            raise CatalogError(f"{problem} (after {attempt} retries)")
-        attempt += 1
-        wait = backoff * 2 ** (attempt - 1)
-        log.warning("%s; retry %d in %.1f s", problem, attempt, wait)
-        if wait > 0:
-            sleep(wait)
+            raise CatalogError(f"{what}: cannot reach {redact_url(url)} ({type(exc).__name__}: {exc})") from None
+        check_status(response, what)
+        try:
+            return decode_json(response, what)
+        except _BadJson as exc:
+            raise Transient(exc) from None
+
+    return call(attempt, retry, give_up=lambda error, n: CatalogError(f"{error} (after {n} retries)"))

@@ -40,11 +40,9 @@ from __future__ import annotations
 import logging
 import math
 import re
-import time
 import warnings
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import requests
@@ -53,9 +51,11 @@ import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 
 from bigearthnet_s1.catalog import ProductRecord, is_iw_grd, make_record, name_kind, product_name
-from bigearthnet_s1.catalog._http import get_json, make_retry, mount_retries, redact_url
+from bigearthnet_s1.catalog._http import HubOptions, get_json, hub_retry
 from bigearthnet_s1.catalog.cdse import _search_polygon_wkt
 from bigearthnet_s1.errors import CatalogError, InputError
+from bigearthnet_s1.redact import redact_url
+from bigearthnet_s1.retry import mount
 
 __all__ = ["AsfCatalog", "DEFAULT_URL", "POLARISATION_CODES", "search_params"]
 
@@ -172,49 +172,41 @@ def _wrap_longitudes(geom: BaseGeometry) -> BaseGeometry:
     return shapely.transform(geom, wrap)
 
 
+class AsfOptions(HubOptions, total=False):
+    """Options of :class:`AsfCatalog` beyond the query's (see there)."""
+
+    token: str | None
+    user: str | None
+    password: str | None
+    edl_url: str | None
+    session: requests.Session | None
+
+
 class AsfCatalog:
     """Sentinel-1 IW GRD search in ASF's Search API (GeoJSON).
 
     ``url``: the Search API's keyword endpoint. ``max_results``: the most products one search
     may return (ASF's ``maxResults``); a search that reaches it raises ``CatalogError`` rather
-    than silently losing products. ``token``/``user``/``password``: the Earthdata login for
-    downloads (:meth:`download_auth`); the search itself is anonymous, so the credentials are
-    never sent to it. ``sleep`` is used for every wait (retries, Retry-After), injectable for
-    tests.
+    than silently losing products. Options: ``token``/``user``/``password`` and ``edl_url``:
+    the Earthdata login for downloads (:meth:`download_auth`); the search itself is anonymous,
+    so the credentials are never sent to it. ``session``; the request options of
+    :class:`~bigearthnet_s1.catalog._http.HubOptions` (``timeout`` 120 s, ``retries``,
+    ``backoff``, ``max_retry_after``, ``sleep``: used for every wait, injectable for tests).
     """
 
-    def __init__(
-        self,
-        url: str = DEFAULT_URL,
-        *,
-        token: str | None = None,
-        user: str | None = None,
-        password: str | None = None,
-        edl_url: str | None = None,
-        max_results: int = 2000,
-        timeout: float = 120.0,
-        retries: int = 5,
-        backoff: float = 1.0,
-        max_retry_after: float = 300.0,
-        session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, url: str = DEFAULT_URL, *, max_results: int = 2000, **options: Unpack[AsfOptions]) -> None:
         self.url = url
         self.max_results = int(max_results)
         if self.max_results < 1:
             raise CatalogError(f"ASF catalogue: max_results must be >= 1, got {max_results}")
-        self.timeout = timeout
-        self.retries = int(retries)
-        self.backoff = float(backoff)
-        self.edl_url = edl_url
-        self._token = token
-        self._user = user
-        self._password = password
-        self._sleep = sleep
-        self.session = mount_retries(
-            session or requests.Session(),
-            make_retry(retries=self.retries, backoff=self.backoff, max_retry_after=max_retry_after, sleep=sleep),
-        )
+        self.timeout = float(options.get("timeout", 120.0))
+        self.retry = hub_retry(options)
+        self.retries = self.retry.max_failures
+        self.edl_url = options.get("edl_url")
+        self._token = options.get("token")
+        self._user = options.get("user")
+        self._password = options.get("password")
+        self.session = mount(options.get("session") or requests.Session(), self.retry)
 
     def __repr__(self) -> str:  # never show credentials
         auth = "token" if self._token else ("user" if self._user else "anonymous")
@@ -246,9 +238,7 @@ class AsfCatalog:
             what="ASF search",
             params=params,
             timeout=self.timeout,
-            retries=self.retries,
-            backoff=self.backoff,
-            sleep=self._sleep,
+            retry=self.retry,
         )
         return self.parse_reply(page, start=start, end=end)
 

@@ -4,8 +4,9 @@ Queries ``<url>/Products`` with an OData ``$filter`` (collection SENTINEL-1, pro
 ``IW_GRDH_1S``, ``OData.CSC.Intersects`` with the search polygon, sensing start in the
 window), ``$expand=Attributes``, ``$orderby=ContentDate/Start asc``, and follows
 ``@odata.nextLink`` until the last page. CREODIAS' ``datahub.creodias.eu/odata/v1`` serves the
-same API. The catalogue itself needs no login; a bearer ``token`` is sent when given (and
-:func:`cdse_access_token` gets one from user/password for downloads).
+same API. The catalogue itself needs no login; a bearer token is sent when one is known (a
+``token`` given, or one :meth:`CdseCatalog.access_token` got from user/password through the
+library's one CDSE token client, :class:`bigearthnet_s1.hub.CdseTokenAuth`).
 
 Why our own small client rather than a package: sentinelsat does not speak this API, and the
 CDSE clients on PyPI (cdsetool, eodag) bring their own retry/threading/config layers that do
@@ -15,11 +16,9 @@ not honour ``Retry-After`` in a way we could test and bound; what we need is one
 from __future__ import annotations
 
 import logging
-import time
 import warnings
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urlsplit
 
 import requests
@@ -29,23 +28,18 @@ import shapely.wkt
 from shapely.geometry.base import BaseGeometry
 
 from bigearthnet_s1.catalog import ProductRecord, is_iw_grd, make_record, product_name
-from bigearthnet_s1.catalog._http import (
-    check_status,
-    decode_json,
-    get_json,
-    make_retry,
-    mount_retries,
-    redact_url,
-)
-from bigearthnet_s1.errors import AuthenticationError, CatalogError, InputError
+from bigearthnet_s1.catalog._http import HubOptions, get_json, hub_retry
+from bigearthnet_s1.errors import AuthenticationError, CatalogError, DownloadError, InputError
+from bigearthnet_s1.hub import CDSE_TOKEN_URL, CdseTokenAuth
+from bigearthnet_s1.redact import redact_url
+from bigearthnet_s1.retry import mount
 
-__all__ = ["CdseCatalog", "cdse_access_token", "DEFAULT_URL", "DEFAULT_DOWNLOAD_URL", "TOKEN_URL"]
+__all__ = ["CdseCatalog", "cdse_access_token", "DEFAULT_URL", "DEFAULT_DOWNLOAD_URL"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "https://catalogue.dataspace.copernicus.eu/odata/v1"
 DEFAULT_DOWNLOAD_URL = "https://download.dataspace.copernicus.eu/odata/v1"
-TOKEN_URL = "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token"
 
 
 def _odata_time(t: datetime) -> str:
@@ -112,29 +106,25 @@ def cdse_access_token(
     user: str,
     password: str,
     *,
-    token_url: str = TOKEN_URL,
+    token_url: str = CDSE_TOKEN_URL,
     session: requests.Session | None = None,
-    timeout: float = 60.0,
 ) -> str:
-    """An OAuth2 access token for CDSE downloads (password grant, client ``cdse-public``).
+    """An OAuth2 access token for CDSE downloads (password grant, client ``cdse-public``), from
+    the library's one token client (:class:`~bigearthnet_s1.hub.CdseTokenAuth`).
 
     Raises ``AuthenticationError`` (without the password) when the identity server refuses.
     """
-    s = session or requests.Session()
-    try:
-        r = s.post(
-            token_url,
-            data={"client_id": "cdse-public", "grant_type": "password", "username": user, "password": password},
-            timeout=timeout,
-        )
-    except requests.RequestException as exc:
-        raise CatalogError(f"CDSE token request to {redact_url(token_url)} failed ({type(exc).__name__})") from None
-    check_status(r, f"CDSE token request for user {user!r}")
-    data = decode_json(r, "CDSE token request")
-    token = data.get("access_token") if isinstance(data, dict) else None
-    if not token:
-        raise AuthenticationError(f"CDSE token request to {redact_url(token_url)}: no access_token in the answer")
-    return str(token)
+    return CdseTokenAuth(user, password, token_url=token_url, session=session).token()
+
+
+class CdseOptions(HubOptions, total=False):
+    """Options of :class:`CdseCatalog` beyond the query's (see there)."""
+
+    user: str | None
+    password: str | None
+    token: str | None
+    token_url: str
+    session: requests.Session | None
 
 
 class CdseCatalog:
@@ -142,27 +132,22 @@ class CdseCatalog:
 
     ``url`` is the OData service root (``.../odata/v1``). ``download_url`` is the root the
     records' download URLs use (default: CDSE's download service for the CDSE catalogue, else
-    ``url``). ``sleep`` is used for every wait (retries, Retry-After), injectable for tests.
+    ``url``). ``product_types``, ``page_size`` (products per page), ``max_pages``: the query.
+    Options: ``token`` (sent with every search), or ``user``/``password`` (a token for
+    :meth:`access_token`, from ``token_url``); ``session``; the request options of
+    :class:`~bigearthnet_s1.catalog._http.HubOptions` (``timeout`` 60 s, ``retries``,
+    ``backoff``, ``max_retry_after``, ``sleep``: used for every wait, injectable for tests).
     """
 
     def __init__(
         self,
         url: str = DEFAULT_URL,
         *,
-        user: str | None = None,
-        password: str | None = None,
-        token: str | None = None,
         download_url: str | None = None,
         product_types: tuple[str, ...] = ("IW_GRDH_1S",),
         page_size: int = 1000,
         max_pages: int = 200,
-        timeout: float = 60.0,
-        retries: int = 5,
-        backoff: float = 1.0,
-        max_retry_after: float = 300.0,
-        token_url: str = TOKEN_URL,
-        session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        **options: Unpack[CdseOptions],
     ) -> None:
         self.url = url.rstrip("/")
         if download_url is None:
@@ -171,21 +156,17 @@ class CdseCatalog:
         self.product_types = tuple(product_types)
         self.page_size = int(page_size)
         self.max_pages = int(max_pages)
-        self.timeout = timeout
-        self.retries = int(retries)
-        self.backoff = float(backoff)
-        self.token_url = token_url
-        self._sleep = sleep
-        self._user = user
-        self._password = password
-        self._token = token
-        self.session = mount_retries(
-            session or requests.Session(),
-            make_retry(retries=self.retries, backoff=self.backoff, max_retry_after=max_retry_after, sleep=sleep),
-        )
+        self.timeout = float(options.get("timeout", 60.0))
+        self.retry = hub_retry(options)
+        self.retries = self.retry.max_failures
+        self.token_url = options.get("token_url", CDSE_TOKEN_URL)
+        self.session = mount(options.get("session") or requests.Session(), self.retry)
+        user, password, token = options.get("user"), options.get("password"), options.get("token")
+        self._auth = (CdseTokenAuth(user, password, token=token, token_url=self.token_url, session=self.session)
+                      if token or (user and password) else None)
 
     def __repr__(self) -> str:  # never show credentials
-        auth = "token" if self._token else ("user" if self._user else "anonymous")
+        auth = "anonymous" if self._auth is None else ("token" if self._auth.cached() else "user")
         return f"CdseCatalog({self.url!r}, auth={auth})"
 
     # -- query ---------------------------------------------------------------------------
@@ -205,18 +186,19 @@ class CdseCatalog:
         )
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        token = self._auth.cached() if self._auth is not None else None
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def access_token(self) -> str:
-        """The bearer token: the one given, or a new one from user/password."""
-        if self._token:
-            return self._token
-        if not (self._user and self._password):
+        """The bearer token: the one given, or one from user/password (renewed when it expires)."""
+        if self._auth is None:
             raise AuthenticationError(
                 "CDSE: no token and no user/password (set CDSE_USER/CDSE_PASSWORD or CDSE_TOKEN)"
             )
-        self._token = cdse_access_token(self._user, self._password, token_url=self.token_url, session=self.session)
-        return self._token
+        try:
+            return self._auth.token()
+        except DownloadError as exc:  # the identity server is unreachable or failing
+            raise CatalogError(str(exc)) from None
 
     def search(self, footprint_wgs84: BaseGeometry, start: datetime, end: datetime) -> list[ProductRecord]:
         """IW GRD products intersecting ``footprint_wgs84`` (lon/lat), sensing start in [start, end] (UTC)."""
@@ -247,9 +229,7 @@ class CdseCatalog:
                 params=params,
                 headers=self._headers(),
                 timeout=self.timeout,
-                retries=self.retries,
-                backoff=self.backoff,
-                sleep=self._sleep,
+                retry=self.retry,
             )
             if not isinstance(page, dict) or not isinstance(page.get("value"), list):
                 raise CatalogError(

@@ -14,10 +14,9 @@ Status-level retries (429 honouring ``Retry-After``, 5xx, connection errors) are
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import requests
 import shapely.errors
@@ -26,9 +25,12 @@ from shapely.geometry.base import BaseGeometry
 
 from bigearthnet_s1._time import as_utc, require_utc
 from bigearthnet_s1.catalog import ProductRecord, is_iw_grd, make_record, product_name
-from bigearthnet_s1.catalog._http import body_excerpt, looks_like_html, make_retry, mount_retries, redact_url
+from bigearthnet_s1.catalog._http import HubOptions, hub_retry, is_html
 from bigearthnet_s1.catalog.cdse import _search_polygon_wkt
 from bigearthnet_s1.errors import AuthenticationError, CatalogError, InputError
+from bigearthnet_s1.excerpt import body_excerpt
+from bigearthnet_s1.redact import redact_url
+from bigearthnet_s1.retry import Transient, call, mount
 
 __all__ = ["DhusCatalog"]
 
@@ -47,35 +49,31 @@ class _Transient(CatalogError):
     """A body that broke off or did not parse; retried."""
 
 
+class DhusOptions(HubOptions, total=False):
+    """Options of :class:`DhusCatalog`: the hub account and the request options."""
+
+    user: str | None
+    password: str | None
+
+
 class DhusCatalog:
     """Sentinel-1 IW GRD search on a DHuS endpoint (see module doc)."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        user: str | None = None,
-        password: str | None = None,
-        timeout: float = 60.0,
-        retries: int = 5,
-        backoff: float = 1.0,
-        max_retry_after: float = 300.0,
-        page_size: int = 100,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, url: str, *, page_size: int = 100, **options: Unpack[DhusOptions]) -> None:
+        """``url``: the hub's API root; ``page_size``: products per OpenSearch page; options:
+        ``user``/``password`` and the request options of ``catalog._http.HubOptions``
+        (``timeout`` 60 s, ``retries``, ``backoff``, ``max_retry_after``, ``sleep``)."""
         from sentinelsat import SentinelAPI
 
+        user = options.get("user")
+        timeout = float(options.get("timeout", 60.0))
         self.url = url if url.endswith("/") else url + "/"
-        self.api = SentinelAPI(user, password, api_url=self.url, show_progressbars=False, timeout=timeout)
+        self.api = SentinelAPI(user, options.get("password"), api_url=self.url, show_progressbars=False, timeout=timeout)
         self.api.page_size = int(page_size)
-        self.retries = int(retries)
-        self.backoff = float(backoff)
-        self._sleep = sleep
+        self.retry = hub_retry(options)
+        self.retries = self.retry.max_failures
         self._user = user
-        mount_retries(
-            self.api.session,
-            make_retry(retries=self.retries, backoff=self.backoff, max_retry_after=max_retry_after, sleep=sleep),
-        )
+        mount(self.api.session, self.retry)
         # sentinelsat stores the timeout on the session, where requests ignores it
         self.api.session.request = _with_timeout(self.api.session.request, timeout)
 
@@ -84,10 +82,11 @@ class DhusCatalog:
 
     # -- error handling --------------------------------------------------------------------
     def _call(self, fn: Callable[[], T], what: str) -> T:
+        """``fn()`` with sentinelsat's exceptions made clear; a broken or malformed answer is
+        asked for again (``self.retry``)."""
         from sentinelsat.exceptions import SentinelAPIError, UnauthorizedError
 
-        attempt = 0
-        while True:
+        def attempt() -> T:
             try:
                 return fn()
             except UnauthorizedError as exc:
@@ -98,21 +97,17 @@ class DhusCatalog:
                 ) from None
             except SentinelAPIError as exc:
                 error = self._explain(exc, what)
+                raise (Transient(error) if isinstance(error, _Transient) else error) from None
             except requests.exceptions.RetryError as exc:
                 raise CatalogError(f"{what}: DHuS at {redact_url(self.url)} kept failing after the retries ({exc})") from None
             except requests.exceptions.ChunkedEncodingError as exc:
-                error = _Transient(f"{what}: the answer of DHuS at {redact_url(self.url)} broke off ({exc})")
+                raise Transient(_Transient(f"{what}: the answer of DHuS at {redact_url(self.url)} broke off ({exc})")) from None
             except requests.exceptions.RequestException as exc:
                 raise CatalogError(
                     f"{what}: cannot reach DHuS at {redact_url(self.url)} ({type(exc).__name__}: {exc})"
                 ) from None
-            if not isinstance(error, _Transient) or attempt >= self.retries:
-                raise error
-            attempt += 1
-            wait = self.backoff * 2 ** (attempt - 1)
-            log.warning("%s; retry %d in %.1f s", error, attempt, wait)
-            if wait > 0:
-                self._sleep(wait)
+
+        return call(attempt, self.retry)
 
     def _explain(self, exc: Any, what: str) -> CatalogError:
         r: requests.Response | None = getattr(exc, "response", None)
@@ -136,7 +131,7 @@ class DhusCatalog:
                 f"{body_excerpt(r.content)}"
             )
         body = r.content
-        if looks_like_html(r) and not body.lstrip().startswith(b"{"):
+        if is_html(r) and not body.lstrip().startswith(b"{"):
             return CatalogError(
                 f"{what}: DHuS at {where} answered HTML instead of JSON (HTTP {code}, Content-Type "
                 f"{r.headers.get('Content-Type')!r}): {body_excerpt(body)!r}"

@@ -17,6 +17,7 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -25,14 +26,8 @@ import requests
 
 from bigearthnet_s1 import transfer
 from bigearthnet_s1.errors import DownloadError, InputError
-from bigearthnet_s1.store import (
-    HubEndpoints,
-    ProductLike,
-    ProductRef,
-    ProductStore,
-    guess_source,
-    records_from_json,
-)
+from bigearthnet_s1.hub import HubClient, HubEndpoints, ProductLike, ProductRef, guess_source
+from bigearthnet_s1.store import ProductStore, check_product_name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,7 +88,7 @@ def _auth_map(args: argparse.Namespace, endpoints: HubEndpoints) -> dict[str, An
         user = args.user or os.environ.get(f"{source.upper()}_USER")
         password = args.password or os.environ.get(f"{source.upper()}_PASSWORD")
         if user and password:
-            out[source] = ProductStore.credentials(source, user, password, endpoints)
+            out[source] = HubClient.credentials(source, user, password, endpoints)
     from bigearthnet_s1.earthdata import EarthdataAuth
 
     asf = EarthdataAuth.from_options({"user": args.user, "password": args.password} if args.user else {},
@@ -104,6 +99,43 @@ def _auth_map(args: argparse.Namespace, endpoints: HubEndpoints) -> dict[str, An
     if user and args.password:
         out["http"] = (user, args.password)
     return out
+
+
+def records_from_json(data: Any) -> list[ProductLike]:
+    """Product records out of a selection's JSON (``{"products": [...]}``), a record, or lists of them.
+
+    Uses ``catalog.ProductRecord.from_json``; falls back to ``hub.ProductRef`` for dicts that
+    lack the catalogue's fields.
+    """
+    from bigearthnet_s1.catalog import ProductRecord  # only for selection JSON: URL inputs need no catalogue
+
+    out: list[ProductLike] = []
+
+    def record(d: Mapping[str, Any]) -> ProductLike:
+        try:
+            return ProductRecord.from_json(dict(d))
+        except Exception:  # noqa: BLE001 - a partial record still downloads
+            return ProductRef.from_json(d)
+
+    def walk(x: Any) -> None:
+        if isinstance(x, list):
+            for item in x:
+                walk(item)
+        elif isinstance(x, Mapping):
+            if "products" in x:
+                walk(x["products"])
+            elif "name" in x:
+                out.append(record(x))
+            else:
+                raise InputError(f"JSON object with neither 'products' nor 'name': keys {sorted(x)[:8]}")
+        else:
+            raise InputError(f"unexpected JSON value {type(x).__name__} where product records were expected")
+
+    walk(data)
+    seen: dict[str, ProductLike] = {}
+    for r in out:
+        seen.setdefault(r.name, r)
+    return list(seen.values())
 
 
 def collect_records(args: argparse.Namespace, session: requests.Session, auth: dict[str, Any]) -> list[ProductLike]:
@@ -179,8 +211,6 @@ def check_arguments(args: argparse.Namespace) -> None:
     check_number(args.poll, "--poll (s)", minimum=0.0, exclusive_minimum=True)
     check_writable(args.store, "--store")
     if args.name is not None:
-        from bigearthnet_s1.store import check_product_name
-
         check_product_name(_strip_suffixes(args.name))
     for item in args.inputs:
         if not re.match(r"^https?://", item) and not Path(item).exists():
@@ -195,8 +225,8 @@ def run(args: argparse.Namespace) -> int:
     records = collect_records(args, session, auth)
     if not records:
         raise InputError("no products in the inputs")
-    store = ProductStore(args.store, max_parallel=args.parallel, session=session, auth=auth, endpoints=endpoints,
-                         test_zip=not args.no_zip_test)
+    hub = HubClient(endpoints=endpoints, session=session, auth=auth)
+    store = ProductStore(args.store, hub=hub, max_parallel=args.parallel, test_zip=not args.no_zip_test)
     bars = _Bars(disable=args.no_progress)
     try:
         report = store.fetch_all(records, progress=bars, wait_offline=args.wait_offline, poll=args.poll, extract=args.extract)

@@ -138,7 +138,7 @@ def check_arguments(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigearthnet_s1 import engine
+    from bigearthnet_s1.preprocess import preprocess
     from bigearthnet_s1.safe import open_safe
 
     pols = check_arguments(args)
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     flagged: list[str] = []
     if args.flagged is not None:
         flagged = [ln.strip() for ln in args.flagged.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-    out = engine.preprocess(
+    out = preprocess(
         args.product, tile, args.out, engine=args.engine, graph=args.graph, dem=args.dem,
         polarisations=pols, flagged=flagged, gpt_options=options, geometry=args.geometry,
     )
