@@ -29,6 +29,7 @@ __all__ = [
     "parse_compact",
     "parse_datetime64",
     "parse_iso",
+    "parse_iso_or_none",
     "require_utc",
 ]
 
@@ -72,6 +73,16 @@ def parse_iso(text: str, *, naive_is_utc: bool = True) -> datetime:
     if t.tzinfo is None and not naive_is_utc:
         return t
     return as_utc(t)
+
+
+def parse_iso_or_none(value: object) -> datetime | None:
+    """:func:`parse_iso` of an optional field (a hub reply's): None or '' -> None; anything that
+    is not ISO 8601 text raises :class:`ValueError` naming it."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"not an ISO 8601 time: {value!r}")
+    return parse_iso(value)
 
 
 def parse_compact(text: str, fmt: str = COMPACT) -> datetime:

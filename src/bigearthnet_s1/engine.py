@@ -34,7 +34,6 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from bigearthnet_s1 import graph as G
+from bigearthnet_s1._time import format_iso
 from bigearthnet_s1.atomic import atomic_path
 from bigearthnet_s1.errors import (
     BigEarthNetS1Error,
@@ -559,7 +559,7 @@ def _op_write(ctx: _Context, src: _Product) -> Path:
     assert len(arrays) == len(names), "every band of a map-projected product has pixels"
     return write_geotiff(
         path, np.stack(arrays), src.grid, descriptions=names,
-        tags={"SCENE_ID": src.safe.name, "START_TIME": _iso(src.safe.start_time), "GRAPH": ctx.graph.id,
+        tags={"SCENE_ID": src.safe.name, "START_TIME": format_iso(src.safe.start_time, timespec="microseconds"), "GRAPH": ctx.graph.id,
               "ENGINE": "native", "CHAIN": " -> ".join(src.history)},
     )
 
@@ -746,12 +746,6 @@ def _native_dem(n: G.Node, ctx: _Context) -> Any:
 # --------------------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------------------
-def _iso(t: Any) -> str:
-    if hasattr(t, "astimezone"):
-        return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return str(t)
-
-
 def write_geotiff(
     path: str | os.PathLike[str],
     data: NDArray[np.floating],

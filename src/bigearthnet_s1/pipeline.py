@@ -23,14 +23,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bigearthnet_s1._time import as_utc, format_iso, parse_iso
+from bigearthnet_s1._time import format_iso
 from bigearthnet_s1.atomic import sweep
 from bigearthnet_s1.errors import BigEarthNetS1Error, ParameterError, PipelineError, SafeError
 from bigearthnet_s1.params import DEM_NAMES as DEM_NAMES  # re-exported: the checks moved to params
 from bigearthnet_s1.params import check_choice as _check_choice
 from bigearthnet_s1.params import check_dem as check_dem
 from bigearthnet_s1.params import check_engine as check_engine
-from bigearthnet_s1.params import check_number, check_selection, check_tile_ids
+from bigearthnet_s1.params import check_number, check_selection, check_tile_ids, check_time
 from bigearthnet_s1.params import check_writable as check_writable
 from bigearthnet_s1.redact import redact
 from bigearthnet_s1.run_summary import summarise as summarise  # the DAG's summary task
@@ -62,18 +62,6 @@ _CREDENTIAL_ENV = {"local": (), "dhus": ("BIGEARTHNET_S1_DHUS_USER",),
 # ------------------------------------------------------------------------------ parameters
 
 
-def parse_time(value: str | datetime | None, what: str) -> datetime | None:
-    """ISO date or date-time (naive means UTC) -> tz-aware UTC datetime; None/'' -> None."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return as_utc(value)
-    try:
-        return parse_iso(str(value))
-    except ValueError:
-        raise ParameterError(f"{what}: not an ISO date or date-time: {value!r}") from None
-
-
 def run_window(start: str | datetime | None, end: str | datetime | None, *, run_type: str = "manual",
                interval_start: datetime | None = None, interval_end: datetime | None = None
                ) -> tuple[datetime | None, datetime | None]:
@@ -83,9 +71,9 @@ def run_window(start: str | datetime | None, end: str | datetime | None, *, run_
     interval (so a backfill over a year rebuilds it run by run); manual runs are unbounded.
     Raises :class:`ParameterError` for an empty window (start >= end).
     """
-    t0, t1 = parse_time(start, "start"), parse_time(end, "end")
+    t0, t1 = check_time(start, "start"), check_time(end, "end")
     if t0 is None and t1 is None and run_type.lower() in ("scheduled", "backfill"):
-        t0, t1 = parse_time(interval_start, "data interval start"), parse_time(interval_end, "data interval end")
+        t0, t1 = check_time(interval_start, "data interval start"), check_time(interval_end, "data interval end")
     if t0 is not None and t1 is not None and t0 >= t1:
         raise ParameterError(f"empty time window: start {t0.isoformat()} is not before end {t1.isoformat()}")
     return t0, t1

@@ -28,8 +28,9 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from bigearthnet_s1 import graph as G
+from bigearthnet_s1._time import format_iso
 from bigearthnet_s1.atomic import atomic_path, sweep, temporary_dir
-from bigearthnet_s1.engine import ENGINES, GridSpec, _iso, execute, write_geotiff
+from bigearthnet_s1.engine import ENGINES, GridSpec, execute, write_geotiff
 from bigearthnet_s1.errors import GeometryError, GraphError, InputError
 
 log = logging.getLogger(__name__)
@@ -292,7 +293,7 @@ def preprocess(
             data = np.concatenate([data, flags_band[None]])
             tags = {
                 "SCENE_ID": safe.name,
-                "START_TIME": _iso(safe.start_time),
+                "START_TIME": format_iso(safe.start_time, timespec="microseconds"),
                 "TILE": tile.key,
                 "GRAPH": rendered.id,
                 "ENGINE": settings.engine,

@@ -55,6 +55,7 @@ from typing import Any
 import requests
 
 from bigearthnet_s1 import transfer
+from bigearthnet_s1._time import format_iso
 from bigearthnet_s1.atomic import atomic_write_text, fsync_dir, sweep, temporary_dir
 from bigearthnet_s1.checksum import file_checksum, verify_zip
 from bigearthnet_s1.errors import (
@@ -160,7 +161,8 @@ class ProductLock:
                     "%s: taking over the lock file left by pid %s on %s at %s (that process is gone)",
                     self.what, previous.get("pid"), previous.get("host"), previous.get("since"),
                 )
-            info = {"pid": os.getpid(), "host": socket.gethostname(), "since": datetime.now(UTC).isoformat(timespec="seconds")}
+            info = {"pid": os.getpid(), "host": socket.gethostname(),
+                    "since": format_iso(datetime.now(UTC), timespec="seconds", zone="+00:00")}
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(info).encode(), 0)
             self._fd = fd
@@ -455,7 +457,7 @@ class ProductStore:
         stamp.parent.mkdir(parents=True, exist_ok=True)
         sweep(stamp.parent)
         atomic_write_text(stamp, json.dumps({"path": str(path), "signature": sig,
-                                             "verified_at": datetime.now(UTC).isoformat(timespec="seconds")}) + "\n")
+                                             "verified_at": format_iso(datetime.now(UTC), timespec="seconds", zone="+00:00")}) + "\n")
         log.info("%s: local product %s verified", name, path)
         return path
 
