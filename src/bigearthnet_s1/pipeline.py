@@ -39,8 +39,8 @@ from bigearthnet_s1.saved_search import CandidateCatalog, reuse_reason
 from bigearthnet_s1.workdir import WorkDir, read_json, write_json
 
 if TYPE_CHECKING:  # heavy modules are imported inside the steps
+    from bigearthnet_s1.acquisition import TileAcquisition
     from bigearthnet_s1.catalog import Catalog, ProductRecord
-    from bigearthnet_s1.tiles import TileAcquisition
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def tile_ref(tile: TileAcquisition) -> dict[str, Any]:
 
 
 def load_tile(work: WorkDir, key: str) -> TileAcquisition:
-    from bigearthnet_s1.tiles import TileAcquisition
+    from bigearthnet_s1.acquisition import TileAcquisition
 
     return TileAcquisition.from_json(read_json(work.tile_file(key), f"tile {key}"))
 

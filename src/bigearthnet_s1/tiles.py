@@ -34,14 +34,13 @@ from bigearthnet_s1 import reben
 from bigearthnet_s1._time import parse_compact
 from bigearthnet_s1.acquisition import Patch, TileAcquisition, V2Info, overpasses
 from bigearthnet_s1.errors import TileError
-from bigearthnet_s1.grid import PATCH_M, PATCH_PX, MapGrid, TileGrid
+from bigearthnet_s1.grid import PATCH_M, MapGrid, TileGrid
 from bigearthnet_s1.mgrs import mgrs_tile_origin
 from bigearthnet_s1.names import S2_PATCH_NAME_RE, parse_s2_patch_name
 from bigearthnet_s1.patch_table import align_with_table, country_index, country_of, read_patch_table, table_path
 
 __all__ = [
     "MapGrid",
-    "PATCH_PX",
     "Patch",
     "TileAcquisition",
     "TileGrid",

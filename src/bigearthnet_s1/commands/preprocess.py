@@ -63,9 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def resolve_tile(tile_id: str, *, s2_root: Path | None, tile_json: Path | None, time: str | None,
                  product_start: datetime) -> object:
     """The TileAcquisition the arguments name (see the module doc)."""
+    from bigearthnet_s1.acquisition import TileAcquisition
     from bigearthnet_s1.errors import TileError
+    from bigearthnet_s1.grid import MapGrid
+    from bigearthnet_s1.mgrs import mgrs_tile_origin
     from bigearthnet_s1.params import check_time
-    from bigearthnet_s1.tiles import MapGrid, TileAcquisition, mgrs_tile_origin, read_patch_table, read_tiles
+    from bigearthnet_s1.tiles import read_patch_table, read_tiles
 
     tid = tile_id.upper().removeprefix("T")
     if tile_json is not None:
