@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml
@@ -33,7 +34,8 @@ from bigearthnet_s1._time import parse_iso
 from bigearthnet_s1.errors import SafeError
 from bigearthnet_s1.names import product_name
 
-__all__ = ["MANIFEST", "Manifest", "manifest_member", "parse_manifest", "parse_xml", "read_manifest"]
+__all__ = ["MANIFEST", "DataObject", "Manifest", "data_objects", "manifest_member", "parse_manifest", "parse_xml",
+           "read_manifest"]
 
 MANIFEST = "manifest.safe"
 #: A manifest is ~20 kB; a bigger member is not one (and is not read into memory).
@@ -62,7 +64,7 @@ def parse_xml(data: bytes, where: str, rel: str) -> Element:
             f"(possible entity-expansion or XXE payload): {exc!r}"
         ) from exc
     except ParseError as exc:
-        raise SafeError(f"{where}: file {rel} is not well-formed XML: {exc}") from exc
+        raise SafeError(f"{where}: file {rel} cannot be read, it is not well-formed XML: {exc}") from exc
 
 
 def manifest_member(names: Iterable[str], where: str) -> str:
@@ -72,7 +74,7 @@ def manifest_member(names: Iterable[str], where: str) -> str:
     found = [n for n in names if PurePosixPath(n.replace("\\", "/")).name == MANIFEST
              and len(PurePosixPath(n.replace("\\", "/")).parts) <= 2]
     if not found:
-        raise SafeError(f"{where}: file {MANIFEST} is missing from the zip")
+        raise SafeError(f"{where}: file {MANIFEST} is missing from the zip (not a SAFE product zip)")
     if len(found) > 1:
         raise SafeError(f"{where}: the zip holds {len(found)} manifests ({', '.join(sorted(found))}), one product expected")
     return found[0]
@@ -204,3 +206,29 @@ def _files(root: Element) -> dict[tuple[str, str], str]:
         if m is not None:
             files[(role, m.group(1).upper())] = href
     return files
+
+
+class DataObject(NamedTuple):
+    """A file the manifest lists: its path in the product, and its size and MD5 when listed."""
+
+    href: str  # relative to the .SAFE root
+    size: int | None  # bytes
+    md5: str | None  # lower-case hex
+
+
+def data_objects(data: bytes, where: str) -> list[DataObject]:
+    """Every file (``byteStream``) a ``manifest.safe`` lists, for verifying a product folder."""
+    root = parse_xml(data, where, MANIFEST)
+    out: list[DataObject] = []
+    for stream in root.iter("byteStream"):
+        loc = stream.find("fileLocation")
+        if loc is None or not loc.get("href"):
+            continue
+        href = str(loc.get("href")).removeprefix("./")
+        size_text = stream.get("size")
+        md5 = None
+        for c in stream.findall("checksum"):
+            if (c.get("checksumName") or "").upper() == "MD5" and c.text:
+                md5 = c.text.strip().lower()
+        out.append(DataObject(href, int(size_text) if size_text and size_text.isdigit() else None, md5))
+    return out
