@@ -84,6 +84,7 @@ def child(args: argparse.Namespace) -> None:
     from rasterio.windows import Window
 
     from bigearthnet_s1 import geocoding as G
+    from bigearthnet_s1 import layover as L
     from bigearthnet_s1.dem import open_dem
     from bigearthnet_s1.safe import open_safe
 
@@ -141,7 +142,7 @@ def child(args: argparse.Namespace) -> None:
     del img
     t0 = time.perf_counter()
     c0 = time.process_time()
-    mask = G.layover_shadow_mask(ann, dem, crs=epsg, transform=t, shape=(N, N))
+    mask = L.layover_shadow_mask(ann, dem, crs=epsg, transform=t, shape=(N, N))
     figures.update(mask_wall_s=time.perf_counter() - t0, mask_cpu_s=time.process_time() - c0,
                    layover_fraction=float(np.mean(mask & 1)), shadow_fraction=float(np.mean((mask & 2) > 0)),
                    maxrss_after_mask_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2)

@@ -176,7 +176,7 @@ def write_tile_patches(
     pixel in VV or VH (logged); a patch not fully inside the window is an error. Existing
     complete patches are kept (unless ``overwrite``). ``valid_fraction`` defaults to the
     fraction of pixels finite in both bands. ``layover_shadow``: uint8 flags over the window
-    (bit 1 layover, bit 2 shadow; ``geocoding.layover_shadow_mask``), counted per patch into
+    (bit 1 layover, bit 2 shadow; ``layover.layover_shadow_mask``), counted per patch into
     the index columns ``layover_px``/``shadow_px`` (null without it). The tile's index part
     ``index/<tile.key>.parquet`` is written atomically; its rows are returned.
     """

@@ -246,7 +246,7 @@ def preprocess(
     polarisations), backscatter in dB (sigma0, or uncalibrated intensity with the fallback),
     NaN no-data, on the tile-grid window :func:`target_window`; tags SCENE_ID, START_TIME
     (UTC), GRAPH, ENGINE, DEM, GEOMETRY. A last band LAYOVER_SHADOW holds each pixel's layover
-    (bit 1) and shadow (bit 2) flags (``geocoding.layover_shadow_mask``, from the same DEM and
+    (bit 1) and shadow (bit 2) flags (``layover.layover_shadow_mask``, from the same DEM and
     geometry; NaN where both data bands are). ``geometry``: the terrain correction's geometry
     convention (``geocoding.CONVENTIONS``; default "esa" with the native engine; SNAP's gpt
     applies its own, "snap", and refuses any other). Raises GeometryError when the product
@@ -344,7 +344,7 @@ def _layover_shadow(ann: Any, choice: G.DemChoice, grid: MapGrid, geometry: str,
     """Layover/shadow flags of the output grid from the terrain correction's DEM (none on the
     flat ellipsoid)."""
     from bigearthnet_s1.dem import open_dem
-    from bigearthnet_s1.geocoding import layover_shadow_mask
+    from bigearthnet_s1.layover import layover_shadow_mask
 
     if flat:
         return np.zeros(grid.shape, dtype=np.uint8)

@@ -106,7 +106,7 @@ def test_preprocess_writes_the_contract_geotiff(rome_case, tmp_path) -> None:
     assert np.array_equal(data, _direct(safe, rome_case, grid, rw, calibration="sigma0")[0], equal_nan=True)
     # the flags band: the geometry's own mask from the same DEM, NaN where the data is
     from bigearthnet_s1.dem import open_dem
-    from bigearthnet_s1.geocoding import layover_shadow_mask
+    from bigearthnet_s1.layover import layover_shadow_mask
 
     want = layover_shadow_mask(safe.annotation("VV"), open_dem(rome_case.dem), crs=grid.crs, transform=grid.transform,
                                shape=grid.shape)
