@@ -27,7 +27,7 @@ from bigearthnet_s1 import archive, tiles
 
 def make_tile(n: int) -> tiles.TileAcquisition:
     epsg, ulx, uly = tiles.mgrs_tile_origin("33UUP")
-    grid = tiles.TileGrid(epsg, ulx, uly)
+    grid = tiles.MapGrid.tile(epsg, ulx, uly)
     patches = []
     for row in range(n):
         for col in range(n):

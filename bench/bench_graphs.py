@@ -28,7 +28,7 @@ from bigearthnet_s1.simulate import simulate_product
 
 def make_tile(n: int) -> tiles.TileAcquisition:
     epsg, ulx, uly = tiles.mgrs_tile_origin("33UUP")
-    grid = tiles.TileGrid(epsg, ulx, uly)
+    grid = tiles.MapGrid.tile(epsg, ulx, uly)
     patches = []
     for row in range(40, 40 + n):
         for col in range(80, 80 + n):

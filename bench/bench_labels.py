@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bigearthnet_s1 import archive, labels, reben, tiles
+from bigearthnet_s1 import archive, labels, patch_table, reben, tiles
 from bigearthnet_s1.relabel import relabel_archive
 
 
@@ -59,11 +59,11 @@ def timed(fn, *args, **kwargs):
 def bench_reading(tmp: Path) -> None:
     acqs, t_table = timed(tiles.read_patch_table)
     n = synth_metadata(acqs, tmp / "metadata.parquet")
-    tiles._load_table.cache_clear()
-    tiles._country_index.cache_clear()
+    patch_table._load_table.cache_clear()
+    patch_table.country_index.cache_clear()
     _, t_table = timed(tiles.read_patch_table)  # the reference, cold cache
-    tiles._load_table.cache_clear()
-    tiles._country_index.cache_clear()
+    patch_table._load_table.cache_clear()
+    patch_table.country_index.cache_clear()
     racqs, t_reben = timed(reben.read_reben, tmp / "metadata.parquet")
     assert sum(len(a.patches) for a in racqs) == n
     _, t_one = timed(reben.read_reben, tmp / "metadata.parquet", tiles=["33UUP"])
@@ -81,7 +81,7 @@ def bench_reading(tmp: Path) -> None:
 def bench_relabel(tmp: Path, n: int) -> None:
     side = int(np.ceil(np.sqrt(n)))
     epsg, ulx, uly = tiles.mgrs_tile_origin("33UUP")
-    grid = tiles.TileGrid(epsg, ulx, uly)
+    grid = tiles.MapGrid.tile(epsg, ulx, uly)
     from datetime import UTC, datetime
 
     patches = []

@@ -84,6 +84,7 @@ def child(args: argparse.Namespace) -> None:
     from rasterio.windows import Window
 
     from bigearthnet_s1 import geocoding as G
+    from bigearthnet_s1 import layover as L
     from bigearthnet_s1.dem import open_dem
     from bigearthnet_s1.safe import open_safe
 
@@ -141,7 +142,7 @@ def child(args: argparse.Namespace) -> None:
     del img
     t0 = time.perf_counter()
     c0 = time.process_time()
-    mask = G.layover_shadow_mask(ann, dem, crs=epsg, transform=t, shape=(N, N))
+    mask = L.layover_shadow_mask(ann, dem, crs=epsg, transform=t, shape=(N, N))
     figures.update(mask_wall_s=time.perf_counter() - t0, mask_cpu_s=time.process_time() - c0,
                    layover_fraction=float(np.mean(mask & 1)), shadow_fraction=float(np.mean((mask & 2) > 0)),
                    maxrss_after_mask_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2)
@@ -209,6 +210,7 @@ def steep_figures(tmp: Path) -> dict:
 
     from bigearthnet_s1 import geocoding as G
     from bigearthnet_s1.dem import egm96_undulation, open_dem
+    from bigearthnet_s1.radar_geometry import RadarGeometry
     from bigearthnet_s1.safe import open_safe
 
     ann = open_safe(SAFE).annotation("VV")
@@ -240,7 +242,7 @@ def steep_figures(tmp: Path) -> dict:
     col, row = ~dt @ (plon, plat)
     href = ndimage.map_coordinates(z, [row - 0.5, col - 0.5], order=1) + egm96_undulation(plon, plat)
     t0 = time.perf_counter()
-    le, pe = G.RadarGeometry.from_annotation(ann).solve(plon.ravel(), plat.ravel(), href.ravel())
+    le, pe = RadarGeometry.from_annotation(ann).solve(plon.ravel(), plat.ravel(), href.ravel())
     t_exact = time.perf_counter() - t0
     err = np.hypot(line.ravel() - le, pixel.ravel() - pe)
     return {"relief_m": float(z.max() - z.min()), "p50": float(np.median(err)), "p99": float(np.percentile(err, 99)),

@@ -134,7 +134,7 @@ def one_patch_tile():
     from the UTM corner (ulx, uly) of tile ``tile_id`` in ``epsg``, sensed at ``time`` (UTC)."""
     import pyproj
 
-    from bigearthnet_s1.tiles import Patch, TileAcquisition, TileGrid
+    from bigearthnet_s1.tiles import MapGrid, Patch, TileAcquisition
 
     def make(tile_id: str, epsg: int, ulx: float, uly: float, lon: float, lat: float, time, label: str):
         x, y = pyproj.Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
@@ -143,7 +143,7 @@ def one_patch_tile():
         patch = Patch(s2_name=f"S2A_MSIL2A_{time:%Y%m%dT%H%M%S}_{col}_{row}", col=col, row=row, labels=(label,),
                       ulx=px, uly=py, lrx=px + 1200, lry=py - 1200)
         return TileAcquisition(tile_id=tile_id, sensing_time=time, s2_product=None,
-                               grid=TileGrid(epsg=epsg, ulx=ulx, uly=uly), patches=(patch,))
+                               grid=MapGrid.tile(epsg=epsg, ulx=ulx, uly=uly), patches=(patch,))
 
     return make
 
@@ -167,9 +167,9 @@ def asf_feature(name: str, footprint, *, path: int, direction: str, frame: int =
     """One feature of ASF's Search API ``output=geojson`` reply for an IW GRD_HD product."""
     import shapely.geometry
 
-    from bigearthnet_s1.catalog import parse_s1_name
+    from bigearthnet_s1.catalog import parse_product_name
 
-    n = parse_s1_name(name)
+    n = parse_product_name(name)
     start = start or n.start_time
     stop = stop or n.stop_time
     polarization = polarization or {"DV": "VV+VH", "DH": "HH+HV", "SV": "VV", "SH": "HH"}[n.polarisation]
@@ -223,9 +223,9 @@ def cdse_item(name: str, footprint, *, uuid: str, path: int, direction: str, siz
     import shapely
     import shapely.geometry
 
-    from bigearthnet_s1.catalog import parse_s1_name
+    from bigearthnet_s1.catalog import parse_product_name
 
-    n = parse_s1_name(name)
+    n = parse_product_name(name)
     start = start or n.start_time
     stop = stop or n.stop_time
 
@@ -420,7 +420,7 @@ class AsfHub:
     def _search(self, h, q: dict) -> None:
         import shapely.wkt
 
-        from bigearthnet_s1.catalog import parse_s1_name
+        from bigearthnet_s1.catalog import parse_product_name
 
         unknown = sorted(set(q) - self.KEYWORDS)
         missing = sorted({"intersectsWith", "start", "end", "output"} - set(q))
@@ -432,7 +432,7 @@ class AsfHub:
         t1 = datetime.fromisoformat(q["end"].replace("Z", "+00:00"))
         out = []
         for name, p in self.products.items():
-            n = parse_s1_name(name)
+            n = parse_product_name(name)
             if (q.get("processingLevel") == "GRD_HD" and q.get("beamMode") == "IW"
                     and p["footprint"].intersects(aoi) and n.start_time <= t1 and n.stop_time >= t0):
                 out.append(p["feature"])

@@ -8,7 +8,7 @@ Layout (what reBEN's S1 archive and torchgeo's ``BigEarthNetV2`` use)::
 
 ``s1_name`` is the v1 patch name (``S1A_IW_GRDH_1SDV_20170613T165043_33UUP_87_48``), the S1
 prefix is that name without tile, col and row (``S1A_IW_GRDH_1SDV_20170613T165043``). The
-GeoTIFFs are byte for byte those of the v1 layout (``archive.geotiff_parts``); there is no
+GeoTIFFs are byte for byte those of the v1 layout (``geotiff.geotiff_parts``); there is no
 per-patch JSON: ``metadata.parquet`` carries everything, one row per S2 patch, with reBEN's
 columns (``patch_id``, ``labels`` in the 19-class nomenclature, ``split``, ``country``,
 ``s1_name`` = this build's pairing, ``s2v1_name``, ``contains_seasonal_snow``,
@@ -25,32 +25,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bigearthnet_s1.archive import (
-    SceneRef,
-    _check_array,
-    check_geotiffs,
-    clean_temporaries,
-    geotiff_parts,
-    label_warnings,
-    s1_patch_name,
-    write_patch_folder,
-)
+from bigearthnet_s1.acquisition import Patch, TileAcquisition
+from bigearthnet_s1.archive_index import read_origins
 from bigearthnet_s1.atomic import atomic_path
 from bigearthnet_s1.errors import ArchiveError, InputError, LabelError, TileError
+from bigearthnet_s1.geotiff import check_geotiffs, geotiff_parts
+from bigearthnet_s1.grid import PATCH_M
+from bigearthnet_s1.labels import CLASSES_19, to_19
+from bigearthnet_s1.mgrs import mgrs_tile_origin
+from bigearthnet_s1.names import S1_PATCH_NAME_RE, SceneRef, parse_s1_patch_name, s1_patch_name
+from bigearthnet_s1.patch_folder import check_patch_array, clean_temporaries, holds_files, write_patch_folder
 from bigearthnet_s1.reben import METADATA_COLUMNS, METADATA_FILE, PATCH_ID_RE, S1_DIR, SPLITS, s1_prefix
-from bigearthnet_s1.tiles import PATCH_M, S1_NAME_RE, Patch, TileAcquisition, mgrs_tile_origin, parse_s1_name
+from bigearthnet_s1.validation import ValidationReport, label_warnings
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
-
-    from bigearthnet_s1.archive import ValidationReport
 
 __all__ = ["S1_DIR", "METADATA_FILE", "PROVENANCE_COLUMNS", "patch_dir", "is_complete", "write_patch",
            "metadata_table", "write_metadata", "validate_v2"]
@@ -71,11 +66,7 @@ def patch_dir(root: str | os.PathLike[str], s1_name: str) -> Path:
 def is_complete(folder: str | os.PathLike[str]) -> bool:
     """True if the v2 patch folder holds its two GeoTIFFs (non-empty; folders appear whole)."""
     d = os.fspath(folder)
-    name = os.path.basename(d)
-    try:
-        return all(os.stat(os.path.join(d, f)).st_size > 0 for f in _files(name))
-    except OSError:
-        return False
+    return holds_files(d, _files(os.path.basename(d)))
 
 
 def write_patch(root: str | os.PathLike[str], tile: TileAcquisition, patch: Patch, scene: SceneRef,
@@ -90,8 +81,8 @@ def write_patch(root: str | os.PathLike[str], tile: TileAcquisition, patch: Patc
     final = os.path.join(parent, name)
     if not overwrite and is_complete(final):
         return Path(final)
-    vv = _check_array(vv_db, "VV", name, values=not _checked)
-    vh = _check_array(vh_db, "VH", name, values=not _checked)
+    vv = check_patch_array(vv_db, "VV", name, values=not _checked)
+    vh = check_patch_array(vh_db, "VH", name, values=not _checked)
     if not os.path.isdir(parent):
         os.makedirs(parent, exist_ok=True)
     else:
@@ -125,8 +116,6 @@ def metadata_table(index: pd.DataFrame) -> pa.Table:
     columns). Labels are given in the 19-class nomenclature (43-class labels are mapped with
     ``labels.to_19``); an unlabeled patch has ``labels`` [] and ``labels_known`` False."""
     import pyarrow as pa
-
-    from bigearthnet_s1.labels import to_19
 
     labels = []
     for s1, labs in zip(index["s1_name"], index["labels"], strict=True):
@@ -180,27 +169,10 @@ def write_metadata(root: str | os.PathLike[str], index: pd.DataFrame) -> Path:
 # --------------------------------------------------------------------------- validation
 
 
-def _read_coords(root: Path) -> dict[str, tuple[int, float, float]]:
-    """s1_name -> (EPSG, ulx, uly) from the archive's index, when it has one."""
-    from bigearthnet_s1.archive import INDEX_FILE
-
-    p = root / INDEX_FILE
-    if not p.is_file():
-        return {}
-    import pyarrow.parquet as pq
-
-    try:
-        t = pq.read_table(p, columns=["s1_name", "epsg", "ulx", "uly"])
-    except Exception:  # an unreadable index is not this validator's subject
-        return {}
-    return {s: (int(e), float(x), float(y)) for s, e, x, y in zip(
-        t["s1_name"].to_pylist(), t["epsg"].to_pylist(), t["ulx"].to_pylist(), t["uly"].to_pylist(), strict=True)}
-
-
 def _expected_origin(name: str, coords: Mapping[str, tuple[int, float, float]]) -> tuple[int, float, float]:
     if name in coords:
         return coords[name]
-    f = parse_s1_name(name)
+    f = parse_s1_patch_name(name)
     epsg, ulx, uly = mgrs_tile_origin(f["tile_id"])
     return epsg, ulx + PATCH_M * f["col"], uly - PATCH_M * f["row"]
 
@@ -209,7 +181,7 @@ def validate_v2(root: str | os.PathLike[str], report: ValidationReport, *, worke
     """Check the v2 layout under ``root`` and add the results to ``report``.
 
     Checks: folder names (``BigEarthNet-S1/<S1 prefix>/<s1_name>`` with the prefix equal to
-    the name's), exactly the two GeoTIFFs (as :func:`archive.check_geotiffs`, origin from the
+    the name's), exactly the two GeoTIFFs (as :func:`geotiff.check_geotiffs`, origin from the
     archive index or the v1 grid), a ``metadata.parquet`` with reBEN's and the provenance
     columns, one row per patch folder and a folder per row, ``patch_id`` of the same tile and
     col_row, ``labels`` 19-class names, ``split`` one of train/validation/test or empty.
@@ -243,7 +215,7 @@ def validate_v2(root: str | os.PathLike[str], report: ValidationReport, *, worke
                     rows[r["s1_name"]] = r
                 if dup:
                     report.bad.append((meta_path, [f"duplicate s1_name rows: {', '.join(sorted(dup)[:5])}"]))
-    coords = _read_coords(root)
+    coords = read_origins(root)
     dirs: list[Path] = []
     for prefix in sorted(os.scandir(s1_root), key=lambda e: e.name):
         if prefix.name.startswith("."):
@@ -260,10 +232,10 @@ def validate_v2(root: str | os.PathLike[str], report: ValidationReport, *, worke
         name, reasons, warnings = d.name, [], []
         if not d.is_dir():
             return [f"not a patch folder: a file in {d.parent.name}"], []
-        if not S1_NAME_RE.match(name):
+        if not S1_PATCH_NAME_RE.match(name):
             return [f"bad folder name: {name!r} is not <S1 id>_<start>_<tile>_<col>_<row>"], []
         try:
-            f = parse_s1_name(name)
+            f = parse_s1_patch_name(name)
         except TileError as exc:
             return [f"bad folder name: {exc}"], []
         if s1_prefix(name) != d.parent.name:
@@ -289,8 +261,6 @@ def validate_v2(root: str | os.PathLike[str], report: ValidationReport, *, worke
                 if not isinstance(labs, list) or not all(isinstance(x, str) for x in labs):
                     reasons.append("bad labels: not a list of strings")
                 else:
-                    from bigearthnet_s1.labels import CLASSES_19
-
                     unknown = [x for x in labs if x not in CLASSES_19]
                     if unknown:
                         reasons.append(f"bad labels: not 19-class names: {', '.join(unknown[:3])}")
@@ -300,15 +270,7 @@ def validate_v2(root: str | os.PathLike[str], report: ValidationReport, *, worke
                     reasons.append(f"bad split: {r['split']!r}, expected one of {', '.join(SPLITS)} or empty")
         return reasons, warnings
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(pool.map(check, dirs))
-    for d, (reasons, warnings) in zip(dirs, results, strict=True):
-        if reasons:
-            report.bad.append((d, reasons))
-        else:
-            report.ok += 1
-        for w in warnings:
-            report.warn(w, d)
+    report.check_all(dirs, check, workers)
     if meta_ok:
         seen = {d.name for d in dirs}
         for name in sorted(set(rows) - seen):

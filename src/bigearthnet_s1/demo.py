@@ -88,7 +88,7 @@ def prepare_sample(root: Path) -> dict[str, Any]:
     """Extract the S2 example, simulate the S1 products into ``root/catalog`` (idempotent)."""
     import shapely
 
-    from bigearthnet_s1 import samples, tiles
+    from bigearthnet_s1 import mgrs, samples, tiles
 
     s2 = samples.s2_example(root)
     catalog = root / "catalog"
@@ -100,7 +100,7 @@ def prepare_sample(root: Path) -> dict[str, Any]:
             kwargs: dict[str, Any] = {"tile": tile}
             if plan["patches"] is not None:
                 boxes = [tile.patch(n).box for n in plan["patches"]]
-                bounds = tiles.to_wgs84(shapely.union_all(boxes), tile.epsg).bounds
+                bounds = mgrs.to_wgs84(shapely.union_all(boxes), tile.epsg).bounds
                 kwargs = {"bounds_wgs84": bounds}
             safe = _simulate(catalog, plan, seed=100 * i + j, **kwargs)
             products.append(safe.name)

@@ -34,7 +34,6 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -47,18 +46,19 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from bigearthnet_s1 import graph as G
+from bigearthnet_s1._time import format_iso
 from bigearthnet_s1.atomic import atomic_path
 from bigearthnet_s1.errors import (
     BigEarthNetS1Error,
     GraphError,
     InputError,
 )
+from bigearthnet_s1.grid import MapGrid
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "ENGINES",
-    "GridSpec",
     "NativeResult",
     "NATIVE_SUPPORT",
     "execute",
@@ -75,27 +75,6 @@ _CAL_PREFIX = {"sigma0": "Sigma0", "gamma0": "Gamma0", "beta0": "Beta0"}
 # --------------------------------------------------------------------------------------
 # value types
 # --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class GridSpec:
-    """A map grid: CRS, affine transform of pixel CORNERS, (rows, cols)."""
-
-    crs: CRS
-    transform: Affine
-    shape: tuple[int, int]
-
-    @property
-    def epsg(self) -> int | None:
-        return self.crs.to_epsg()
-
-    def bounds_wgs84(self) -> tuple[float, float, float, float]:
-        """(lon_min, lat_min, lon_max, lat_max) of the grid's outer pixel corners, edges densified."""
-        from rasterio.transform import array_bounds
-        from rasterio.warp import transform_bounds
-
-        rows, cols = self.shape
-        return transform_bounds(self.crs, "EPSG:4326", *array_bounds(rows, cols, self.transform), densify_pts=21)
-
-
 @dataclass
 class _Band:
     """One polarisation flowing through the graph.
@@ -128,7 +107,7 @@ class _Product:
     safe: Any  # bigearthnet_s1.safe.SafeProduct
     window: Window  # radar window the radar-geometry bands cover
     bands: dict[str, _Band]  # SNAP band name -> band (ordered)
-    grid: GridSpec | None = None  # set by Terrain-Correction
+    grid: MapGrid | None = None  # set by Terrain-Correction
     history: list[str] = field(default_factory=list)  # operators applied
 
     def copy(self) -> _Product:
@@ -149,7 +128,7 @@ class NativeResult:
     """Output of :func:`execute`: dB/linear arrays on ``grid`` keyed by SNAP band name."""
 
     bands: dict[str, NDArray[np.float32]]
-    grid: GridSpec
+    grid: MapGrid
     product_name: str
     start_time: Any
     written: Path | None = None
@@ -159,7 +138,7 @@ class NativeResult:
 class _Context:
     node: G.Node
     graph: G.Graph
-    target_grid: GridSpec | None
+    target_grid: MapGrid | None
     dem_cache: Path | None
 
 
@@ -310,7 +289,7 @@ def _check_support(node: G.Node) -> None:
 def execute(
     graph: G.Graph | str | os.PathLike[str],
     *,
-    target_grid: GridSpec | None = None,
+    target_grid: MapGrid | None = None,
     write: bool = True,
     dem_cache: str | os.PathLike[str] | None = None,
 ) -> NativeResult:
@@ -559,7 +538,7 @@ def _op_write(ctx: _Context, src: _Product) -> Path:
     assert len(arrays) == len(names), "every band of a map-projected product has pixels"
     return write_geotiff(
         path, np.stack(arrays), src.grid, descriptions=names,
-        tags={"SCENE_ID": src.safe.name, "START_TIME": _iso(src.safe.start_time), "GRAPH": ctx.graph.id,
+        tags={"SCENE_ID": src.safe.name, "START_TIME": format_iso(src.safe.start_time, timespec="microseconds"), "GRAPH": ctx.graph.id,
               "ENGINE": "native", "CHAIN": " -> ".join(src.history)},
     )
 
@@ -641,7 +620,7 @@ def _map_crs(n: G.Node) -> CRS:
     return CRS.from_wkt(pc.to_wkt())
 
 
-def _check_grid(n: G.Node, grid: GridSpec, crs: CRS, spacing: float) -> None:
+def _check_grid(n: G.Node, grid: MapGrid, crs: CRS, spacing: float) -> None:
     """A caller's target grid must be one SNAP's parameters could produce."""
     if pyproj.CRS.from_user_input(grid.crs.to_wkt()) != pyproj.CRS.from_user_input(crs.to_wkt()):
         raise GraphError(f"node {n.id!r} (Terrain-Correction): target grid CRS {grid.crs} differs from mapProjection {crs}")
@@ -663,7 +642,7 @@ def _check_grid(n: G.Node, grid: GridSpec, crs: CRS, spacing: float) -> None:
                 )
 
 
-def _snap_like_grid(n: G.Node, product: _Product, crs: CRS, spacing: float) -> GridSpec:
+def _snap_like_grid(n: G.Node, product: _Product, crs: CRS, spacing: float) -> MapGrid:
     """The grid SNAP's CRSGeoCodingHandler builds: bounding box of the source's corner
     lon/lat in the map CRS; with alignToStandardGrid the upper-left pixel CENTRE snapped to
     origin + k * spacing (floor in x, ceil in y), sizes rounded up."""
@@ -684,7 +663,7 @@ def _snap_like_grid(n: G.Node, product: _Product, crs: CRS, spacing: float) -> G
         w, h = math.floor((xmax - xmin) / spacing), math.floor((ymax - ymin) / spacing)
     # (e, no) is the centre of the upper-left pixel (SNAP reference pixel 0.5, 0.5)
     transform = Affine(spacing, 0.0, e - spacing / 2, 0.0, -spacing, no + spacing / 2)
-    return GridSpec(crs, transform, (int(h), int(w)))
+    return MapGrid(crs, transform, (int(h), int(w)))
 
 
 def _window_lonlat(ann: Any, win: Window) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -746,16 +725,10 @@ def _native_dem(n: G.Node, ctx: _Context) -> Any:
 # --------------------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------------------
-def _iso(t: Any) -> str:
-    if hasattr(t, "astimezone"):
-        return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return str(t)
-
-
 def write_geotiff(
     path: str | os.PathLike[str],
     data: NDArray[np.floating],
-    grid: GridSpec,
+    grid: MapGrid,
     *,
     descriptions: Sequence[str],
     tags: Mapping[str, str] | None = None,

@@ -153,6 +153,3 @@ class PipelineError(BigEarthNetS1Error):
 class PinnedDataError(BigEarthNetS1Error):
     """Test data from a pinned release that cannot be fetched or fails its SHA-256 check."""
 
-
-class InjectedFault(BigEarthNetS1Error):
-    """A transient failure injected on purpose by the pipeline's test hook (``pipeline.FAULT_ENV``)."""

@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 import requests
 
 from bigearthnet_s1 import transfer
+from bigearthnet_s1._time import format_iso
 from bigearthnet_s1.earthdata import EDL_URL, EarthdataAuth
 from bigearthnet_s1.errors import AuthenticationError, DownloadError, ProductOfflineError
 from bigearthnet_s1.excerpt import body_excerpt, oauth_error
@@ -303,7 +304,7 @@ class RetrievalStatus:
     state: str
     order_id: str | None = None
     message: str = ""
-    checked_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    checked_at: str = field(default_factory=lambda: format_iso(datetime.now(UTC), timespec="seconds", zone="+00:00"))
 
     @property
     def online(self) -> bool:

@@ -31,8 +31,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bigearthnet_s1._time import format_compact
+from bigearthnet_s1.acquisition import TileAcquisition
 from bigearthnet_s1.errors import LabelError, TileError
-from bigearthnet_s1.tiles import S1_NAME_RE, S2_NAME_RE, TileAcquisition, format_time, parse_s2_name
+from bigearthnet_s1.names import S1_PATCH_NAME_RE, S2_PATCH_NAME_RE, s2_product_time
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +178,9 @@ def _key(mission: str, sensing: str, col: int, row: int) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _time_key(mission_date_time: str) -> str:
-    # "S2B_MSIL2A_20170924T93020" -> "20170924T093020" (the parser handles the quirks)
-    return format_time(parse_s2_name(f"{mission_date_time}_0_0")[0])
+def _time_key(product: str) -> str:
+    # "S2B_MSIL2A_20170924T93020" -> "20170924T093020" (once per product: 500,000 patch keys)
+    return format_compact(s2_product_time(product))
 
 
 def patch_key(s2_name: str) -> str:
@@ -191,7 +193,7 @@ def patch_key(s2_name: str) -> str:
     if len(parts) == 8:  # reBEN patch_id: drop baseline, relative orbit and tile
         parts = parts[:3] + parts[6:]
     name = "_".join(parts)
-    if len(parts) != 5 or not S2_NAME_RE.match(name):
+    if len(parts) != 5 or not S2_PATCH_NAME_RE.match(name):
         raise TileError(f"not a BigEarthNet-S2 patch name or reBEN patch_id: {s2_name!r}")
     return _key(parts[0], _time_key("_".join(parts[:3])), int(parts[3]), int(parts[4]))
 
@@ -279,13 +281,13 @@ def _folder_source(root: Path) -> LabelSource:
     """A BigEarthNet-S2 or -S1 v1.0 folder: one JSON per patch folder (flat, or one level of
     tile folders for S2)."""
     entries = [e for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")]
-    s1 = [e for e in entries if S1_NAME_RE.match(e.name)]
-    if s1 and not any(S2_NAME_RE.match(e.name) for e in entries):  # (index/ etc. beside: ignored)
+    s1 = [e for e in entries if S1_PATCH_NAME_RE.match(e.name)]
+    if s1 and not any(S2_PATCH_NAME_RE.match(e.name) for e in entries):  # (index/ etc. beside: ignored)
         return _s1_source(root, sorted(Path(e.path) for e in s1))
-    from bigearthnet_s1.tiles import _patch_dirs
+    from bigearthnet_s1.tiles import patch_dirs
 
     try:
-        dirs = _patch_dirs(root)
+        dirs = patch_dirs(root)
     except TileError as exc:
         raise LabelError(f"label source {root}: not a BigEarthNet-S2/S1 v1.0 folder ({exc})") from exc
     if not dirs:

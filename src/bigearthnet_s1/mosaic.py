@@ -26,7 +26,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,13 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
+from bigearthnet_s1._time import format_iso, parse_iso
+from bigearthnet_s1.acquisition import TileAcquisition
 from bigearthnet_s1.archive import SceneRef, write_tile_patches
 from bigearthnet_s1.atomic import atomic_path, atomic_write_bytes
 from bigearthnet_s1.errors import MosaicError
-from bigearthnet_s1.tiles import PATCH_PX, TileAcquisition
+from bigearthnet_s1.grid import PATCH_PX
+from bigearthnet_s1.names import product_prefix
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +49,6 @@ __all__ = ["MosaicError", "SceneOnGrid", "PatchChoice", "Mosaic", "mosaic_tile",
 
 #: patch rows per strip when composing (480 px of every scene in memory at once)
 STRIP_PATCH_ROWS = 4
-
-
-def _parse_time(text: str, what: str) -> datetime:
-    try:
-        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise MosaicError(f"{what}: START_TIME {text!r} is not an ISO 8601 time") from exc
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -103,8 +98,13 @@ class SceneOnGrid:
         if "SCENE_ID" not in tags:
             raise MosaicError(f"preprocessed scene {p}: no SCENE_ID tag")
         scene_id = tags["SCENE_ID"]
-        start = (_parse_time(tags["START_TIME"], str(p)) if "START_TIME" in tags
-                 else SceneRef.from_scene_id(scene_id).start_time)
+        if "START_TIME" not in tags:
+            start = SceneRef.from_scene_id(scene_id).start_time
+        else:
+            try:
+                start = parse_iso(tags["START_TIME"])
+            except ValueError as exc:
+                raise MosaicError(f"{p}: START_TIME {tags['START_TIME']!r} is not an ISO 8601 time") from exc
         scene = SceneRef(scene_id, start)
         if crs is None or crs.to_epsg() != tile.epsg:
             raise MosaicError(f"preprocessed scene {p}: CRS {crs} is not the tile's EPSG:{tile.epsg} ({tile.key})")
@@ -249,7 +249,7 @@ class Mosaic:
             "tile": self.tile.key,
             "window": [int(self.window.col_off), int(self.window.row_off), int(self.window.width), int(self.window.height)],
             "scenes": [
-                {"index": i, "scene_id": s.scene_id, "start_time": s.start_time.astimezone(UTC).isoformat(),
+                {"index": i, "scene_id": s.scene_id, "start_time": format_iso(s.start_time, zone="+00:00"),
                  "hours_from_s2": round((s.start_time - self.tile.sensing_time).total_seconds() / 3600.0, 3),
                  "rank": self.order.index(i), "patches": named[i], "pixels": int(pix[i])}
                 for i, s in enumerate(self.scenes)
@@ -298,9 +298,8 @@ def _preferred_cells(tile: TileAcquisition, scenes: Sequence[SceneOnGrid], prefe
                      c0: int, r0: int, nR: int, nC: int) -> NDArray[np.int16]:
     """(patch rows, patch cols) of the mosaic window: index of the scene each patch prefers
     (-1: none, or its scene is not among ``scenes``)."""
-    from bigearthnet_s1.reben import scene_prefix
 
-    by_prefix = {scene_prefix(s.scene.scene_id): i for i, s in enumerate(scenes)}
+    by_prefix = {product_prefix(s.scene.scene_id): i for i, s in enumerate(scenes)}
     out = np.full((nR, nC), -1, dtype=np.int16)
     for p in tile.patches:
         i = by_prefix.get(preferred.get(p.s2_name, ""))

@@ -17,9 +17,11 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bigearthnet_s1._time import as_utc, parse_iso
 from bigearthnet_s1.errors import ParameterError
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "check_selection",
     "check_tile_id",
     "check_tile_ids",
+    "check_time",
     "check_writable",
     "require_tiles",
 ]
@@ -94,6 +97,20 @@ def check_int(value: Any, what: str, *, minimum: int | None = None, maximum: int
 def check_fraction(value: Any, what: str) -> float:
     """A fraction in (0, 1] (a coverage tolerance: 0 would accept an empty cover)."""
     return check_number(value, what, minimum=0.0, maximum=1.0, exclusive_minimum=True)
+
+
+def check_time(value: str | datetime | None, what: str) -> datetime | None:
+    """An ISO 8601 date or date-time (a naive one is UTC; a date alone is midnight) as a tz-aware
+    UTC datetime; None or '' -> None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return as_utc(value)
+    try:
+        return parse_iso(str(value))
+    except ValueError:
+        raise ParameterError(f"{what} {value!r}: expected ISO 8601, e.g. 2017-06-13T10:10:31Z "
+                             "(this is not an ISO date or date-time)") from None
 
 
 def check_tile_id(value: Any, what: str = "tile", *, keys: bool = False) -> str:

@@ -1,15 +1,10 @@
 """The pipeline's steps as plain functions: what the Airflow DAG (and ``bigearthnet-s1 build``) runs.
 
-One step per DAG task, each taking a :class:`WorkDir` and small JSON-able values (tile keys,
-product names) and returning a small JSON-safe dict. Arrays and products stay on disk:
-
-    <work>/tiles/<tile.key>.json            the tile acquisition (grid, patches)
-    <work>/selection/<tile.key>.candidates.json, <tile.key>.json   search and selection
-    <work>/records/<product>.json           product records chosen for some tile
-    <work>/products/                        the product store (downloads, verified, atomic)
-    <work>/processed/<tile.key>/<product>.tif   preprocessed scene on the tile grid (dB)
-    <work>/results/<tile.key>.json          what assemble_tile wrote for the tile
-    <archive>/                              the BigEarthNet-S1 archive (default <work>/archive)
+One step per DAG task, each taking a :class:`~bigearthnet_s1.workdir.WorkDir` and small
+JSON-able values (tile keys, product names) and returning a small JSON-safe dict. Arrays and
+products stay on disk, in the work folder's layout (:mod:`bigearthnet_s1.workdir`); the saved
+search the footprint lookup leaves for the selection is :mod:`bigearthnet_s1.saved_search`,
+the run's summary :mod:`bigearthnet_s1.run_summary`.
 
 Every step is idempotent: it skips work whose output exists (outputs are written under a
 temporary name and renamed when complete, so "exists" means "complete"), so a retried or
@@ -28,19 +23,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bigearthnet_s1._time import format_iso
 from bigearthnet_s1.atomic import sweep
-from bigearthnet_s1.errors import BigEarthNetS1Error, InjectedFault, ParameterError, PipelineError, SafeError
+from bigearthnet_s1.errors import BigEarthNetS1Error, ParameterError, PipelineError, SafeError
 from bigearthnet_s1.params import DEM_NAMES as DEM_NAMES  # re-exported: the checks moved to params
 from bigearthnet_s1.params import check_choice as _check_choice
 from bigearthnet_s1.params import check_dem as check_dem
 from bigearthnet_s1.params import check_engine as check_engine
-from bigearthnet_s1.params import check_number, check_selection, check_tile_ids
+from bigearthnet_s1.params import check_number, check_selection, check_tile_ids, check_time
 from bigearthnet_s1.params import check_writable as check_writable
-from bigearthnet_s1.redact import redact, redact_obj
+from bigearthnet_s1.redact import redact
+from bigearthnet_s1.run_summary import summarise as summarise  # the DAG's summary task
+from bigearthnet_s1.saved_search import SEARCH_SETTLED_AFTER as SEARCH_SETTLED_AFTER
+from bigearthnet_s1.saved_search import CandidateCatalog, reuse_reason
+from bigearthnet_s1.workdir import WorkDir, read_json, write_json
 
 if TYPE_CHECKING:  # heavy modules are imported inside the steps
+    from bigearthnet_s1.acquisition import TileAcquisition
     from bigearthnet_s1.catalog import Catalog, ProductRecord
-    from bigearthnet_s1.tiles import TileAcquisition
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,6 @@ ENGINES = ("native", "snap")  # = params.ENGINES
 LAYOUTS = ("v1", "v2")
 #: How S1 products are chosen: the selection rule, or the acquisitions reBEN's ``s1_name`` names.
 PAIRINGS = ("select", "reben")
-#: Environment variable of the fault-injection hook used by the tests (see :func:`inject_fault`).
-FAULT_ENV = "BIGEARTHNET_S1_FAIL_ONCE"
 
 
 #: Environment variables in which the catalogue backends find credentials (see ``open_catalog``).
@@ -61,106 +59,7 @@ _CREDENTIAL_ENV = {"local": (), "dhus": ("BIGEARTHNET_S1_DHUS_USER",),
                    "asf": ("BIGEARTHNET_S1_ASF_TOKEN", "EARTHDATA_TOKEN", "BIGEARTHNET_S1_ASF_USER", "EARTHDATA_USERNAME")}
 
 
-# ------------------------------------------------------------------------------ work dir
-
-
-class WorkDir:
-    """Paths of the work folder and of the output archive (created lazily by the steps)."""
-
-    def __init__(self, root: str | os.PathLike[str], archive: str | os.PathLike[str] | None = None):
-        self.root = Path(root).expanduser().absolute()
-        self.archive = Path(archive).expanduser().absolute() if archive else self.root / "archive"
-
-    def __repr__(self) -> str:
-        return f"WorkDir({str(self.root)!r}, archive={str(self.archive)!r})"
-
-    @property
-    def products(self) -> Path:
-        return self.root / "products"
-
-    def tile_file(self, key: str) -> Path:
-        return self.root / "tiles" / f"{key}.json"
-
-    def candidates_file(self, key: str) -> Path:
-        return self.root / "selection" / f"{key}.candidates.json"
-
-    def selection_file(self, key: str) -> Path:
-        return self.root / "selection" / f"{key}.json"
-
-    def record_file(self, name: str) -> Path:
-        return self.root / "records" / f"{name}.json"
-
-    def processed_dir(self, key: str) -> Path:
-        return self.root / "processed" / key
-
-    def processed_file(self, key: str, product: str) -> Path:
-        return self.processed_dir(key) / f"{product}.tif"
-
-    def result_file(self, key: str) -> Path:
-        return self.root / "results" / f"{key}.json"
-
-    def quicklook_file(self, key: str) -> Path:
-        return self.root / "quicklooks" / f"{key}.png"
-
-    def summary_file(self, run_id: str) -> Path:
-        safe = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in run_id)
-        return self.root / "summaries" / f"{safe}.json"
-
-
-def write_json(path: Path, data: Any) -> Path:
-    """Write JSON atomically (temporary file in the same folder, then ``os.replace``)."""
-    from bigearthnet_s1.atomic import atomic_write_text
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n", suffix=".tmp")
-
-
-def read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PipelineError(f"{what} not found: {path} (did the earlier step run?)") from None
-    except json.JSONDecodeError as exc:
-        raise PipelineError(f"{what} is not valid JSON: {path}: {exc}") from exc
-
-
-def inject_fault(work: WorkDir, step: str, key: str) -> None:
-    """Test hook: fail the first attempt of ``step`` for ``key`` once.
-
-    Active only when the environment variable ``BIGEARTHNET_S1_FAIL_ONCE`` lists
-    ``step`` or ``step:<key prefix>`` (comma separated). The first call raises
-    :class:`InjectedFault` and leaves a marker in ``<work>/.faults``; later calls pass. Used by
-    the Airflow tests to prove that retries are recorded; harmless otherwise.
-    """
-    spec = os.environ.get(FAULT_ENV, "")
-    if not spec:
-        return
-    for item in (s.strip() for s in spec.split(",")):
-        name, _, prefix = item.partition(":")
-        if name == step and key.startswith(prefix):
-            marker = work.root / ".faults" / f"{step}-{key}"
-            if marker.exists():
-                return
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-            raise InjectedFault(f"injected failure of {step} for {key} ({FAULT_ENV}={spec})")
-
-
 # ------------------------------------------------------------------------------ parameters
-
-
-def parse_time(value: str | datetime | None, what: str) -> datetime | None:
-    """ISO date or date-time (naive means UTC) -> tz-aware UTC datetime; None/'' -> None."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        t = value
-    else:
-        try:
-            t = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ParameterError(f"{what}: not an ISO date or date-time: {value!r}") from None
-    return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def run_window(start: str | datetime | None, end: str | datetime | None, *, run_type: str = "manual",
@@ -172,9 +71,9 @@ def run_window(start: str | datetime | None, end: str | datetime | None, *, run_
     interval (so a backfill over a year rebuilds it run by run); manual runs are unbounded.
     Raises :class:`ParameterError` for an empty window (start >= end).
     """
-    t0, t1 = parse_time(start, "start"), parse_time(end, "end")
+    t0, t1 = check_time(start, "start"), check_time(end, "end")
     if t0 is None and t1 is None and run_type.lower() in ("scheduled", "backfill"):
-        t0, t1 = parse_time(interval_start, "data interval start"), parse_time(interval_end, "data interval end")
+        t0, t1 = check_time(interval_start, "data interval start"), check_time(interval_end, "data interval end")
     if t0 is not None and t1 is not None and t0 >= t1:
         raise ParameterError(f"empty time window: start {t0.isoformat()} is not before end {t1.isoformat()}")
     return t0, t1
@@ -232,11 +131,11 @@ def filter_tiles(acquisitions: Iterable[TileAcquisition], tiles: Sequence[str] =
 def tile_ref(tile: TileAcquisition) -> dict[str, Any]:
     """The small JSON that travels through XCom for a tile."""
     return {"key": tile.key, "tile_id": tile.tile_id,
-            "sensing_time": tile.sensing_time.astimezone(UTC).isoformat(), "patches": len(tile.patches)}
+            "sensing_time": format_iso(tile.sensing_time, zone="+00:00"), "patches": len(tile.patches)}
 
 
 def load_tile(work: WorkDir, key: str) -> TileAcquisition:
-    from bigearthnet_s1.tiles import TileAcquisition
+    from bigearthnet_s1.acquisition import TileAcquisition
 
     return TileAcquisition.from_json(read_json(work.tile_file(key), f"tile {key}"))
 
@@ -336,7 +235,8 @@ def sweep_work(work: WorkDir) -> int:
     pipeline writes: the bookkeeping folders, ``processed/<key>/``, the quicklooks, the product
     store, the DEM cache, the archive (its patch folders by the archive's own rule). Returns
     how many were removed."""
-    from bigearthnet_s1.archive import INDEX_DIR, clean_temporaries
+    from bigearthnet_s1.archive_index import INDEX_DIR
+    from bigearthnet_s1.patch_folder import clean_temporaries
 
     removed = 0
     for sub in ("tiles", "selection", "records", "results", "quicklooks", "summaries", "products",
@@ -432,37 +332,10 @@ def _record_json(r: ProductRecord) -> dict[str, Any]:
     return r.to_json()
 
 
-#: Hubs publish a GRD product within about a day of sensing: a search made this long after
-#: the end of its time window has seen every product the window will ever hold.
-SEARCH_SETTLED_AFTER = timedelta(days=2)
-
-
 def _local_root(catalog_root: str, options: Mapping[str, Any] | None) -> str:
     """The local catalogue's folder: the param, else ``root`` (or ``url``) of the Connection."""
     opts = dict(options or {})
     return str(catalog_root or opts.get("root") or opts.get("url") or "")
-
-
-def _reusable(saved: Mapping[str, Any], qhash: str, catalog_state: str | None, end: datetime,
-              now: datetime, max_age: timedelta) -> str | None:
-    """Why a saved search may stand for a new one (None: search again).
-
-    Never reused: a search of other inputs (catalogue, window, footprint), an empty one, or one
-    that could not read every product. A local catalogue's search stands while the folder is
-    unchanged; a hub's while it is younger than ``max_age`` or was made after its window settled.
-    """
-    if saved.get("query_hash") != qhash or not saved.get("products") or not saved.get("complete", False):
-        return None
-    if catalog_state is not None:
-        return "the catalogue folder is unchanged" if saved.get("catalog_state") == catalog_state else None
-    searched_at = datetime.fromisoformat(saved["searched_at"]) if saved.get("searched_at") else None
-    if searched_at is None:
-        return None
-    if now - searched_at < max_age:
-        return f"searched {(now - searched_at).total_seconds() / 60:.0f} min ago"
-    if searched_at >= end + SEARCH_SETTLED_AFTER:
-        return "searched after its window had settled"
-    return None
 
 
 def lookup_footprint(work: WorkDir, key: str, *, catalog: str, catalog_root: str = "",
@@ -481,13 +354,13 @@ def lookup_footprint(work: WorkDir, key: str, *, catalog: str, catalog_root: str
     retry) or made once the window had settled (its end plus :data:`SEARCH_SETTLED_AFTER`).
     ``now``: UTC, for tests.
     """
-    inject_fault(work, "lookup_footprint", key)
     tile = load_tile(work, key)
     footprint = tile.patches_footprint_wgs84 if tile.patches else tile.footprint_wgs84
     start, end = tile.sensing_time - max_window, tile.sensing_time + max_window
     root = _local_root(catalog_root, catalog_options) if catalog == "local" else ""
     query = {"catalog": catalog, "root": root, "url": (catalog_options or {}).get("url"),
-             "start": start.isoformat(), "end": end.isoformat(), "footprint": footprint.wkt}
+             "start": format_iso(start, zone="+00:00"), "end": format_iso(end, zone="+00:00"),
+             "footprint": footprint.wkt}
     qhash = hashlib.sha1(json.dumps(query, sort_keys=True).encode()).hexdigest()[:16]
     path = work.candidates_file(key)
     now = now or datetime.now(UTC)
@@ -496,7 +369,7 @@ def lookup_footprint(work: WorkDir, key: str, *, catalog: str, catalog_root: str
     state = cat.state() if catalog == "local" and hasattr(cat, "state") else None
     if path.exists():
         saved = read_json(path, f"candidates of {key}")
-        why = _reusable(saved, qhash, state, end, now, max_age)
+        why = reuse_reason(saved, qhash, state, end, now, max_age)
         if why:
             log.info("tile %s: reusing the saved search (%d candidates): %s", key, len(saved["products"]), why)
             return {"key": key, "candidates": len(saved["products"]), "cached": True}
@@ -506,28 +379,10 @@ def lookup_footprint(work: WorkDir, key: str, *, catalog: str, catalog_root: str
     unreadable = [(str(p), why) for p, why in getattr(cat, "unreadable", [])]
     log.info("tile %s: %d candidate products in [%s, %s] (%.1f s)%s", key, len(records), start, end,
              time.monotonic() - t0, f"; {len(unreadable)} unreadable products skipped" if unreadable else "")
-    write_json(path, {"query_hash": qhash, "query": query, "searched_at": now.isoformat(),
+    write_json(path, {"query_hash": qhash, "query": query, "searched_at": format_iso(now, zone="+00:00"),
                       "catalog_state": state, "complete": not unreadable, "unreadable": unreadable,
                       "products": [_record_json(r) for r in records]})
     return {"key": key, "candidates": len(records), "cached": False}
-
-
-class CandidateCatalog:
-    """A catalogue over saved search results (the footprint lookup's), for the selection step.
-
-    ``hub``: the live catalogue, when it can ``complete`` records (DHuS searches give rounded
-    sizes and no checksum; its OData API gives exact ones for the few chosen products).
-    """
-
-    def __init__(self, records: Sequence[ProductRecord], hub: Catalog | None = None):
-        self.records = list(records)
-        if hub is not None and hasattr(hub, "complete"):
-            self.complete = hub.complete
-
-    def search(self, footprint_wgs84: Any, start: datetime, end: datetime) -> list[ProductRecord]:
-        """Candidates intersecting ``footprint_wgs84`` that start in [start, end] (UTC)."""
-        return [r for r in self.records
-                if start <= r.start_time <= end and r.footprint.intersects(footprint_wgs84)]
 
 
 def select_for_tile(work: WorkDir, key: str, *, tolerance: float = 0.999, target: str = "patches",
@@ -546,7 +401,6 @@ def select_for_tile(work: WorkDir, key: str, *, tolerance: float = 0.999, target
     from bigearthnet_s1.catalog import ProductRecord
     from bigearthnet_s1.selection import search_and_select
 
-    inject_fault(work, "select_orbits", key)
     tile = load_tile(work, key)
     saved = read_json(work.candidates_file(key), f"candidates of {key}")
     records = [ProductRecord.from_json(d) for d in saved["products"]]
@@ -647,7 +501,6 @@ def request_product(work: WorkDir, name: str, options: Mapping[str, Any] | None 
 
 def fetch_product(work: WorkDir, name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Download a product into the store once (verified, atomic); local products are used in place."""
-    inject_fault(work, "download", name)
     record = load_record(work, name)
     store = _store(work, record.source, options)
     cached = record.source != "local" and store.has(name)
@@ -687,7 +540,6 @@ def preprocess_pair(work: WorkDir, key: str, name: str, *, engine: str = "native
     out = work.processed_file(key, name)
     if out.exists():
         return {"tile": key, "product": name, "path": str(out), "cached": True}
-    inject_fault(work, "preprocess", key)
     from bigearthnet_s1.preprocess import preprocess
 
     tile = load_tile(work, key)
@@ -756,10 +608,11 @@ def assemble_tile(work: WorkDir, key: str, *, overwrite: bool = False,
         if res.get("signature") == signature and index_part.exists():
             log.info("tile %s: already assembled (%d patches), skipped", key, res["patches"])
             return {**{k: v for k, v in res.items() if k != "signature"}, "written": 0, "cached": True}
-    inject_fault(work, "assemble_tile", key)
 
     from bigearthnet_s1 import archive_v2
-    from bigearthnet_s1.archive import INDEX_DIR, is_complete, s1_patch_name
+    from bigearthnet_s1.archive import is_complete
+    from bigearthnet_s1.archive_index import INDEX_DIR
+    from bigearthnet_s1.names import s1_patch_name
 
     for folder in (work.quicklook_file(key).parent, res_path.parent, work.archive, work.archive / INDEX_DIR):
         sweep(folder)  # temporaries of killed runs (patch folders: the archive writer's own sweep)
@@ -797,99 +650,6 @@ def assemble_tile(work: WorkDir, key: str, *, overwrite: bool = False,
     if result["unlabeled"]:
         log.warning("tile %s: %d of %d patches written without labels", key, result["unlabeled"], len(rows))
     return result
-
-
-# ------------------------------------------------------------------------------ summary
-
-
-def _failure_reason(work: WorkDir, key: str) -> str:
-    """Which step stopped a tile, read off the work dir (the last output present)."""
-    if not work.tile_file(key).exists():
-        return "not discovered in this work folder"
-    if not work.selection_file(key).exists():
-        if not work.candidates_file(key).exists():
-            return "footprint lookup (catalogue search) did not finish"
-        return "orbit selection did not finish"
-    sel = read_json(work.selection_file(key), f"selection of {key}")
-    names = [p["name"] for p in sel.get("products", [])]
-    if not names:
-        return "no Sentinel-1 product covers the tile's patches in the search window"
-    missing = [n for n in names if not work.processed_file(key, n).exists()]
-    if missing:
-        return "preprocessing did not finish for " + ", ".join(missing)
-    return "mosaic/clip/write did not finish"
-
-
-def summarise(work: WorkDir, keys: Sequence[str], *, run_id: str = "manual",
-              results: Iterable[Mapping[str, Any] | None] = ()) -> dict[str, Any]:
-    """Counts, coverage and failures of a run's tiles; merges the archive's index.
-
-    Returns (and saves as ``<work>/summaries/<run_id>.json``) a small JSON dict: ``tiles``,
-    ``ok``, ``failed`` ({key: reason}), ``patches`` (in the archive for these tiles),
-    ``written`` (by this run: the sum over ``results``, the :func:`assemble_tile` returns of
-    this run), ``products``, ``coverage`` ({key: fraction of the target}),
-    ``uncovered_patches``, ``unlabeled_patches`` (patches of these tiles in the archive whose
-    labels no source knew), ``index`` (path of the merged index or None).
-    """
-    ok: list[str] = []
-    failed: dict[str, str] = {}
-    coverage: dict[str, float] = {}
-    patches = written = uncovered = 0
-    products: set[str] = set()
-    for key in keys:
-        res_path = work.result_file(key)
-        selected: set[str] | None = None
-        if work.selection_file(key).exists():
-            sel = read_json(work.selection_file(key), f"selection of {key}")
-            coverage[key] = round(float(sel.get("coverage", 0.0)), 6)
-            selected = {p["name"] for p in sel.get("products", [])}
-            products.update(selected)
-        res = read_json(res_path, f"result of {key}") if res_path.exists() else None
-        if res is not None and selected is not None and set(res.get("scenes", ())) != selected:
-            res = None  # assembled from an earlier selection: not this selection's result
-        if res is not None:
-            ok.append(key)
-            patches += int(res["patches"])
-            uncovered += int(res.get("uncovered", 0))
-        else:
-            failed[key] = _failure_reason(work, key)
-    wanted = set(keys)
-    written = sum(int(r.get("written", 0)) for r in results if r and r.get("key") in wanted)
-    index = None
-    if ok:
-        from bigearthnet_s1.archive import merge_index
-
-        index = str(merge_index(work.archive))
-    unlabeled = _unlabeled_in_index(work, ok)
-    report = redact_obj({"run_id": run_id, "tiles": len(keys), "ok": len(ok), "failed": failed, "patches": patches,
-                         "written": written, "uncovered_patches": uncovered, "unlabeled_patches": unlabeled,
-                         "products": len(products), "coverage": coverage, "archive": str(work.archive),
-                         "index": index})
-    write_json(work.summary_file(run_id), report)
-    log.info("summary: %d/%d tiles ok, %d patches (%d written now), %d products, %d failed",
-             len(ok), len(keys), patches, written, len(products), len(failed))
-    if unlabeled:
-        log.warning("summary: %d of %d patches have no labels (labels_known false in the index); "
-                    "run 'bigearthnet-s1 relabel %s --labels-from SOURCE' to add them", unlabeled, patches,
-                    work.archive)
-    return report
-
-
-def _unlabeled_in_index(work: WorkDir, keys: Sequence[str]) -> int:
-    """Patches of the tiles ``keys`` whose labels no source knew, from their index parts (a part
-    written before ``labels_known`` existed counts a patch without labels as unlabeled)."""
-    import pyarrow.parquet as pq
-
-    n = 0
-    for key in keys:
-        part = work.archive / "index" / f"{key}.parquet"
-        if not part.exists():
-            continue
-        t = pq.read_table(part)
-        known = t["labels_known"].to_pylist() if "labels_known" in t.column_names else [None] * t.num_rows
-        n += sum(1 for k, labs in zip(known, t["labels"].to_pylist(), strict=True)
-                 if k is False or (k is None and not labs))
-    return n
 
 
 # ------------------------------------------------------------------------------ without Airflow

@@ -28,9 +28,11 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from bigearthnet_s1 import graph as G
+from bigearthnet_s1._time import format_iso
 from bigearthnet_s1.atomic import atomic_path, sweep, temporary_dir
-from bigearthnet_s1.engine import ENGINES, GridSpec, _iso, execute, write_geotiff
+from bigearthnet_s1.engine import ENGINES, execute, write_geotiff
 from bigearthnet_s1.errors import GeometryError, GraphError, InputError
+from bigearthnet_s1.grid import PATCH_PX, MapGrid
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +69,6 @@ def target_window(tile: Any, footprint_wgs84: shapely.Geometry) -> Window | None
     """Window of the tile grid to produce: the tile's patches (or the whole tile when it
     lists none) intersected with the product footprint, grown to whole 120 px patch cells
     and clipped to the tile; None when they do not meet."""
-    from bigearthnet_s1.tiles import PATCH_PX
-
     grid = tile.grid
     area = tile.patches_footprint if tile.patches else tile.footprint
     tr = pyproj.Transformer.from_crs("EPSG:4326", f"EPSG:{grid.epsg}", always_xy=True)
@@ -108,7 +108,7 @@ def write_flat_dem(path: str | os.PathLike[str], bounds_wgs84: tuple[float, floa
     return path
 
 
-def flat_dem_bounds(footprint_bounds: tuple[float, float, float, float], grid: GridSpec) -> tuple[float, float, float, float]:
+def flat_dem_bounds(footprint_bounds: tuple[float, float, float, float], grid: MapGrid) -> tuple[float, float, float, float]:
     """WGS84 bounds a flat DEM needs: the product footprint's and the target grid's together.
 
     The grid is made of whole 1200 m patch cells, which can reach past the footprint by ~1.7 km:
@@ -147,7 +147,7 @@ def _dem_choice(dem: str | os.PathLike[str], lat_range: tuple[float, float], bou
 TERRAIN_HEIGHT_RANGE = (-600.0, 8900.0)
 
 
-def _radar_window(ann: Any, choice: G.DemChoice, grid: GridSpec, margin: int) -> Window | None:
+def _radar_window(ann: Any, choice: G.DemChoice, grid: MapGrid, margin: int) -> Window | None:
     """The radar window (grown by ``margin`` px) the target grid needs with DEM ``choice``.
 
     A DEM file is opened and used as is. A named DEM (SRTM/GLO-30, fetched by the engine
@@ -246,7 +246,7 @@ def preprocess(
     polarisations), backscatter in dB (sigma0, or uncalibrated intensity with the fallback),
     NaN no-data, on the tile-grid window :func:`target_window`; tags SCENE_ID, START_TIME
     (UTC), GRAPH, ENGINE, DEM, GEOMETRY. A last band LAYOVER_SHADOW holds each pixel's layover
-    (bit 1) and shadow (bit 2) flags (``geocoding.layover_shadow_mask``, from the same DEM and
+    (bit 1) and shadow (bit 2) flags (``layover.layover_shadow_mask``, from the same DEM and
     geometry; NaN where both data bands are). ``geometry``: the terrain correction's geometry
     convention (``geocoding.CONVENTIONS``; default "esa" with the native engine; SNAP's gpt
     applies its own, "snap", and refuses any other). Raises GeometryError when the product
@@ -273,7 +273,7 @@ def preprocess(
         win = target_window(tile, safe.footprint)
         if win is None:
             raise GeometryError(f"product {safe.name} does not cover tile {tile.key} (no overlap with its patches)")
-        grid = GridSpec(tile.grid.crs, tile.grid.window_transform(win), (int(win.height), int(win.width)))
+        grid = tile.grid.sub(win)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         sweep(out_path.parent)  # scratch folders of killed runs
         with temporary_dir(out_path.parent / out_path.stem) as scratch:
@@ -292,7 +292,7 @@ def preprocess(
             data = np.concatenate([data, flags_band[None]])
             tags = {
                 "SCENE_ID": safe.name,
-                "START_TIME": _iso(safe.start_time),
+                "START_TIME": format_iso(safe.start_time, timespec="microseconds"),
                 "TILE": tile.key,
                 "GRAPH": rendered.id,
                 "ENGINE": settings.engine,
@@ -331,7 +331,7 @@ def _render(safe: Any, tile: Any, choice: G.DemChoice, template: str, settings: 
     return G.render(template, params)
 
 
-def _run(rendered: G.Graph, grid: GridSpec, settings: _Settings, snap_output: Path) -> NDArray[np.float32]:
+def _run(rendered: G.Graph, grid: MapGrid, settings: _Settings, snap_output: Path) -> NDArray[np.float32]:
     """(polarisations, rows, cols) dB on ``grid`` from the chosen engine."""
     if settings.engine == "native":
         res = execute(rendered, target_grid=grid, write=False, dem_cache=settings.dem_cache)
@@ -339,12 +339,12 @@ def _run(rendered: G.Graph, grid: GridSpec, settings: _Settings, snap_output: Pa
     return _run_snap(rendered, grid, settings.polarisations, snap_output, settings.gpt_options)
 
 
-def _layover_shadow(ann: Any, choice: G.DemChoice, grid: GridSpec, geometry: str, *, flat: bool,
+def _layover_shadow(ann: Any, choice: G.DemChoice, grid: MapGrid, geometry: str, *, flat: bool,
                     dem_cache: str | os.PathLike[str] | None) -> NDArray[np.uint8]:
     """Layover/shadow flags of the output grid from the terrain correction's DEM (none on the
     flat ellipsoid)."""
     from bigearthnet_s1.dem import open_dem
-    from bigearthnet_s1.geocoding import layover_shadow_mask
+    from bigearthnet_s1.layover import layover_shadow_mask
 
     if flat:
         return np.zeros(grid.shape, dtype=np.uint8)
@@ -355,7 +355,7 @@ def _layover_shadow(ann: Any, choice: G.DemChoice, grid: GridSpec, geometry: str
     return layover_shadow_mask(ann, dem, crs=grid.crs, transform=grid.transform, shape=grid.shape, convention=geometry)
 
 
-def _run_snap(rendered: G.Graph, grid: GridSpec, pols: Sequence[str], tmp_out: Path, gpt_options: Any | None) -> NDArray[np.float32]:
+def _run_snap(rendered: G.Graph, grid: MapGrid, pols: Sequence[str], tmp_out: Path, gpt_options: Any | None) -> NDArray[np.float32]:
     """Run gpt and cut its output (bands in the graph's sourceBands order, on SNAP's grid
     aligned to the tile grid) to ``grid``; SNAP's no-data 0 (and its -1e-30 underflow) -> NaN."""
     from rasterio.windows import from_bounds

@@ -19,8 +19,8 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
 from bigearthnet_s1.atomic import atomic_path
+from bigearthnet_s1.grid import PATCH_PX
 from bigearthnet_s1.mosaic import Mosaic
-from bigearthnet_s1.tiles import PATCH_PX
 
 __all__ = ["write_quicklook", "false_colour", "SCENE_COLOURS"]
 

@@ -34,8 +34,9 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from bigearthnet_s1 import speckle as _speckle
+from bigearthnet_s1.annotation import CalibrationLUT, NoiseLUT
 from bigearthnet_s1.errors import RadiometryError
-from bigearthnet_s1.safe import CalibrationLUT, NoiseLUT, SafeError, SafeProduct, normalise_window
+from bigearthnet_s1.safe import SafeError, SafeProduct, normalise_window
 
 __all__ = [
     "NOISE_FLOOR_DN2",

@@ -15,14 +15,13 @@ MGRS tile, same 1200 m squares (col_row). Folder layouts::
 
 This module reads a ``metadata.parquet`` and/or a v2 S2 folder into tile acquisitions (tile
 from ``patch_id``, sensing time from its product time, squares from the v1 grid,
-:func:`bigearthnet_s1.tiles.mgrs_tile_origin`), names patches in v2 style, and selects the
+:func:`bigearthnet_s1.mgrs.mgrs_tile_origin`), names patches in v2 style, and selects the
 Sentinel-1 products reBEN paired (:func:`select_named`) for builds that reproduce v2's S1
 acquisitions.
 """
 
 from __future__ import annotations
 
-import functools
 import gc
 import logging
 import math
@@ -35,21 +34,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bigearthnet_s1.acquisition import Patch, TileAcquisition, V2Info, overpasses
 from bigearthnet_s1.errors import InputError, TileError
-from bigearthnet_s1.tiles import (
-    MAX_PATCH_INDEX,
-    PATCH_M,
-    PATCH_PX,
-    S1_NAME_RE,
-    S2_NAME_RE,
-    Patch,
-    TileAcquisition,
-    TileGrid,
-    V2Info,
-    _clusters,
-    mgrs_tile_origin,
-    parse_s2_name,
-)
+from bigearthnet_s1.grid import MAX_PATCH_INDEX, PATCH_M, PATCH_PX, MapGrid
+from bigearthnet_s1.mgrs import mgrs_tile_origin
+from bigearthnet_s1.names import S1_PATCH_NAME_RE, S2_PATCH_NAME_RE, parse_s2_patch_name, product_prefix, s2_product_time
+from bigearthnet_s1.patch_table import align_with_table, table_path
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -84,7 +74,7 @@ _ORBIT_IN_PRODUCT = re.compile(r"_R(\d{3})_")
 def s1_prefix(s1_name: str) -> str:
     """The v2 S1 folder of a patch: ``s1_name`` without its tile, col and row
     (``S1B_IW_GRDH_1SDV_20170612T165809_33UUP_26_57`` -> ``S1B_IW_GRDH_1SDV_20170612T165809``)."""
-    if not S1_NAME_RE.match(s1_name):
+    if not S1_PATCH_NAME_RE.match(s1_name):
         raise InputError(f"not a BigEarthNet-S1 patch name: {s1_name!r}")
     return s1_name.rsplit("_", 3)[0]
 
@@ -134,14 +124,14 @@ def v2_patch_id(tile: TileAcquisition, patch: Patch) -> str:
     name's digits, zero-padded (``T93020`` -> ``T093020``)."""
     if patch.v2 is not None:
         return patch.v2.patch_id
-    m = S2_NAME_RE.match(patch.s2_name)
+    m = S2_PATCH_NAME_RE.match(patch.s2_name)
     if not m:
         raise InputError(f"not a BigEarthNet-S2 patch name: {patch.s2_name!r}")
     found = _ORBIT_IN_PRODUCT.search(tile.s2_product or "")
     if found:
         orbit = int(found.group(1))
     else:
-        orbit = s2_relative_orbit(m["mission"], parse_s2_name(patch.s2_name)[0])
+        orbit = s2_relative_orbit(m["mission"], parse_s2_patch_name(patch.s2_name)[0])
     return (f"{m['mission']}_MSIL2A_{m['date']}T{m['time'].rjust(6, '0')}_N9999_R{orbit:03d}"
             f"_T{tile.tile_id}_{patch.col}_{patch.row}")
 
@@ -215,18 +205,11 @@ def _rows_from_table(table: pa.Table, path: Path, tiles: set[str] | None) -> lis
     return rows
 
 
-@functools.lru_cache(maxsize=8192)
-def _prefix_time(prefix: str) -> datetime:
-    """Sensing time of ``<mission>_MSIL2A_<date>T<time>`` (parsed once per product, not per
-    patch: strptime would be most of the reading time of a 500,000-row metadata file)."""
-    return parse_s2_name(f"{prefix}_0_0")[0]
-
-
 def _parse_v1(name: str) -> tuple[datetime, int, int]:
-    m = S2_NAME_RE.match(name)
+    m = S2_PATCH_NAME_RE.match(name)
     if not m or int(m["col"]) > MAX_PATCH_INDEX or int(m["row"]) > MAX_PATCH_INDEX:
-        return parse_s2_name(name)  # raises with the reason
-    return _prefix_time(name.rsplit("_", 2)[0]), int(m["col"]), int(m["row"])
+        return parse_s2_patch_name(name)  # raises with the reason
+    return s2_product_time(name.rsplit("_", 2)[0]), int(m["col"]), int(m["row"])
 
 
 def _row(m: re.Match[str], cols: Mapping[str, list[Any]], i: int, where: str) -> _Row:
@@ -234,7 +217,7 @@ def _row(m: re.Match[str], cols: Mapping[str, list[Any]], i: int, where: str) ->
     col, row = int(m["col"]), int(m["row"])
     if col > MAX_PATCH_INDEX or row > MAX_PATCH_INDEX:
         raise TileError(f"{where}: patch_id {pid}: col/row outside 0..{MAX_PATCH_INDEX}")
-    t = _prefix_time(f"{m['mission']}_MSIL2A_{m['date']}T{m['time']}")
+    t = s2_product_time(f"{m['mission']}_MSIL2A_{m['date']}T{m['time']}")
     s2v1 = cols["s2v1_name"][i] or v1_name(pid)
     try:
         t1, c1, r1 = _parse_v1(s2v1)
@@ -244,7 +227,7 @@ def _row(m: re.Match[str], cols: Mapping[str, list[Any]], i: int, where: str) ->
         raise TileError(f"{where}: s2v1_name {s2v1} is not the patch {pid}")
     s1 = cols["s1_name"][i]
     if s1 is not None:
-        ms = S1_NAME_RE.match(s1)
+        ms = S1_PATCH_NAME_RE.match(s1)
         if not ms or ms["tile"] != m["tile"] or (int(ms["col"]), int(ms["row"])) != (col, row):
             raise TileError(f"{where}: s1_name {s1!r} is not a BigEarthNet-S1 name of patch {pid}")
     split = cols["split"][i]
@@ -382,44 +365,37 @@ def _read_reben(p: Path, tiles: Iterable[str] | None) -> list[TileAcquisition]:
 
 def _align_keys(acqs: list[TileAcquisition]) -> list[TileAcquisition]:
     """Give acquisitions of v1 patches the sensing time (hence the key) the patch-name table
-    gives them, as a v1 S2 folder gets (``tiles._align_with_table``): reBEN's product times can
-    be a second later than the earliest v1 name of the overpass."""
-    from bigearthnet_s1.tiles import _align_with_table, _table_path
-
+    gives them, as a v1 S2 folder gets (``patch_table.align_with_table``): reBEN's product times
+    can be a second later than the earliest v1 name of the overpass."""
     try:
-        table = _table_path(None)
+        table = table_path(None)
     except (InputError, ModuleNotFoundError):  # no bigearthnet-common here: keep reBEN's times
         return acqs
-    return sorted(_align_with_table(acqs, table), key=lambda a: (a.tile_id, a.sensing_time))
+    return sorted(align_with_table(acqs, table), key=lambda a: (a.tile_id, a.sensing_time))
 
 
 def _acquisitions(rows: Sequence[_Row]) -> list[TileAcquisition]:
-    by_tile: dict[str, list[_Row]] = defaultdict(list)
-    for r in rows:
-        by_tile[r.tile_id].append(r)
     out: list[TileAcquisition] = []
-    for tile_id in sorted(by_tile):
-        recs = by_tile[tile_id]
+    for tile_id, members in overpasses(rows, lambda r: r.tile_id, lambda r: r.time):
         epsg, ulx, uly = mgrs_tile_origin(tile_id)
-        for members in _clusters([r.time for r in recs]):
-            group = sorted((recs[i] for i in members), key=lambda r: (r.row, r.col, r.patch_id))
-            seen: dict[tuple[int, int], str] = {}
-            patches = []
-            for r in group:
-                if (r.col, r.row) in seen:
-                    raise TileError(f"{r.where}: tile {tile_id} already has patch {r.col}_{r.row} "
-                                    f"({seen[(r.col, r.row)]})")
-                seen[(r.col, r.row)] = r.where
-                px, py = ulx + PATCH_M * r.col, uly - PATCH_M * r.row
-                if r.ulx is not None and r.uly is not None:
-                    px, py = r.ulx, r.uly
-                patches.append(Patch(r.s2_name, r.col, r.row, r.labels or (), px, py, px + PATCH_M,
-                                     py - PATCH_M, r.country, labels_known=r.labels is not None,
-                                     split=r.split, v2=r.v2))
-            first = min(group, key=lambda r: r.time)
-            grid_ulx, grid_uly = patches[0].ulx - PATCH_M * patches[0].col, patches[0].uly + PATCH_M * patches[0].row
-            out.append(TileAcquisition(tile_id, first.time, s2_product(first.patch_id),
-                                       TileGrid(epsg, grid_ulx, grid_uly), tuple(patches)))
+        group = sorted(members, key=lambda r: (r.row, r.col, r.patch_id))
+        seen: dict[tuple[int, int], str] = {}
+        patches = []
+        for r in group:
+            if (r.col, r.row) in seen:
+                raise TileError(f"{r.where}: tile {tile_id} already has patch {r.col}_{r.row} "
+                                f"({seen[(r.col, r.row)]})")
+            seen[(r.col, r.row)] = r.where
+            px, py = ulx + PATCH_M * r.col, uly - PATCH_M * r.row
+            if r.ulx is not None and r.uly is not None:
+                px, py = r.ulx, r.uly
+            patches.append(Patch(r.s2_name, r.col, r.row, r.labels or (), px, py, px + PATCH_M,
+                                 py - PATCH_M, r.country, labels_known=r.labels is not None,
+                                 split=r.split, v2=r.v2))
+        first = min(group, key=lambda r: r.time)
+        grid_ulx, grid_uly = patches[0].ulx - PATCH_M * patches[0].col, patches[0].uly + PATCH_M * patches[0].row
+        out.append(TileAcquisition(tile_id, first.time, s2_product(first.patch_id),
+                                   MapGrid.tile(epsg, grid_ulx, grid_uly), tuple(patches)))
     out.sort(key=lambda a: (a.tile_id, a.sensing_time))
     return out
 
@@ -435,13 +411,6 @@ def named_prefixes(tile: TileAcquisition) -> dict[str, list[str]]:
         if p.v2 is not None and p.v2.s1_name:
             out[s1_prefix(p.v2.s1_name)].append(p.s2_name)
     return dict(out)
-
-
-def _product_prefix(name: str) -> str | None:
-    from bigearthnet_s1.archive import SCENE_ID_RE
-
-    m = SCENE_ID_RE.match(name.removesuffix(".SAFE").removesuffix(".zip"))
-    return f"{m['short']}_{m['start']}" if m else None
 
 
 def select_named(tile: TileAcquisition, candidates: Sequence[ProductRecord], *, target: str = "patches",
@@ -465,7 +434,7 @@ def select_named(tile: TileAcquisition, candidates: Sequence[ProductRecord], *, 
     kept: dict[str, ProductRecord] = {}
     decisions: list[Decision] = []
     for r in sorted(candidates, key=lambda r: r.name):
-        pre = _product_prefix(r.name)
+        pre = product_prefix(r.name)
         if pre in named and pre not in kept:
             kept[pre] = r
             decisions.append(Decision(r.name, True, f"named by reBEN's s1_name for {len(named[pre])} patch(es)"))
@@ -494,9 +463,3 @@ def select_named(tile: TileAcquisition, candidates: Sequence[ProductRecord], *, 
 def preferred_scenes(tile: TileAcquisition) -> dict[str, str]:
     """S2 name -> S1 prefix reBEN pairs the patch with (for :func:`mosaic.mosaic_tile`)."""
     return {p.s2_name: s1_prefix(p.v2.s1_name) for p in tile.patches if p.v2 is not None and p.v2.s1_name}
-
-
-def scene_prefix(scene_id: str) -> str | None:
-    """``<mission>_<mode>_<type>_<level+pol>_<start>`` of a product id (None if not one)."""
-    return _product_prefix(scene_id)
-

@@ -20,14 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bigearthnet_s1.archive import (
-    INDEX_DIR,
-    _index_schema,
-    encode_metadata,
-    iter_patch_dirs,
-    merge_index,
-    write_index_part,
-)
+from bigearthnet_s1.archive import encode_metadata, iter_patch_dirs, merge_index
+from bigearthnet_s1.archive_index import INDEX_DIR, index_schema, write_index_part
 from bigearthnet_s1.atomic import atomic_path
 from bigearthnet_s1.errors import ArchiveError
 from bigearthnet_s1.labels import LabelSource, open_label_source
@@ -116,7 +110,7 @@ def _relabel_json(d: Path, src: LabelSource, report: RelabelReport) -> bool:
 def _rows(part: Path) -> Iterator[dict[str, Any]]:
     import pyarrow.parquet as pq
 
-    yield from pq.read_table(part, schema=_index_schema()).to_pylist()
+    yield from pq.read_table(part, schema=index_schema()).to_pylist()
 
 
 def _relabel_index_part(root: Path, part: Path, src: LabelSource, report: RelabelReport) -> int:

@@ -46,7 +46,7 @@ from bigearthnet_s1.catalog import Catalog, ProductRecord, clean_footprint, name
 from bigearthnet_s1.errors import InputError, SelectionError
 
 if TYPE_CHECKING:
-    from bigearthnet_s1.tiles import TileAcquisition
+    from bigearthnet_s1.acquisition import TileAcquisition
 
 __all__ = [
     "Decision",

@@ -39,6 +39,12 @@ with ``enl`` at or above the data's looks behave like a Boxcar there; Refined Le
 the 28 edge-aligned pixels of a 7x7 window (ENL gain up to ~28 on a flat area, less
 because its noise-variance estimate lets some of the centre pixel through); Lee Sigma
 averages the pixels of the 7x7 window inside the sigma range.
+
+Why one module of ~800 lines: it is one concept, SNAP's ``Speckle-Filter`` operator. The five
+filters share its parameter names and validation (:func:`normalise_parameters`, the halo), the
+no-data-aware window statistics and the serial/parallel twins of every numba kernel
+(:func:`serial_kernels`); two thirds of the length are the Refined Lee and Lee Sigma kernels,
+which follow SNAP's algorithms step by step and are best read beside that shared machinery.
 """
 
 from __future__ import annotations

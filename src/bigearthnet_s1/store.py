@@ -55,6 +55,7 @@ from typing import Any
 import requests
 
 from bigearthnet_s1 import transfer
+from bigearthnet_s1._time import format_iso
 from bigearthnet_s1.atomic import atomic_write_text, fsync_dir, sweep, temporary_dir
 from bigearthnet_s1.checksum import file_checksum, verify_zip
 from bigearthnet_s1.errors import (
@@ -68,6 +69,7 @@ from bigearthnet_s1.errors import (
     UnsafeArchiveError,
 )
 from bigearthnet_s1.hub import HubClient, ProductLike, local_product_path
+from bigearthnet_s1.manifest import data_objects, manifest_member
 from bigearthnet_s1.redact import redact_url, register_auth
 from bigearthnet_s1.retry import RetryPolicy
 from bigearthnet_s1.transfer import DownloadOptions, ProgressCallback
@@ -160,7 +162,8 @@ class ProductLock:
                     "%s: taking over the lock file left by pid %s on %s at %s (that process is gone)",
                     self.what, previous.get("pid"), previous.get("host"), previous.get("since"),
                 )
-            info = {"pid": os.getpid(), "host": socket.gethostname(), "since": datetime.now(UTC).isoformat(timespec="seconds")}
+            info = {"pid": os.getpid(), "host": socket.gethostname(),
+                    "since": format_iso(datetime.now(UTC), timespec="seconds", zone="+00:00")}
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(info).encode(), 0)
             self._fd = fd
@@ -255,38 +258,10 @@ def check_zip_layout(path: Path, name: str | None = None) -> None:
         reason = unsafe_member_reason(info)
         if reason:
             raise UnsafeArchiveError(f"{label}: refusing {path.name}: member {info.filename!r} {reason}")
-    manifests = [PurePosixPath(i.filename.replace("\\", "/")) for i in infos]
-    manifests = [m for m in manifests if m.name == "manifest.safe" and len(m.parts) <= 2]
-    if not manifests:
-        raise SafeError(f"{label}: {path.name} holds no manifest.safe (not a SAFE product zip)")
-    tops = {m.parent.name for m in manifests}
-    if name is not None and f"{name}.SAFE" not in tops and "" not in tops:
-        other = sorted(tops)[0]
-        raise SafeError(f"{label}: the zip holds {other}, another product")
-
-
-def _manifest_objects(manifest: bytes, label: str) -> list[tuple[str, int | None, str | None]]:
-    """``(href, size, md5)`` of every dataObject of a manifest.safe (size/md5 None if absent)."""
-    import defusedxml.ElementTree as DET  # noqa: N814 - the usual alias
-    from defusedxml import DefusedXmlException
-
-    try:
-        root = DET.fromstring(manifest, forbid_dtd=False, forbid_entities=True, forbid_external=True)
-    except (DefusedXmlException, SyntaxError, ValueError) as exc:  # ParseError is a SyntaxError
-        raise SafeError(f"{label}: manifest.safe cannot be read ({type(exc).__name__}: {exc})") from exc
-    out: list[tuple[str, int | None, str | None]] = []
-    for stream in root.iter("byteStream"):
-        loc = stream.find("fileLocation")
-        if loc is None or not loc.get("href"):
-            continue
-        href = str(loc.get("href")).removeprefix("./")
-        size_text = stream.get("size")
-        md5 = None
-        for c in stream.findall("checksum"):
-            if (c.get("checksumName") or "").upper() == "MD5" and c.text:
-                md5 = c.text.strip().lower()
-        out.append((href, int(size_text) if size_text and size_text.isdigit() else None, md5))
-    return out
+    member = manifest_member([i.filename for i in infos], f"{label}: {path.name}")
+    top = PurePosixPath(member.replace("\\", "/")).parent.name
+    if name is not None and top not in ("", f"{name}.SAFE"):
+        raise SafeError(f"{label}: the zip holds {top}, another product")
 
 
 def check_safe_folder(path: Path, *, deep: bool = True) -> None:
@@ -296,7 +271,7 @@ def check_safe_folder(path: Path, *, deep: bool = True) -> None:
     manifest = path / "manifest.safe"
     if not manifest.is_file():
         raise SafeError(f"{label}: {path} has no manifest.safe (not a SAFE product folder)")
-    objects = _manifest_objects(manifest.read_bytes(), label)
+    objects = data_objects(manifest.read_bytes(), f"{label}: {path.name}")
     if not objects:
         raise SafeError(f"{label}: manifest.safe lists no data file")
     for href, size, md5 in objects:
@@ -455,7 +430,7 @@ class ProductStore:
         stamp.parent.mkdir(parents=True, exist_ok=True)
         sweep(stamp.parent)
         atomic_write_text(stamp, json.dumps({"path": str(path), "signature": sig,
-                                             "verified_at": datetime.now(UTC).isoformat(timespec="seconds")}) + "\n")
+                                             "verified_at": format_iso(datetime.now(UTC), timespec="seconds", zone="+00:00")}) + "\n")
         log.info("%s: local product %s verified", name, path)
         return path
 

@@ -188,11 +188,17 @@ def af():
                            dag_test=dag_test)
 
 
+#: The test-only fault hook (``BIGEARTHNET_S1_FAIL_ONCE``), installed by the driver below.
+FAULTS = REPO / "tests" / "faults.py"
+
 #: Runs the DAG with dag.test() once per (conf, logical date) given as JSON in argv[1] and prints,
 #: per run, the task instances (state, try number, rendered map index) and the task logs' text.
+#: dag.test() runs the tasks in this process: the fault hook (argv[2]) wraps the pipeline's steps
+#: here when the environment asks for it.
 DAG_TEST_DRIVER = r'''
-import glob, json, os, sys
+import glob, json, os, runpy, sys
 runs = json.loads(sys.argv[1])
+runpy.run_path(sys.argv[2])["install_from_env"]()
 from airflow.dag_processing.dagbag import DagBag
 from airflow.models.taskinstance import TaskInstance
 from airflow.models.taskinstancehistory import TaskInstanceHistory
@@ -238,7 +244,7 @@ for run in runs:
 
 def dag_test(env: dict[str, str], runs: list[dict], timeout: float = 600) -> list[dict]:
     """Run ``DAG_TEST_DRIVER`` in a subprocess; return one dict per run."""
-    proc = subprocess.run([PYTHON, "-c", DAG_TEST_DRIVER, json.dumps(runs)], env=env,
+    proc = subprocess.run([PYTHON, "-c", DAG_TEST_DRIVER, json.dumps(runs), str(FAULTS)], env=env,
                           capture_output=True, text=True, timeout=timeout, cwd=REPO)
     results, chunk = [], []
     for line in proc.stdout.splitlines():

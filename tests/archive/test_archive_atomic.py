@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from rasterio.windows import Window
 
-from bigearthnet_s1 import archive, tiles
+from bigearthnet_s1 import archive, patch_folder, tiles
 from bigearthnet_s1.errors import ArchiveError
 
 
@@ -25,7 +25,7 @@ def _visible(root: Path) -> list[Path]:
 def test_failure_on_the_second_file_leaves_nothing(example_pairs, tmp_path: Path, monkeypatch) -> None:
     pair = example_pairs[0]
     calls = {"n": 0}
-    real_write = archive._write_file
+    real_write = patch_folder._write_file
 
     def flaky(path: Path, data: bytes) -> None:
         calls["n"] += 1
@@ -33,11 +33,11 @@ def test_failure_on_the_second_file_leaves_nothing(example_pairs, tmp_path: Path
             raise OSError(28, "No space left on device")
         real_write(path, data)
 
-    monkeypatch.setattr(archive, "_write_file", flaky)
+    monkeypatch.setattr(patch_folder, "_write_file", flaky)
     with pytest.raises(ArchiveError, match=f"cannot write patch .*{pair.s1_dir.name}.*No space"):
         archive.write_patch(tmp_path, pair.tile, pair.patch, pair.scene, pair.vv, pair.vh)
     assert list(tmp_path.iterdir()) == []  # no patch, no temporary folder
-    monkeypatch.setattr(archive, "_write_file", real_write)
+    monkeypatch.setattr(patch_folder, "_write_file", real_write)
     out = archive.write_patch(tmp_path, pair.tile, pair.patch, pair.scene, pair.vv, pair.vh)
     assert archive.check_patch(out) == []
 
@@ -58,19 +58,19 @@ _WRITER = textwrap.dedent(
     """
     import sys, time, json
     import numpy as np
-    from bigearthnet_s1 import archive, tiles
+    from bigearthnet_s1 import archive, patch_folder, tiles
 
     root, tile_json = sys.argv[1], sys.argv[2]
     tile = tiles.TileAcquisition.from_json(json.load(open(tile_json)))
     scene = archive.SceneRef.from_scene_id(
         "S1A_IW_GRDH_1SDV_20170617T064724_20170617T064749_017070_01C718_CED2")
-    real_write = archive._write_file
+    real_write = patch_folder._write_file
 
     def slow_write(path, data):  # linger inside each patch so the kill lands mid-patch
         real_write(path, data)
         time.sleep(0.01)
 
-    archive._write_file = slow_write
+    patch_folder._write_file = slow_write
     for i, p in enumerate(tile.patches):
         rng = np.random.default_rng(p.col * 100 + p.row)
         vv = rng.normal(-10, 3, (120, 120)).astype("float32")
@@ -84,7 +84,7 @@ _WRITER = textwrap.dedent(
 def _grid_tile(n: int) -> tiles.TileAcquisition:
     """Tile 29UPU with an n x n block of patches at the grid origin."""
     epsg, ulx, uly = tiles.mgrs_tile_origin("29UPU")
-    grid = tiles.TileGrid(epsg, ulx, uly)
+    grid = tiles.MapGrid.tile(epsg, ulx, uly)
     patches = []
     for row in range(n):
         for col in range(n):
@@ -125,12 +125,12 @@ def test_killed_writer_leaves_only_whole_patches_and_rerun_completes(tmp_path: P
     for d in visible:  # every visible patch is whole and valid
         assert archive.check_patch(d) == [], d
     leftovers = [p for p in root.iterdir() if p.name.startswith(".")]
-    assert leftovers and all(archive._TMP_MARK in p.name for p in leftovers)  # the interrupted patch
+    assert leftovers and all(patch_folder._TMP_MARK in p.name for p in leftovers)  # the interrupted patch
 
     # re-run over the whole tile: the finished patches are skipped, the rest written
     written: list[str] = []
-    real_write = archive._write_file
-    monkeypatch.setattr(archive, "_write_file", lambda p, d: (written.append(os.path.basename(p)), real_write(p, d)))
+    real_write = patch_folder._write_file
+    monkeypatch.setattr(patch_folder, "_write_file", lambda p, d: (written.append(os.path.basename(p)), real_write(p, d)))
     scene = archive.SceneRef.from_scene_id("S1A_IW_GRDH_1SDV_20170617T064724_20170617T064749_017070_01C718_CED2")
     vv = np.empty((n * 120, n * 120), np.float32)
     for p in tile.patches:
@@ -153,9 +153,9 @@ def test_killed_writer_leaves_only_whole_patches_and_rerun_completes(tmp_path: P
 
 def test_clean_temporaries_keeps_live_writers(tmp_path: Path) -> None:
 
-    live = tmp_path / f".X{archive._TMP_MARK}{archive._hostname()}-{os.getpid()}-abcd1234"
-    dead = tmp_path / f".Y{archive._TMP_MARK}{archive._hostname()}-999999999-abcd1234"
-    foreign = tmp_path / f".Z{archive._TMP_MARK}otherhost-1-abcd1234"
+    live = tmp_path / f".X{patch_folder._TMP_MARK}{patch_folder._hostname()}-{os.getpid()}-abcd1234"
+    dead = tmp_path / f".Y{patch_folder._TMP_MARK}{patch_folder._hostname()}-999999999-abcd1234"
+    foreign = tmp_path / f".Z{patch_folder._TMP_MARK}otherhost-1-abcd1234"
     for d in (live, dead, foreign):
         d.mkdir()
     assert archive.clean_temporaries(tmp_path) == 1

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from bigearthnet_s1 import archive
+from bigearthnet_s1 import archive, geotiff
 from bigearthnet_s1.errors import ArchiveError
 
 
@@ -102,7 +102,7 @@ def test_geotiff_bytes_for_other_zones_read_back(tmp_path: Path) -> None:
     a[:3, :5] = np.nan
     for epsg in (32601, 32709, 32760):
         path = tmp_path / f"{epsg}.tif"
-        path.write_bytes(archive.geotiff_bytes(a, 399960.0, 9100020.0, epsg))
+        path.write_bytes(geotiff.geotiff_bytes(a, 399960.0, 9100020.0, epsg))
         with rasterio.open(path) as ds:
             assert ds.crs.to_epsg() == epsg
             assert tuple(ds.transform)[:6] == (10.0, 0.0, 399960.0, 0.0, -10.0, 9100020.0)

@@ -15,7 +15,7 @@ from pyproj import Transformer
 from rasterio.windows import Window
 from shapely import Point
 
-from bigearthnet_s1 import archive, tiles
+from bigearthnet_s1 import archive, patch_folder, tiles
 from bigearthnet_s1.errors import ArchiveError
 
 OTHER_SCENE = archive.SceneRef.from_scene_id(
@@ -102,8 +102,8 @@ def test_rerun_skips_complete_patches_and_overwrite_rewrites(upu, tmp_path: Path
     pair, tile, window, vv, vh, scenes = upu
     archive.write_tile_patches(tmp_path, tile, vv, vh, window=window, patch_scenes=scenes)
     written: list[str] = []
-    real_write = archive._write_file
-    monkeypatch.setattr(archive, "_write_file", lambda p, d: (written.append(os.path.basename(p)), real_write(p, d)))
+    real_write = patch_folder._write_file
+    monkeypatch.setattr(patch_folder, "_write_file", lambda p, d: (written.append(os.path.basename(p)), real_write(p, d)))
     rows = archive.write_tile_patches(tmp_path, tile, vv, vh, window=window, patch_scenes=scenes)
     assert written == [] and len(rows) == 3  # nothing rewritten; the index part still lists all
     vv2 = vv + 1

@@ -13,7 +13,7 @@ import pytest
 import rasterio
 from rasterio.crs import CRS
 
-from bigearthnet_s1 import archive
+from bigearthnet_s1 import archive, geotiff
 from bigearthnet_s1.errors import ArchiveError
 
 
@@ -130,7 +130,7 @@ def test_more_damage(example_pairs, tmp_path: Path) -> None:
     assert archive.check_patch(out) == []
     name = out.name
     nan = np.full((120, 120), np.nan, np.float32)
-    (out / f"{name}_VV.tif").write_bytes(archive.geotiff_bytes(nan, pair.patch.ulx, pair.patch.uly, pair.tile.epsg))
+    (out / f"{name}_VV.tif").write_bytes(geotiff.geotiff_bytes(nan, pair.patch.ulx, pair.patch.uly, pair.tile.epsg))
     assert archive.check_patch(out) == ["bad values: VV has no valid pixel"]
     (out / f"{name}_VV.tif").unlink()
     assert archive.check_patch(out) == [f"missing file: {name}_VV.tif"]

@@ -182,10 +182,10 @@ def test_default_urls() -> None:
 
 def test_search_polygon_stays_short_and_covers_the_area(httpserver: HTTPServer) -> None:
     from bigearthnet_s1.catalog.cdse import _search_polygon_wkt
-    from bigearthnet_s1.tiles import TileAcquisition, TileGrid, mgrs_tile_origin
+    from bigearthnet_s1.tiles import MapGrid, TileAcquisition, mgrs_tile_origin
 
     epsg, ulx, uly = mgrs_tile_origin("35WPR")
-    tile = TileAcquisition("35WPR", T0, None, TileGrid(epsg, ulx, uly), ())
+    tile = TileAcquisition("35WPR", T0, None, MapGrid.tile(epsg, ulx, uly), ())
     outline = shapely.segmentize(tile.footprint_wgs84, 0.01)  # a densified outline
     assert len(outline.exterior.coords) > 300
     wkt = _search_polygon_wkt(outline)

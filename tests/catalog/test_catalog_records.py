@@ -18,7 +18,7 @@ from bigearthnet_s1.catalog import (
     is_iw_grd,
     make_record,
     open_catalog,
-    parse_s1_name,
+    parse_product_name,
     product_name,
     relative_orbit,
 )
@@ -28,7 +28,7 @@ NAME = "S1A_IW_GRDH_1SDV_20170613T165043_20170613T165108_017018_01C579_7EEC"
 
 
 def test_parse_name_fields() -> None:
-    n = parse_s1_name(NAME + ".SAFE")
+    n = parse_product_name(NAME + ".SAFE")
     assert n.name == NAME
     assert (n.mission, n.mode, n.product_type, n.resolution, n.level, n.product_class, n.polarisation) == (
         "S1A", "IW", "GRD", "H", 1, "S", "DV",
@@ -37,7 +37,7 @@ def test_parse_name_fields() -> None:
     assert n.stop_time == datetime(2017, 6, 13, 16, 51, 8, tzinfo=UTC)
     assert n.absolute_orbit == 17018 and n.datatake_id == "01C579" and n.crc == "7EEC"
     assert n.is_iw_grd
-    slc = parse_s1_name("S1A_IW_SLC__1SDV_20151223T052459_20151223T052529_009165_00D311_F8A3")
+    slc = parse_product_name("S1A_IW_SLC__1SDV_20151223T052459_20151223T052529_009165_00D311_F8A3")
     assert slc.product_type == "SLC" and not slc.is_iw_grd
     assert not is_iw_grd("S1A_EW_GRDM_1SDH_20141031T223708_20141031T223811_003079_003869_3D79")
     assert not is_iw_grd("S2A_MSIL1C_20151224T102432_N0201_R065_T32UPD_20151224T102435")
@@ -52,7 +52,7 @@ def test_product_name_strips_suffixes(given: str) -> None:
 
 def test_parse_name_rejects_garbage() -> None:
     with pytest.raises(InputError, match="not a Sentinel-1 product name: 'S1A_IW_GRDH_1SDV_2017'"):
-        parse_s1_name("S1A_IW_GRDH_1SDV_2017")
+        parse_product_name("S1A_IW_GRDH_1SDV_2017")
 
 
 def test_relative_orbit_formula_matches_the_real_manifests(s1b_rome_safe, s1a_slc_manifest) -> None:

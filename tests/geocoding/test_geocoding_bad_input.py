@@ -11,9 +11,11 @@ from affine import Affine
 from rasterio.windows import Window
 
 from bigearthnet_s1 import geocoding as G
+from bigearthnet_s1 import layover as L
 from bigearthnet_s1.dem import FlatDem, open_dem
 from bigearthnet_s1.errors import DemError, GeometryError, InputError
 from bigearthnet_s1.orbit import Orbit
+from bigearthnet_s1.radar_geometry import RadarGeometry
 
 UTM = 32633
 T = Affine(10.0, 0.0, 290000.0, 0.0, -10.0, 4656000.0)
@@ -45,7 +47,7 @@ def test_grid_partly_outside_the_window_is_nan_there(s1b_annotation, win) -> Non
 
 def test_grid_reaching_beyond_the_scene_edge(s1b_annotation) -> None:
     """A grid over the scene's far-range edge: NaN beyond the last column, data before it."""
-    geo = G.RadarGeometry.from_annotation(s1b_annotation)
+    geo = RadarGeometry.from_annotation(s1b_annotation)
     # find where the last column lies at line ~8000 on a flat ellipsoid
     g = s1b_annotation.gcps
     k = np.argmin(np.abs(g.line - 8000) + np.abs(g.pixel - (s1b_annotation.samples - 1)))
@@ -110,7 +112,7 @@ def test_layover_and_shadow_on_a_ridge(s1b_annotation, tmp_path: Path, gh) -> No
     path = gh.write_dem(tmp_path / "ridge.tif", ridge, UTM, Affine(10.0, 0, 288000.0, 0, -10.0, 4657000.0), (300, 700))
     dem = open_dem(path, vertical="ellipsoid")
     t = Affine(10.0, 0.0, 288200.0, 0.0, -10.0, 4656800.0)
-    mask = G.layover_shadow_mask(s1b_annotation, dem, crs=UTM, transform=t, shape=(200, 650))
+    mask = L.layover_shadow_mask(s1b_annotation, dem, crs=UTM, transform=t, shape=(200, 650))
     cols = np.arange(650)
     x = 288200.0 + (cols + 0.5) * 10.0
     rows = slice(20, 180)
@@ -120,9 +122,9 @@ def test_layover_and_shadow_on_a_ridge(s1b_annotation, tmp_path: Path, gh) -> No
     passive_shadow = (x < xr - 320) & (x > xr - 520)
     flat = (x > xr + 680)
     gentle = (x < 289400.0) & (x > 288300.0)
-    assert (mask[rows][:, east_face] == G.MASK_LAYOVER).mean() > 0.95
-    assert (mask[rows][:, west_face] == G.MASK_SHADOW).mean() > 0.95
-    assert (mask[rows][:, passive_layover] == G.MASK_LAYOVER).mean() > 0.95
-    assert (mask[rows][:, passive_shadow] == G.MASK_SHADOW).mean() > 0.95
+    assert (mask[rows][:, east_face] == L.MASK_LAYOVER).mean() > 0.95
+    assert (mask[rows][:, west_face] == L.MASK_SHADOW).mean() > 0.95
+    assert (mask[rows][:, passive_layover] == L.MASK_LAYOVER).mean() > 0.95
+    assert (mask[rows][:, passive_shadow] == L.MASK_SHADOW).mean() > 0.95
     assert (mask[rows][:, flat] == 0).all()
     assert (mask[rows][:, gentle] == 0).all()

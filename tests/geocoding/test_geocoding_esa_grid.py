@@ -16,6 +16,7 @@ from affine import Affine
 
 from bigearthnet_s1 import geocoding as G
 from bigearthnet_s1.dem import FlatDem
+from bigearthnet_s1.radar_geometry import RadarGeometry, bistatic_reference
 from bigearthnet_s1.safe import open_safe
 
 
@@ -51,7 +52,7 @@ def product(request, s1b_rome_safe: Path) -> SimpleNamespace:
 
 def test_every_grid_point_maps_onto_its_line_and_pixel(product) -> None:
     ann, g = product.ann, product.ann.gcps
-    geo = G.RadarGeometry.from_annotation(ann)
+    geo = RadarGeometry.from_annotation(ann)
     assert geo.convention == "esa" and np.isfinite(geo.tau_ref)
     line, pixel = geo.solve(g.longitude, g.latitude, g.height)
     dl, dp = np.abs(line - g.line), np.abs(pixel - g.pixel)
@@ -66,7 +67,7 @@ def test_snap_and_sarsen_conventions_miss_the_grid(product, convention: str) -> 
     """Without the bistatic residual the lines are off by up to ~0.18 (the residual at the
     swath edges); the pixels differ where the polynomials of neighbouring blocks differ."""
     ann, g = product.ann, product.ann.gcps
-    geo = G.RadarGeometry.from_annotation(ann, convention=convention)
+    geo = RadarGeometry.from_annotation(ann, convention=convention)
     line, pixel = geo.solve(g.longitude, g.latitude, g.height)
     dl, dp = np.abs(line - g.line).max(), np.abs(pixel - g.pixel).max()
     print(f"{product.name} {convention}: line max {dl:.4f}, pixel max {dp:.4f}")
@@ -81,7 +82,7 @@ def test_bistatic_reference_lies_in_iw2(product) -> None:
     """The bulk bistatic correction is taken at the middle of IW2 (ETAD ATBD): the value read
     off the grid lies inside IW2's slant range times (real products: the swath merge bounds)."""
     ann = product.ann
-    tau_ref = G.bistatic_reference(ann)
+    tau_ref = bistatic_reference(ann)
     assert tau_ref is not None
     iw2 = [b for b in ann.swath_bounds if b.swath == "IW2"]
     if iw2 and product.name.startswith("real"):

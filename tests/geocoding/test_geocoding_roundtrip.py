@@ -11,7 +11,9 @@ import pytest
 from affine import Affine
 
 from bigearthnet_s1 import geocoding as G
+from bigearthnet_s1.coordinate_model import INITIAL_STEP
 from bigearthnet_s1.dem import FlatDem, RasterDem, egm96_undulation
+from bigearthnet_s1.radar_geometry import RadarGeometry
 
 X0, Y0 = 290000.0, 4656000.0
 T = Affine(10.0, 0.0, X0, 0.0, -10.0, Y0)
@@ -102,7 +104,7 @@ def test_without_the_hill_points_land_far_off(scene, s1b_annotation, gh) -> None
 def test_coordinate_model_matches_exact_solution(scene, s1b_annotation, gh) -> None:
     stats = G.GeocodingStats()
     line, pixel = G.radar_coordinates(s1b_annotation, scene.dem, crs=gh.UTM33, transform=T, shape=SHAPE, stats=stats)
-    geo = G.RadarGeometry.from_annotation(s1b_annotation)
+    geo = RadarGeometry.from_annotation(s1b_annotation)
     rng = np.random.default_rng(1)
     rr, cc = rng.integers(0, SHAPE[0], 400), rng.integers(0, SHAPE[1], 400)
     x, y = T @ (cc + 0.5, rr + 0.5)
@@ -122,7 +124,7 @@ def test_refinement_where_the_tolerance_is_not_met(scene, s1b_annotation, gh) ->
     stats = G.GeocodingStats()
     G.radar_coordinates(s1b_annotation, scene.dem, crs=gh.UTM33, transform=T, shape=SHAPE, tolerance=5e-4,
                         stats=stats)
-    assert min(stats.steps) < G.INITIAL_STEP
+    assert min(stats.steps) < INITIAL_STEP
     assert stats.max_error_px <= 5e-4
 
 

@@ -19,7 +19,7 @@ from bigearthnet_s1.dem import RasterDem
 from bigearthnet_s1.radiometry import radar_chain
 from bigearthnet_s1.safe import open_safe
 from bigearthnet_s1.simulate import simulate_product
-from bigearthnet_s1.tiles import Patch, TileAcquisition, TileGrid
+from bigearthnet_s1.tiles import MapGrid, Patch, TileAcquisition
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def sim(tmp_path_factory, gh) -> SimpleNamespace:
     from datetime import UTC, datetime
 
     tmp = tmp_path_factory.mktemp("simulated")
-    grid = TileGrid(epsg=32633, ulx=300000.0, uly=5400000.0)
+    grid = MapGrid.tile(epsg=32633, ulx=300000.0, uly=5400000.0)
     patches = []
     for r in range(40, 43):
         for c in range(40, 43):

@@ -23,8 +23,10 @@ from affine import Affine
 from scipy import ndimage
 
 from bigearthnet_s1 import geocoding as G
+from bigearthnet_s1 import layover as L
 from bigearthnet_s1.dem import egm96_undulation, open_dem
 from bigearthnet_s1.orbit import WGS84_A, WGS84_B, ecef_to_geodetic, geodetic_to_ecef
+from bigearthnet_s1.radar_geometry import RadarGeometry
 
 UTM = 32633
 X0, Y0 = 290000.0, 4656000.0
@@ -90,7 +92,7 @@ def test_heights_sampled_once(steep, s1b_annotation) -> None:
 def test_geolocation_against_dense_direct_reference(steep, s1b_annotation) -> None:
     stats = G.GeocodingStats()
     line, pixel = G.radar_coordinates(s1b_annotation, steep.dem, crs=UTM, transform=T, shape=(N, N), stats=stats)
-    geo = G.RadarGeometry.from_annotation(s1b_annotation)
+    geo = RadarGeometry.from_annotation(s1b_annotation)
     le, pe = geo.solve(steep.lon.ravel(), steep.lat.ravel(), steep.href.ravel())
     err = np.hypot(line.ravel() - le, pixel.ravel() - pe)
     p99, worst = np.percentile(err, 99), err.max()
@@ -161,14 +163,14 @@ def _reference_flags(ann, steep, rows: np.ndarray, cols: np.ndarray) -> np.ndarr
     rq = np.linalg.norm(q - s[:, None, :], axis=-1)
     near, far = k[None, :] < -1, k[None, :] > 1
     lay = (np.where(near, rq, -np.inf).max(1) >= rng_p) | (np.where(far, rq, np.inf).min(1) <= rng_p)
-    return lay.astype(np.uint8) * G.MASK_LAYOVER | shad.astype(np.uint8) * G.MASK_SHADOW
+    return lay.astype(np.uint8) * L.MASK_LAYOVER | shad.astype(np.uint8) * L.MASK_SHADOW
 
 
 @pytest.mark.parametrize("factor", [1, None])
 def test_layover_and_shadow_flags_against_profiles(steep, s1b_annotation, factor) -> None:
     """Per pixel flags of the scan (full resolution, and the default ~DEM-spacing grid) agree
     with the brute-force profiles; the steep ridges give both, in sizeable amounts."""
-    mask = G.layover_shadow_mask(s1b_annotation, steep.dem, crs=UTM, transform=T, shape=(N, N), factor=factor)
+    mask = L.layover_shadow_mask(s1b_annotation, steep.dem, crs=UTM, transform=T, shape=(N, N), factor=factor)
     assert mask.shape == (N, N) and mask.dtype == np.uint8
     rng = np.random.default_rng(5)
     rows, cols = rng.integers(0, N, 400), rng.integers(0, N, 400)
@@ -187,6 +189,6 @@ def test_layover_and_shadow_flags_against_profiles(steep, s1b_annotation, factor
 def test_flat_terrain_has_no_flags(s1b_annotation, tmp_path: Path, gh) -> None:
     path = gh.write_dem(tmp_path / "plain.tif", lambda x, y: 120.0 + 0.02 * (x - X0), UTM,
                         Affine(30.0, 0, X0 - 2000.0, 0, -30.0, Y0 + 4000.0), (400, 400))
-    mask = G.layover_shadow_mask(s1b_annotation, open_dem(path, vertical="ellipsoid"), crs=UTM, transform=T,
+    mask = L.layover_shadow_mask(s1b_annotation, open_dem(path, vertical="ellipsoid"), crs=UTM, transform=T,
                                  shape=(300, 300))
     assert not mask.any()

@@ -168,7 +168,7 @@ class Case:
 
 
 def _tile(tile_id: str, cols: tuple[int, ...], rows: tuple[int, ...], when: datetime):
-    from bigearthnet_s1.tiles import Patch, TileAcquisition, TileGrid, mgrs_tile_origin
+    from bigearthnet_s1.tiles import MapGrid, Patch, TileAcquisition, mgrs_tile_origin
 
     epsg, ulx, uly = mgrs_tile_origin(tile_id)
     stamp = when.strftime("%Y%m%dT%H%M%S")
@@ -177,7 +177,7 @@ def _tile(tile_id: str, cols: tuple[int, ...], rows: tuple[int, ...], when: date
               ulx + 1200 * (c + 1), uly - 1200 * (r + 1))
         for r in rows for c in cols
     )
-    return TileAcquisition(tile_id, when, None, TileGrid(epsg, ulx, uly), patches)
+    return TileAcquisition(tile_id, when, None, MapGrid.tile(epsg, ulx, uly), patches)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from bigearthnet_s1 import preprocess as P
 from bigearthnet_s1.dem import open_dem
 from bigearthnet_s1.errors import GeometryError, GraphError, InputError
 from bigearthnet_s1.geocoding import radar_window_for_grid, terrain_correct
+from bigearthnet_s1.grid import MapGrid
 from bigearthnet_s1.radiometry import BorderParameters, radar_chain, to_db
 from bigearthnet_s1.safe import open_safe
 
@@ -24,7 +25,7 @@ def _setup(case, template: str, tmp_path: Path, dem_choice: G.DemChoice | None =
     """Render ``template`` for ``case`` the way a user would: tile-grid window, radar window."""
     safe = open_safe(case.safe)
     win = P.target_window(case.tile, safe.footprint)
-    grid = E.GridSpec(case.tile.grid.crs, case.tile.grid.window_transform(win), (int(win.height), int(win.width)))
+    grid = MapGrid(case.tile.grid.crs, case.tile.grid.window_transform(win), (int(win.height), int(win.width)))
     if dem_choice is None:
         if case.dem == "flat":
             dem_choice = G.DemChoice.external(P.write_flat_dem(tmp_path / "flat.tif", safe.footprint.bounds),
@@ -105,7 +106,7 @@ def test_preprocess_writes_the_contract_geotiff(rome_case, tmp_path) -> None:
     assert np.array_equal(data, _direct(safe, rome_case, grid, rw, calibration="sigma0")[0], equal_nan=True)
     # the flags band: the geometry's own mask from the same DEM, NaN where the data is
     from bigearthnet_s1.dem import open_dem
-    from bigearthnet_s1.geocoding import layover_shadow_mask
+    from bigearthnet_s1.layover import layover_shadow_mask
 
     want = layover_shadow_mask(safe.annotation("VV"), open_dem(rome_case.dem), crs=grid.crs, transform=grid.transform,
                                shape=grid.shape)
@@ -237,7 +238,7 @@ def test_native_refuses_other_operators_and_orders(sim_case, tmp_path) -> None:
     with pytest.raises(GraphError, match=r"node 'Remove-GRD-Border-Noise'.*band Sigma0_VV has already had"):
         E.execute(g3, target_grid=grid, write=False)
     # a target grid that SNAP's parameters could not produce (off the standard grid by 5 m)
-    bad = E.GridSpec(grid.crs, grid.transform @ rasterio.Affine.translation(0.5, 0), grid.shape)
+    bad = MapGrid(grid.crs, grid.transform @ rasterio.Affine.translation(0.5, 0), grid.shape)
     with pytest.raises(GraphError, match="not on the standard grid"):
         E.execute(g, target_grid=bad, write=False)
 
@@ -251,9 +252,9 @@ def test_external_dem_nodata_must_match(rome_case, tmp_path) -> None:
 def test_preprocess_input_errors(rome_case, tmp_path) -> None:
     with pytest.raises(InputError, match=r"polarisation\(s\) VH requested but not available"):
         P.preprocess(rome_case.safe, rome_case.tile, tmp_path / "x.tif", dem=rome_case.dem)
-    from bigearthnet_s1.tiles import TileAcquisition, TileGrid, mgrs_tile_origin
+    from bigearthnet_s1.tiles import MapGrid, TileAcquisition, mgrs_tile_origin
 
-    far = TileAcquisition("29SND", rome_case.tile.sensing_time, None, TileGrid(*mgrs_tile_origin("29SND")), ())
+    far = TileAcquisition("29SND", rome_case.tile.sensing_time, None, MapGrid.tile(*mgrs_tile_origin("29SND")), ())
     with pytest.raises(GeometryError, match=r"does not cover tile 29SND"):
         P.preprocess(rome_case.safe, far, tmp_path / "x.tif", dem=rome_case.dem, polarisations=("VV",))
     with pytest.raises(InputError, match="engine 'gpu'"):
@@ -282,7 +283,7 @@ def test_radar_window_for_a_named_dem_holds_mountains(rome_case) -> None:
 
     ann = open_safe(rome_case.safe).annotation("VV")
     win = P.target_window(rome_case.tile, open_safe(rome_case.safe).footprint)
-    grid = E.GridSpec(rome_case.tile.grid.crs, rome_case.tile.grid.window_transform(win), (int(win.height), int(win.width)))
+    grid = MapGrid(rome_case.tile.grid.crs, rome_case.tile.grid.window_transform(win), (int(win.height), int(win.width)))
     margin = 32
     rwin = P._radar_window(ann, G.DemChoice(G.SRTM_1SEC), grid, margin)
     for h in (0.0, 2000.0, 4000.0, 8000.0):

@@ -15,15 +15,15 @@ import pytest
 from affine import Affine
 from rasterio.crs import CRS
 
-from bigearthnet_s1 import engine as E
 from bigearthnet_s1 import preprocess as P
 from bigearthnet_s1.dem import open_dem
 from bigearthnet_s1.errors import DemError
+from bigearthnet_s1.grid import MapGrid
 
 
 def test_flat_dem_covers_patch_cells_past_a_high_latitude_footprint(tmp_path: Path) -> None:
     # One 120 x 120 patch cell of UTM 34N at about 70 N, 22.9 E (tile 34WFV's latitude).
-    grid = E.GridSpec(CRS.from_epsg(32634), Affine(10, 0, 500040, 0, -10, 7770000), (120, 120))
+    grid = MapGrid(CRS.from_epsg(32634), Affine(10, 0, 500040, 0, -10, 7770000), (120, 120))
     lon0, lat0, lon1, lat1 = grid.bounds_wgs84()
     assert 69.9 < lat0 < 70.1 and lon1 - lon0 > 0.031
     # A footprint whose east edge just reaches the cell's west edge.

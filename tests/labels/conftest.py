@@ -74,14 +74,15 @@ def reben_metadata(example_s1: dict[str, Path], tmp_path_factory: pytest.TempPat
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from bigearthnet_s1.tiles import country_of, parse_s1_name
+    from bigearthnet_s1.names import parse_s1_patch_name
+    from bigearthnet_s1.tiles import country_of
 
     s1_of = {s2: d.name for s2, d in example_s1.items()}
     s1_of[NEIGHBOUR_S2] = f"{REAL_S1}_33UUP_86_48"
     orbits = {"33UUP": 22, "29UPU": 80, "29SND": 37}
     rows = []
     for s2, (labels, split, snow, cloud) in REBEN_ROWS.items():
-        f = parse_s1_name(s1_of[s2])
+        f = parse_s1_patch_name(s1_of[s2])
         mission, date, time_, col, row = s2.split("_")[0], s2.split("_")[2][:8], s2.split("_")[2][9:], *s2.split("_")[3:]
         orbit = orbits.get(f["tile_id"], 136 if "20170924" in s2 else 36)
         pid = f"{mission}_MSIL2A_{date}T{time_.rjust(6, '0')}_N9999_R{orbit:03d}_T{f['tile_id']}_{col}_{row}"

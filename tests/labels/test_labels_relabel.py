@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from bigearthnet_s1 import archive, labels
+from bigearthnet_s1 import archive, labels, validation
 from bigearthnet_s1.relabel import relabel_archive
 
 
@@ -91,8 +91,8 @@ def test_relabel_cli_replaces_labels_and_reports(build, example_table: Path, reb
     # validate: 19-class names in v1 JSON are a warning (torchgeo's BigEarthNet wants 43); the
     # neighbour's "Pastures", "Broad-leaved forest" are spelled the same in both: no warning
     rep2 = archive.validate_archive(target)
-    assert rep2.bad == [] and rep2.warning_counts() == {archive.WARN_19_IN_V1: 1}
-    assert rep2.warnings[archive.WARN_19_IN_V1] == [target / name]
+    assert rep2.bad == [] and rep2.warning_counts() == {validation.WARN_19_IN_V1: 1}
+    assert rep2.warnings[validation.WARN_19_IN_V1] == [target / name]
     missing = subprocess.run([sys.executable, "-m", "bigearthnet_s1.cli", "relabel", str(target),
                               "--labels-from", str(tmp_path / "nope")], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "label source not found" in missing.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from bigearthnet_s1 import archive, labels, pipeline, tiles
+from bigearthnet_s1 import archive, labels, pipeline, tiles, validation
 from bigearthnet_s1.archive import SceneRef, validate_archive
 from bigearthnet_s1.errors import LabelError
 
@@ -78,12 +78,12 @@ def test_build_from_table_labelled_and_not(build, example_table: Path, s2_exampl
     for root, n in ((unl_archive, 2), (lab_archive, 1)):
         rep = validate_archive(root)
         assert (rep.ok, rep.bad) == (2, [])
-        assert rep.warning_counts() == {archive.WARN_UNLABELED: n}
+        assert rep.warning_counts() == {validation.WARN_UNLABELED: n}
     proc = subprocess.run([sys.executable, "-m", "bigearthnet_s1.cli", "validate", str(unl_archive)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "ok: 2\nbad: 0\nwarnings: 2\n" in proc.stdout
-    assert f"       2  {archive.WARN_UNLABELED}" in proc.stdout
+    assert f"       2  {validation.WARN_UNLABELED}" in proc.stdout
 
 
 def test_label_source_errors(tmp_path: Path, s2_example: Path) -> None:

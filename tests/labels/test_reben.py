@@ -13,8 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 import rasterio
 
-from bigearthnet_s1 import archive, archive_v2, pipeline, reben, tiles
+from bigearthnet_s1 import archive, archive_v2, patch_folder, pipeline, reben, tiles, validation
 from bigearthnet_s1.errors import TileError
+from bigearthnet_s1.names import parse_s2_patch_name
 
 
 def test_metadata_as_s2_source(reben_metadata: Path, s2_example: Path, names) -> None:
@@ -66,7 +67,7 @@ def test_s2_relative_orbit_from_time_matches_the_examples(s2_example: Path) -> N
     for d in sorted(s2_example.iterdir()):
         src = json.loads((d / f"{d.name}_labels_metadata.json").read_text())["tile_source"]
         mission, orbit = src[:3], int(src.split("_")[4][1:])
-        t, _, _ = tiles.parse_s2_name(d.name)
+        t, _, _ = parse_s2_patch_name(d.name)
         assert reben.s2_relative_orbit(mission, t) == orbit, (d.name, src)
         seen += 1
     assert seen == 6
@@ -213,7 +214,7 @@ def test_validate_v2_finds_what_is_wrong(build, reben_metadata: Path, copy_tree,
     t[0]["labels"], t[0]["labels_known"] = [], False
     pq.write_table(pa.Table.from_pylist(t, schema=pq.read_schema(root3 / "metadata.parquet")), root3 / "metadata.parquet")
     rep3 = archive.validate_archive(root3)
-    assert rep3.bad == [] and rep3.warning_counts() == {archive.WARN_UNLABELED: 1}
+    assert rep3.bad == [] and rep3.warning_counts() == {validation.WARN_UNLABELED: 1}
 
 
 def test_v2_writer_is_atomic_and_resumes(build, reben_metadata: Path, names, tmp_path: Path) -> None:
@@ -229,7 +230,7 @@ def test_v2_writer_is_atomic_and_resumes(build, reben_metadata: Path, names, tmp
     mtime = (d / f"{d.name}_VV.tif").stat().st_mtime_ns
     assert archive_v2.write_patch(root, acq, p, scene, np.zeros((120, 120)), np.zeros((120, 120))) == d
     assert (d / f"{d.name}_VV.tif").stat().st_mtime_ns == mtime
-    stale = d.parent / f".{d.name}.tmp-{archive._hostname()}-999999999-deadbeef"
+    stale = d.parent / f".{d.name}.tmp-{patch_folder._hostname()}-999999999-deadbeef"
     stale.mkdir()
     q = acq.patch(names.NEIGHBOUR_S2)
     archive_v2.write_patch(root, acq, q, scene, np.full((120, 120), -10.0), np.full((120, 120), -17.0))

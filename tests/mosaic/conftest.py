@@ -11,13 +11,13 @@ from rasterio.windows import Window
 
 from bigearthnet_s1.archive import SceneRef
 from bigearthnet_s1.mosaic import SceneOnGrid
-from bigearthnet_s1.tiles import Patch, TileAcquisition, TileGrid
+from bigearthnet_s1.tiles import MapGrid, Patch, TileAcquisition
 
 SENSING = datetime(2017, 6, 13, 10, 10, 31, tzinfo=UTC)
 
 
 def make_tile(cols: range, rows: range, tile_id: str = "33UUP") -> TileAcquisition:
-    grid = TileGrid(epsg=32633, ulx=300000.0, uly=5400000.0)
+    grid = MapGrid.tile(epsg=32633, ulx=300000.0, uly=5400000.0)
     patches = []
     for r in rows:
         for c in cols:

@@ -11,7 +11,8 @@ import rasterio
 from rasterio.windows import Window
 
 from bigearthnet_s1.archive import merge_index
-from bigearthnet_s1.engine import GridSpec, write_geotiff
+from bigearthnet_s1.engine import write_geotiff
+from bigearthnet_s1.grid import MapGrid
 from bigearthnet_s1.mosaic import SceneOnGrid, mosaic_tile
 
 
@@ -62,7 +63,7 @@ def test_flags_read_from_the_scene_geotiff(mk, tmp_path) -> None:
     """preprocess writes the flags as a last float32 band LAYOVER_SHADOW (NaN no data)."""
     tile = mk.tile(range(10, 12), range(20, 21))
     win = Window(1200, 2400, 240, 120)
-    grid = GridSpec(tile.grid.crs, tile.grid.window_transform(win), (120, 240))
+    grid = MapGrid(tile.grid.crs, tile.grid.window_transform(win), (120, 240))
     flags = _flags((120, 240), 3).astype(np.float32)
     vv = np.full((120, 240), -11.0, np.float32)
     flags[:, :5] = np.nan

@@ -23,7 +23,7 @@ def big_tile_work(tmp_path: Path):
     import rasterio
 
     from bigearthnet_s1 import pipeline
-    from bigearthnet_s1.tiles import Patch, TileAcquisition, TileGrid, mgrs_tile_origin
+    from bigearthnet_s1.tiles import MapGrid, Patch, TileAcquisition, mgrs_tile_origin
 
     def make(n: int):
         epsg, ulx, uly = mgrs_tile_origin("33UUP")
@@ -33,7 +33,7 @@ def big_tile_work(tmp_path: Path):
                   ulx=ulx + 1200 * c, uly=uly - 1200 * r, lrx=ulx + 1200 * (c + 1), lry=uly - 1200 * (r + 1))
             for r in range(10, 10 + n) for c in range(10, 10 + n))
         tile = TileAcquisition(tile_id="33UUP", sensing_time=t, s2_product=None,
-                               grid=TileGrid(epsg=epsg, ulx=ulx, uly=uly), patches=patches)
+                               grid=MapGrid.tile(epsg=epsg, ulx=ulx, uly=uly), patches=patches)
         work = pipeline.WorkDir(tmp_path / "work", tmp_path / "archive")
         key = tile.key
         pipeline.write_json(work.tile_file(key), tile.to_json())

@@ -115,15 +115,40 @@ def test_candidate_catalog_filters_by_time_and_footprint() -> None:
     assert [r.name for r in got] == names[:2]
 
 
+def _faults():
+    """The test-only fault hook (tests/faults.py), loaded by path (importlib import mode)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bigearthnet_s1_test_faults", Path(__file__).parents[1] / "faults.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def test_fault_hook_fails_once_per_step_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    faults = _faults()
     work = pipeline.WorkDir(tmp_path)
-    pipeline.inject_fault(work, "preprocess", "33UUP_x")  # inactive without the variable
-    monkeypatch.setenv(pipeline.FAULT_ENV, "preprocess:33UUP")
-    with pytest.raises(pipeline.InjectedFault, match="preprocess for 33UUP_x"):
-        pipeline.inject_fault(work, "preprocess", "33UUP_x")
-    pipeline.inject_fault(work, "preprocess", "33UUP_x")  # second attempt passes
-    pipeline.inject_fault(work, "preprocess", "29SND_y")  # other keys untouched
-    pipeline.inject_fault(work, "download", "33UUP_x")
+    monkeypatch.delenv(faults.FAIL_ONCE_ENV, raising=False)
+    assert faults.install_from_env() == []  # inactive without the variable
+    faults.fail_once(work, "preprocess", "33UUP_x", "")  # nothing listed: passes
+    spec = "preprocess:33UUP"
+    with pytest.raises(faults.InjectedFault, match="preprocess for 33UUP_x"):
+        faults.fail_once(work, "preprocess", "33UUP_x", spec)
+    faults.fail_once(work, "preprocess", "33UUP_x", spec)  # second attempt passes
+    faults.fail_once(work, "preprocess", "29SND_y", spec)  # other keys untouched
+    faults.fail_once(work, "download", "33UUP_x", spec)
+    # installed, it wraps the pipeline's own step (what the DAG's task calls), and nothing else
+    real = pipeline.preprocess_pair
+    monkeypatch.setenv(faults.FAIL_ONCE_ENV, "preprocess:29SND")
+    assert faults.install(faults.os.environ[faults.FAIL_ONCE_ENV], monkeypatch.setattr) == ["preprocess_pair"]
+    assert pipeline.preprocess_pair is not real and pipeline.fetch_product.__name__ == "fetch_product"
+    with pytest.raises(faults.InjectedFault, match="preprocess for 29SND_y"):
+        pipeline.preprocess_pair(work, "29SND_y", "S1A_x")
+    with pytest.raises(pipeline.PipelineError):  # the retry reaches the real step (no tile saved here)
+        pipeline.preprocess_pair(work, "29SND_y", "S1A_x")
+    with pytest.raises(ValueError, match="unknown step"):
+        faults.install("preproces", monkeypatch.setattr)
 
 
 def test_assemble_names_what_is_missing_and_summary_says_why(big_tile_work) -> None:

@@ -17,7 +17,7 @@ import shapely
 from pyproj import CRS, Transformer
 
 from bigearthnet_s1.catalog import ORBIT_OFFSETS, ProductRecord
-from bigearthnet_s1.tiles import Patch, TileAcquisition, TileGrid, mgrs_tile_origin
+from bigearthnet_s1.tiles import MapGrid, Patch, TileAcquisition, mgrs_tile_origin
 
 INCLINATION = 98.18
 SLICE_S = 25.0
@@ -105,7 +105,7 @@ def make_tile(
         )
         for c, r in cells
     )
-    return TileAcquisition(tile_id, sensing, None, TileGrid(epsg, ulx, uly), patches)
+    return TileAcquisition(tile_id, sensing, None, MapGrid.tile(epsg, ulx, uly), patches)
 
 
 @pytest.fixture
@@ -216,9 +216,9 @@ def write_product(
     import zipfile
     from pathlib import Path
 
-    from bigearthnet_s1.catalog import parse_s1_name, relative_orbit
+    from bigearthnet_s1.catalog import parse_product_name, relative_orbit
 
-    n = parse_s1_name(name)
+    n = parse_product_name(name)
     text = Path(template_manifest).read_text()
     coords = " ".join(f"{lat:.6f},{lon:.6f}" for lon, lat in list(footprint.exterior.coords)[:-1])
     rel = relative_orbit(n.mission, n.absolute_orbit)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bigearthnet_s1 import tiles
+from bigearthnet_s1 import names, tiles
 from bigearthnet_s1.errors import TileError
 
 UUP = "S2A_MSIL2A_20170613T101031_87_48"
@@ -180,7 +180,7 @@ def test_duplicate_patch_position(s2_json_copy: Path) -> None:
 )
 def test_parse_s2_name_rejects(name: str) -> None:
     with pytest.raises(TileError, match="S2"):
-        tiles.parse_s2_name(name)
+        names.parse_s2_patch_name(name)
 
 
 @pytest.mark.parametrize(
@@ -192,9 +192,9 @@ def test_parse_s2_name_rejects(name: str) -> None:
         "S1A_IW_GRDH_1SDV_20170613T165043_33UUP_87_91",
     ],
 )
-def test_parse_s1_name_rejects(name: str) -> None:
+def test_parse_s1_patch_name_rejects(name: str) -> None:
     with pytest.raises(TileError, match="S1"):
-        tiles.parse_s1_name(name)
+        names.parse_s1_patch_name(name)
 
 
 def _write_table(path: Path, rows: list[tuple[str, str, str, str]]) -> Path:

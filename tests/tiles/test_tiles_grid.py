@@ -12,7 +12,7 @@ from pyproj import Transformer
 from rasterio.windows import Window
 from shapely import Point
 
-from bigearthnet_s1 import tiles
+from bigearthnet_s1 import mgrs, names, tiles
 from bigearthnet_s1.errors import TileError
 
 
@@ -21,10 +21,10 @@ def test_grid_from_mgrs_reproduces_all_six_example_pairs(
 ) -> None:
     assert len(s1_example_meta) == 6
     for s1_name, s1_meta in s1_example_meta.items():
-        fields = tiles.parse_s1_name(s1_name)
+        fields = names.parse_s1_patch_name(s1_name)
         s2_meta = s2_example_meta[s1_meta["corresponding_s2_patch"]]
         epsg, ulx, uly = tiles.mgrs_tile_origin(fields["tile_id"])
-        grid = tiles.TileGrid(epsg, ulx, uly)
+        grid = tiles.MapGrid.tile(epsg, ulx, uly)
         x0, y0, x1, y1 = grid.patch_bounds(fields["col"], fields["row"])
         for meta, lower in ((s1_meta, "lly"), (s2_meta, "lry")):
             c = meta["coordinates"]
@@ -134,7 +134,7 @@ def test_table_patches_match_the_real_s2_coordinates(
 
 
 def test_tile_grid_windows_and_transform() -> None:
-    grid = tiles.TileGrid(32633, 300000.0, 5400000.0)
+    grid = tiles.MapGrid.tile(32633, 300000.0, 5400000.0)
     assert tuple(grid.transform)[:6] == (10.0, 0.0, 300000.0, 0.0, -10.0, 5400000.0)
     assert grid.crs.to_epsg() == 32633
     assert grid.bounds == (300000.0, 5290200.0, 409800.0, 5400000.0)
@@ -195,11 +195,11 @@ def test_example_s2_archive_reads_to_five_acquisitions(s2_example: Path) -> None
 
 
 def test_sensing_time_quirks() -> None:
-    t, col, row = tiles.parse_s2_name("S2B_MSIL2A_20170924T93020_69_24")
+    t, col, row = names.parse_s2_patch_name("S2B_MSIL2A_20170924T93020_69_24")
     assert (t.isoformat(), col, row) == ("2017-09-24T09:30:20+00:00", 69, 24)
-    t, _, _ = tiles.parse_s2_name("S2B_MSIL2A_20180204T94161_57_38")
+    t, _, _ = names.parse_s2_patch_name("S2B_MSIL2A_20180204T94161_57_38")
     assert t.isoformat() == "2018-02-04T09:42:01+00:00"
-    t, _, _ = tiles.parse_s2_name("S2A_MSIL2A_20170613T101031_0_90")
+    t, _, _ = names.parse_s2_patch_name("S2A_MSIL2A_20170613T101031_0_90")
     assert t.isoformat() == "2017-06-13T10:10:31+00:00"
 
 
@@ -226,7 +226,7 @@ def test_footprints(s2_example: Path) -> None:
         return geod.inv(q.x, q.y, mid.x, mid.y)[2]
 
     assert off_by_m(fp.exterior) < 5.0
-    corners_only = tiles.to_wgs84(acq.footprint, acq.epsg, densify=0)
+    corners_only = mgrs.to_wgs84(acq.footprint, acq.epsg, densify=0)
     assert len(corners_only.exterior.coords) == 5
     assert off_by_m(corners_only.exterior) > 200.0
     pf = acq.patches_footprint

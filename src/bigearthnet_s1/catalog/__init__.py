@@ -24,13 +24,11 @@ logged or shown in a ``repr``.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import re
 import warnings
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import shapely
@@ -38,14 +36,26 @@ import shapely.geometry
 import shapely.wkt
 from shapely.geometry.base import BaseGeometry
 
+from bigearthnet_s1._time import format_iso, require_utc
 from bigearthnet_s1.errors import CatalogError, InputError
+
+# product names are read here for every record; the backends take them from the catalogue
+from bigearthnet_s1.names import (
+    S1Name,
+    is_iw_grd,
+    name_kind,
+    parse_product_name,
+    product_name,
+    try_parse_product_name,
+)
 
 __all__ = [
     "ProductRecord",
     "Catalog",
     "S1Name",
     "open_catalog",
-    "parse_s1_name",
+    "parse_product_name",
+    "is_iw_grd",
     "name_kind",
     "product_name",
     "relative_orbit",
@@ -57,106 +67,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# ---------------------------------------------------------------------------------------
-# Product names
-
-#: ESA Sentinel-1 product name, e.g. S1A_IW_GRDH_1SDV_20170613T165043_20170613T165108_017018_01C579_7EEC.
-#: mission, mode/beam, product type (4 chars incl. resolution class), level, class,
-#: polarisation, start, stop, absolute orbit (6 digits), datatake id (6 hex), CRC (4 hex).
-_S1_NAME = re.compile(
-    r"^(?P<mission>S1[A-D])_(?P<mode>IW|EW|WV|S[1-6]|EN|N[1-6]|RF|Z[1-6I]|ZE)_"
-    r"(?P<type>GRD|SLC|RAW|OCN|ETA)(?P<resolution>[FHM_])_"
-    r"(?P<level>[0-2])(?P<cls>[SAN])(?P<pol>SH|SV|DH|DV|HH|VV|HV|VH)_"
-    r"(?P<start>\d{8}T\d{6})_(?P<stop>\d{8}T\d{6})_"
-    r"(?P<orbit>\d{6})_(?P<datatake>[0-9A-F]{6})_(?P<crc>[0-9A-F]{4})$"
-)
-_SUFFIXES = (".SAFE.zip", ".zip", ".SAFE")
-
-
-@dataclass(frozen=True)
-class S1Name:
-    """The fields encoded in a Sentinel-1 product name (times UTC, second resolution)."""
-
-    name: str
-    mission: str          # "S1A"
-    mode: str             # "IW"
-    product_type: str     # "GRD", "SLC", ...
-    resolution: str       # "H", "M", "F" or "_" (SLC)
-    level: int
-    product_class: str    # "S" standard, "A" annotation
-    polarisation: str     # "DV", "SV", ...
-    start_time: datetime
-    stop_time: datetime
-    absolute_orbit: int
-    datatake_id: str      # hex, "01C579"
-    crc: str
-
-    @property
-    def is_iw_grd(self) -> bool:
-        return self.mode == "IW" and self.product_type == "GRD" and self.level == 1
-
-
-def product_name(name: str) -> str:
-    """Strip a path, ``.SAFE``, ``.zip`` or ``.SAFE.zip`` from a product file name."""
-    base = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    for suffix in _SUFFIXES:
-        if base.endswith(suffix):
-            return base[: -len(suffix)]
-    return base
-
-
-def parse_s1_name(name: str) -> S1Name:
-    """Parse a Sentinel-1 product name (a ``.SAFE``/``.zip`` suffix is allowed).
-
-    Raises :class:`~bigearthnet_s1.errors.InputError` naming the product when it does not
-    follow the ESA naming convention.
-    """
-    base = product_name(name)
-    m = _S1_NAME.match(base)
-    if m is None:
-        raise InputError(f"not a Sentinel-1 product name: {name!r}")
-
-    def t(s: str) -> datetime:
-        return datetime.strptime(s, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-
-    g = m.groupdict()
-    return S1Name(
-        name=base,
-        mission=g["mission"],
-        mode=g["mode"],
-        product_type=g["type"],
-        resolution=g["resolution"],
-        level=int(g["level"]),
-        product_class=g["cls"],
-        polarisation=g["pol"],
-        start_time=t(g["start"]),
-        stop_time=t(g["stop"]),
-        absolute_orbit=int(g["orbit"]),
-        datatake_id=g["datatake"],
-        crc=g["crc"],
-    )
-
-
-@functools.lru_cache(maxsize=65536)
-def name_kind(name: str) -> tuple[str, str, str, int, str] | None:
-    """(mission, mode, product type, level, polarisation) of a Sentinel-1 name, or ``None``.
-
-    A cheap form of :func:`parse_s1_name` (no time parsing, cached) for filtering many names.
-    """
-    m = _S1_NAME.match(product_name(name))
-    if m is None:
-        return None
-    return m["mission"], m["mode"], m["type"], int(m["level"]), m["pol"]
-
-
-def try_parse_s1_name(name: str) -> S1Name | None:
-    """Like :func:`parse_s1_name` but return ``None`` for a non-Sentinel-1 name."""
-    try:
-        return parse_s1_name(name)
-    except InputError:
-        return None
-
 
 # ---------------------------------------------------------------------------------------
 # Orbits
@@ -286,20 +196,6 @@ def _geometry_from_json(value: Any) -> BaseGeometry:
     return shapely.geometry.shape(value)
 
 
-def _utc(value: datetime | str, what: str) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if not isinstance(value, datetime):
-        raise InputError(f"{what}: expected a datetime, got {value!r}")
-    if value.tzinfo is None:
-        raise InputError(f"{what}: naive datetime {value.isoformat()}; times must be tz-aware UTC")
-    return value.astimezone(UTC)
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 # ---------------------------------------------------------------------------------------
 # Records
 
@@ -338,8 +234,8 @@ class ProductRecord:
             raise InputError(f"product {name}: no absolute orbit number")
         object.__setattr__(self, "absolute_orbit", int(self.absolute_orbit))
         object.__setattr__(self, "mission", str(self.mission).upper())
-        object.__setattr__(self, "start_time", _utc(self.start_time, f"product {name} start time"))
-        object.__setattr__(self, "stop_time", _utc(self.stop_time, f"product {name} stop time"))
+        object.__setattr__(self, "start_time", require_utc(self.start_time, f"product {name} start time"))
+        object.__setattr__(self, "stop_time", require_utc(self.stop_time, f"product {name} stop time"))
         if self.relative_orbit is None:
             object.__setattr__(
                 self, "relative_orbit", relative_orbit(self.mission, self.absolute_orbit, product=name)
@@ -365,8 +261,8 @@ class ProductRecord:
             "name": self.name,
             "uuid": self.uuid,
             "mission": self.mission,
-            "start_time": _iso(self.start_time),
-            "stop_time": _iso(self.stop_time),
+            "start_time": format_iso(self.start_time),
+            "stop_time": format_iso(self.stop_time),
             "absolute_orbit": self.absolute_orbit,
             "relative_orbit": self.relative_orbit,
             "orbit_direction": self.orbit_direction,
@@ -440,7 +336,7 @@ def make_record(
     neither given nor in the name.
     """
     base = product_name(name)
-    parsed = try_parse_s1_name(base)
+    parsed = try_parse_product_name(base)
     if parsed is not None:
         mission = mission or parsed.mission
         start_time = start_time or parsed.start_time
@@ -485,12 +381,6 @@ def make_record(
         source=source,
         frame=frame,
     )
-
-
-def is_iw_grd(name: str) -> bool:
-    """True for a Sentinel-1 IW GRD (level 1) product name."""
-    kind = name_kind(name)
-    return kind is not None and kind[1:4] == ("IW", "GRD", 1)
 
 
 # ---------------------------------------------------------------------------------------

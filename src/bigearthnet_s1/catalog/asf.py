@@ -41,7 +41,7 @@ import logging
 import math
 import re
 import warnings
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Unpack
 
 import numpy as np
@@ -50,6 +50,7 @@ import shapely
 import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 
+from bigearthnet_s1._time import format_iso, parse_iso_or_none, require_utc
 from bigearthnet_s1.catalog import ProductRecord, is_iw_grd, make_record, name_kind, product_name
 from bigearthnet_s1.catalog._http import HubOptions, get_json, hub_retry
 from bigearthnet_s1.catalog.cdse import _search_polygon_wkt
@@ -68,12 +69,6 @@ DEFAULT_URL = "https://api.daac.asf.alaska.edu/services/search/param"
 POLARISATION_CODES = {"VV+VH": "DV", "HH+HV": "DH", "VV": "SV", "HH": "SH"}
 
 _PLATFORM = re.compile(r"^\s*sentinel-?1\s*([a-d])\s*$", re.I)
-
-
-def _iso(t: datetime) -> str:
-    if t.tzinfo is None:
-        raise InputError(f"search time {t.isoformat()} is naive; pass tz-aware UTC datetimes")
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _unwrap_antimeridian(geom: BaseGeometry) -> BaseGeometry:
@@ -119,8 +114,8 @@ def search_params(footprint_wgs84: BaseGeometry, start: datetime, end: datetime,
         "processingLevel": PRODUCT_TYPE.GRD_HD,
         "beamMode": BEAMMODE.IW,
         "intersectsWith": search_polygon(footprint_wgs84),
-        "start": _iso(start),
-        "end": _iso(end),
+        "start": format_iso(require_utc(start, "search start"), timespec="seconds"),
+        "end": format_iso(require_utc(end, "search end"), timespec="seconds"),
         "maxResults": str(int(max_results)),
     }
     try:
@@ -129,16 +124,6 @@ def search_params(footprint_wgs84: BaseGeometry, start: datetime, end: datetime,
         raise CatalogError(f"ASF search keywords rejected by asf-search: {exc}") from None
     params["output"] = "geojson"
     return params
-
-
-def _time(value: Any, what: str) -> datetime | None:
-    """An ASF time string as tz-aware UTC (ASF writes UTC, with or without a ``Z``)."""
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise InputError(f"{what}: expected an ISO 8601 string, got {value!r}")
-    t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def _int(value: Any, what: str) -> int | None:
@@ -303,8 +288,8 @@ class AsfCatalog:
                 footprint=footprint,
                 uuid=p.get("fileID"),
                 mission=f"S1{m.group(1).upper()}" if m else None,
-                start_time=_time(p.get("startTime"), "startTime"),
-                stop_time=_time(p.get("stopTime"), "stopTime"),
+                start_time=parse_iso_or_none(p.get("startTime")),
+                stop_time=parse_iso_or_none(p.get("stopTime")),
                 absolute_orbit=_int(p.get("orbit"), "orbit"),
                 relative_orbit=_int(p.get("pathNumber"), "pathNumber"),
                 orbit_direction=str(direction),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Unpack
 from urllib.parse import urlsplit
 
@@ -27,6 +27,7 @@ import shapely.geometry
 import shapely.wkt
 from shapely.geometry.base import BaseGeometry
 
+from bigearthnet_s1._time import format_iso, parse_iso_or_none, require_utc
 from bigearthnet_s1.catalog import ProductRecord, is_iw_grd, make_record, product_name
 from bigearthnet_s1.catalog._http import HubOptions, get_json, hub_retry
 from bigearthnet_s1.errors import AuthenticationError, CatalogError, DownloadError, InputError
@@ -40,12 +41,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_URL = "https://catalogue.dataspace.copernicus.eu/odata/v1"
 DEFAULT_DOWNLOAD_URL = "https://download.dataspace.copernicus.eu/odata/v1"
-
-
-def _odata_time(t: datetime) -> str:
-    if t.tzinfo is None:
-        raise InputError(f"search time {t.isoformat()} is naive; pass tz-aware UTC datetimes")
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _search_polygon_wkt(footprint: BaseGeometry, max_vertices: int = 40) -> str:
@@ -64,12 +59,6 @@ def _search_polygon_wkt(footprint: BaseGeometry, max_vertices: int = 40) -> str:
         geom = geom.buffer(0.002, join_style="mitre").simplify(0.001)
     geom = shapely.geometry.polygon.orient(geom, 1.0)  # counter-clockwise exterior
     return shapely.to_wkt(geom, rounding_precision=6, trim=True)
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def _parse_footprint(item: dict[str, Any]) -> BaseGeometry | None:
@@ -181,8 +170,8 @@ class CdseCatalog:
             "Collection/Name eq 'SENTINEL-1'"
             f" and ({types})"
             f" and OData.CSC.Intersects(area=geography'SRID=4326;{_search_polygon_wkt(footprint_wgs84)}')"
-            f" and ContentDate/Start ge {_odata_time(start)}"
-            f" and ContentDate/Start le {_odata_time(end)}"
+            f" and ContentDate/Start ge {format_iso(require_utc(start, 'search start'), timespec='milliseconds')}"
+            f" and ContentDate/Start le {format_iso(require_utc(end, 'search end'), timespec='milliseconds')}"
         )
 
     def _headers(self) -> dict[str, str]:
@@ -284,8 +273,8 @@ class CdseCatalog:
                 footprint=footprint,
                 uuid=uid,
                 mission=mission,
-                start_time=_parse_time(content_date.get("Start") or attrs.get("beginningDateTime")),
-                stop_time=_parse_time(content_date.get("End") or attrs.get("endingDateTime")),
+                start_time=parse_iso_or_none(content_date.get("Start") or attrs.get("beginningDateTime")),
+                stop_time=parse_iso_or_none(content_date.get("End") or attrs.get("endingDateTime")),
                 absolute_orbit=attrs.get("orbitNumber"),
                 relative_orbit=attrs.get("relativeOrbitNumber"),
                 orbit_direction=attrs.get("orbitDirection"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar, Unpack
 
 import requests
@@ -23,6 +23,7 @@ import shapely.errors
 import shapely.wkt
 from shapely.geometry.base import BaseGeometry
 
+from bigearthnet_s1._time import as_utc, require_utc
 from bigearthnet_s1.catalog import ProductRecord, is_iw_grd, make_record, product_name
 from bigearthnet_s1.catalog._http import HubOptions, hub_retry, is_html
 from bigearthnet_s1.catalog.cdse import _search_polygon_wkt
@@ -35,18 +36,6 @@ __all__ = ["DhusCatalog"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def _utc_naive(t: datetime, what: str) -> datetime:
-    if t.tzinfo is None:
-        raise InputError(f"{what} {t.isoformat()} is naive; pass tz-aware UTC datetimes")
-    return t.astimezone(UTC).replace(tzinfo=None)
-
-
-def _as_utc(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return None
 
 
 def _gml_to_polygon(gml: str) -> BaseGeometry:
@@ -157,7 +146,9 @@ class DhusCatalog:
     def search(self, footprint_wgs84: BaseGeometry, start: datetime, end: datetime) -> list[ProductRecord]:
         """IW GRD products intersecting ``footprint_wgs84`` (lon/lat), sensing start in [start, end] (UTC)."""
         area = _search_polygon_wkt(footprint_wgs84).replace("POLYGON ", "POLYGON")
-        date = (_utc_naive(start, "search start"), _utc_naive(end, "search end"))
+        # sentinelsat sends naive datetimes as they are: hand it UTC wall-clock times
+        date = (require_utc(start, "search start").replace(tzinfo=None),
+                require_utc(end, "search end").replace(tzinfo=None))
         products = self._call(
             lambda: self.api.query(area=area, date=date, producttype="GRD", sensoroperationalmode="IW"),
             "DHuS search",
@@ -180,14 +171,17 @@ class DhusCatalog:
             else:
                 footprint = None
             datatake = props.get("missiondatatakeid")
+            # sentinelsat parses the OpenSearch dates into naive UTC datetimes
+            start, stop = (as_utc(t) if isinstance(t, datetime) else None
+                           for t in (props.get("beginposition"), props.get("endposition")))
             return make_record(
                 name,
                 source="dhus",
                 footprint=footprint,
                 uuid=props.get("uuid") or uid,
                 mission=None,  # from the name: platformidentifier is the COSPAR id
-                start_time=_as_utc(props.get("beginposition")),
-                stop_time=_as_utc(props.get("endposition")),
+                start_time=start,
+                stop_time=stop,
                 absolute_orbit=props.get("orbitnumber"),
                 relative_orbit=props.get("relativeorbitnumber"),
                 orbit_direction=props.get("orbitdirection"),

@@ -66,14 +66,14 @@ def run(args: argparse.Namespace) -> int:
             break
     # prepare_run checks every parameter before anything runs; these are checked here already
     # because a NaN or huge number of days would break the timedelta below with a raw error
-    from bigearthnet_s1.params import check_selection
+    from bigearthnet_s1.params import check_selection, check_time
 
     check_selection(tolerance=args.tolerance, target=args.target, window_days=args.window_days,
                     max_window_days=args.max_window_days)
     work = pipeline.WorkDir(args.work, args.archive)
     report = pipeline.build(
         work, args.source, tiles=args.tiles,
-        start=pipeline.parse_time(args.start, "--start"), end=pipeline.parse_time(args.end, "--end"),
+        start=check_time(args.start, "--start"), end=check_time(args.end, "--end"),
         catalog=args.catalog, catalog_root=args.catalog_root, catalog_options=options, dem=args.dem,
         engine=args.engine, tolerance=args.tolerance, target=args.target,
         window=timedelta(days=args.window_days), max_window=timedelta(days=args.max_window_days),

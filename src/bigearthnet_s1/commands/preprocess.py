@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 
@@ -60,21 +60,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=6 * 3600.0, help="snap engine: seconds (default 21600)")
 
 
-def _parse_time(text: str) -> datetime:
-    from bigearthnet_s1.errors import InputError
-
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"--time {text!r}: expected ISO 8601, e.g. 2017-06-13T10:10:31Z") from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
 def resolve_tile(tile_id: str, *, s2_root: Path | None, tile_json: Path | None, time: str | None,
                  product_start: datetime) -> object:
     """The TileAcquisition the arguments name (see the module doc)."""
+    from bigearthnet_s1.acquisition import TileAcquisition
     from bigearthnet_s1.errors import TileError
-    from bigearthnet_s1.tiles import TileAcquisition, TileGrid, mgrs_tile_origin, read_patch_table, read_tiles
+    from bigearthnet_s1.grid import MapGrid
+    from bigearthnet_s1.mgrs import mgrs_tile_origin
+    from bigearthnet_s1.params import check_time
+    from bigearthnet_s1.tiles import read_patch_table, read_tiles
 
     tid = tile_id.upper().removeprefix("T")
     if tile_json is not None:
@@ -87,10 +81,11 @@ def resolve_tile(tile_id: str, *, s2_root: Path | None, tile_json: Path | None, 
         return acq
     if s2_root is None and time is None:
         epsg, ulx, uly = mgrs_tile_origin(tid)
-        return TileAcquisition(tid, product_start, None, TileGrid(epsg, ulx, uly), ())
+        return TileAcquisition(tid, product_start, None, MapGrid.tile(epsg, ulx, uly), ())
     acqs = read_tiles(s2_root, tiles=[tid]) if s2_root is not None else read_patch_table(tiles=[tid])
     if time is not None:
-        t = _parse_time(time)
+        t = check_time(time, "--time")
+        assert t is not None
         acqs = [a for a in acqs if abs((a.sensing_time - t).total_seconds()) <= 60]
     if len(acqs) != 1:
         keys = ", ".join(a.key for a in acqs) or "none"
@@ -112,6 +107,7 @@ def check_arguments(args: argparse.Namespace) -> tuple[str, ...]:
         check_number,
         check_polarisations,
         check_tile_id,
+        check_time,
         check_writable,
     )
 
@@ -125,7 +121,7 @@ def check_arguments(args: argparse.Namespace) -> tuple[str, ...]:
         if getattr(args, opt) is not None:
             check_existing(getattr(args, opt), "--" + opt.replace("_", "-"), kind="dir" if opt == "s2_root" else "file")
     if args.time is not None:
-        _parse_time(args.time)
+        check_time(args.time, "--time")
     if args.threads is not None:
         check_int(args.threads, "--threads", minimum=1)
     check_number(args.timeout, "--timeout (s)", minimum=0.0, exclusive_minimum=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,16 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace a product made with the same parameters")
 
 
-def _parse_time(text: str) -> datetime:
-    from bigearthnet_s1.errors import InputError
-
-    try:
-        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"--time {text!r}: expected ISO 8601, e.g. 2017-06-13T16:50:43") from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
 def _parse_bounds(text: str) -> tuple[float, float, float, float]:
     from bigearthnet_s1.errors import InputError
 
@@ -75,7 +65,8 @@ def _parse_bounds(text: str) -> tuple[float, float, float, float]:
 def _tile(args: argparse.Namespace, t: datetime) -> Any:
     """The TileAcquisition to simulate for (see the module doc)."""
     from bigearthnet_s1.errors import TileError
-    from bigearthnet_s1.tiles import Patch, TileAcquisition, TileGrid, mgrs_tile_origin, read_s2_archive
+    from bigearthnet_s1.grid import MapGrid
+    from bigearthnet_s1.tiles import Patch, TileAcquisition, mgrs_tile_origin, read_s2_archive
 
     tid = args.tile.upper().removeprefix("T")
     if args.s2_root is not None:
@@ -84,7 +75,7 @@ def _tile(args: argparse.Namespace, t: datetime) -> Any:
             raise TileError(f"--s2-root {args.s2_root}: no patches of tile {tid}")
         return min(acqs, key=lambda a: abs((a.sensing_time - t).total_seconds()))
     epsg, ulx, uly = mgrs_tile_origin(tid)
-    grid = TileGrid(epsg, ulx, uly)
+    grid = MapGrid.tile(epsg, ulx, uly)
     specs = list(args.patch)
     if not specs and args.size == "small":
         specs = ["45_45"]
@@ -118,10 +109,14 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bigearthnet_s1.errors import ParameterError
+    from bigearthnet_s1.params import check_time
     from bigearthnet_s1.simulate import simulate_product
 
     check_arguments(args)
-    t = _parse_time(args.time)
+    t = check_time(args.time, "--time")
+    if t is None:
+        raise ParameterError("--time: a time is required (ISO 8601, e.g. 2017-06-13T16:50:43)")
     kwargs: dict[str, Any] = {}
     if args.tile is not None:
         kwargs["tile"] = _tile(args, t)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 from numpy.typing import NDArray
 
+from bigearthnet_s1._time import as_utc, parse_iso
 from bigearthnet_s1.errors import SimulationError
 
 
@@ -17,14 +18,12 @@ def _to_datetime64(t: datetime | str | np.datetime64) -> np.datetime64:
         return t.astype("datetime64[ns]")
     if isinstance(t, str):
         try:
-            t = datetime.fromisoformat(t.strip().replace("Z", "+00:00"))
+            t = parse_iso(t)
         except ValueError as exc:
             raise SimulationError(f"simulate: cannot read time {t!r} (ISO 8601 expected)") from exc
     if not isinstance(t, datetime):
         raise SimulationError(f"simulate: time must be a datetime or ISO string, got {t!r}")
-    if t.tzinfo is not None:
-        t = t.astimezone(UTC).replace(tzinfo=None)
-    return np.datetime64(t, "us").astype("datetime64[ns]")
+    return np.datetime64(as_utc(t).replace(tzinfo=None), "us").astype("datetime64[ns]")
 
 
 def _to_datetime(t: np.datetime64) -> datetime:
