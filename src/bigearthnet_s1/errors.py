@@ -64,6 +64,11 @@ class HttpStatusError(DownloadError):
         self.status = status
         self.url = redact_url(url)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception pickles as cls(*self.args), which lacks status and url: a Celery worker or a
+        # multiprocessing pool that sends this error back would fail with a TypeError instead.
+        return (type(self), (self.args[0], self.status, self.url), self.__dict__)
+
 
 class StoreLockTimeout(DownloadError):
     """Another process held a product's lock for longer than the store's ``lock_timeout``."""

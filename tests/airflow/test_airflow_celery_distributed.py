@@ -126,7 +126,8 @@ def deployment(live, postgres, redis_server, tmp_path_factory: pytest.TempPathFa
         assert "\njwt_secret = " in cfg and "\njwt_secret = \n" not in cfg
         comps.run("db", "migrate", timeout=600)
         password = secrets.token_urlsafe(12)
-        comps.run("users", "create", "--username", "admin", "--password", password, "--role", "Admin",
+        # "--password=VALUE": a token may start with "-", which argparse would take for an option
+        comps.run("users", "create", "--username", "admin", f"--password={password}", "--role", "Admin",
                   "--firstname", "Ada", "--lastname", "Admin", "--email", "admin@example.org")
         comps.run("pools", "set", "bigearthnet_s1_download", "2", "parallel product downloads")
         comps.run("pools", "set", "bigearthnet_s1_cpu", "2", "CPU-heavy steps")

@@ -149,7 +149,11 @@ class _Frame:
 
     def pixel_of(self, line: NDArray[np.float64] | float, slant_range: NDArray[np.float64] | float) -> NDArray[np.float64]:
         """Fractional pixel of a slant range at ``line``: the exact inverse of :meth:`slant_range`
-        (Newton), not the slant-to-ground polynomial (which is a ~5 cm approximation of it)."""
+        (Newton), not the slant-to-ground polynomial (which is a ~5 cm approximation of it).
+
+        ``radar_geometry`` inverts the same kind of polynomial for the reader; the simulator keeps
+        its own on purpose: it is the ground truth the reader is tested against, and a shared
+        helper would let one mistake pass both sides."""
         line_a, r = np.broadcast_arrays(np.asarray(line, np.float64), np.asarray(slant_range, np.float64))
         c = self._interp(self.grsr, line_a)
         cs = self._interp(self.srgr, line_a)
