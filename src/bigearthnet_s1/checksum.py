@@ -55,24 +55,41 @@ def checksum_supported(name: str | None) -> bool:
     return algo is not None
 
 
-def best_checksum(checksums: list[Mapping[str, Any]] | Mapping[str, Any] | None) -> tuple[str, str] | None:
-    """Pick a usable ``(algorithm, value)`` from an OData ``Checksum`` field.
+def best_checksum(
+    checksums: list[Mapping[str, Any]] | Mapping[str, Any] | None, *, verifiable_only: bool = True
+) -> tuple[str, str] | None:
+    """Pick ``(algorithm, value)`` from an OData ``Checksum`` field, or None.
 
     DHuS gives one ``{"Algorithm": "MD5", "Value": ...}``; CDSE a list of them (MD5, BLAKE3).
-    Preference: MD5 (fast, everywhere), then SHA-256, SHA3-256, BLAKE3 if importable.
+    Preference: MD5 (fast, everywhere), then SHA-256, SHA3-256, BLAKE3. With ``verifiable_only``
+    (a download) only algorithms this Python can compute count; without it (a catalogue record,
+    which describes the product whatever the machine) any named one does, a known one first.
     """
     if not checksums:
         return None
     items = [checksums] if isinstance(checksums, Mapping) else list(checksums)
-    usable = {}
+    known: dict[str, tuple[str, str]] = {}
+    other: list[tuple[str, str]] = []
     for item in items:
         alg, value = item.get("Algorithm"), item.get("Value")
-        if alg and value and checksum_supported(alg):
-            usable[normalise_algorithm(alg)] = (str(alg), str(value))
+        if not (alg and value):
+            continue
+        if checksum_supported(alg) or (not verifiable_only and _known(alg)):
+            known.setdefault(str(normalise_algorithm(alg)), (str(alg), str(value)))
+        elif not verifiable_only:
+            other.append((str(alg), str(value)))
     for pref in ("md5", "sha256", "sha3_256", "blake3"):
-        if pref in usable:
-            return usable[pref]
-    return None
+        if pref in known:
+            return known[pref]
+    return other[0] if other else None
+
+
+def _known(name: str) -> bool:
+    try:
+        normalise_algorithm(name)
+    except DownloadError:
+        return False
+    return True
 
 
 def _new_hash(algo: str) -> Any:

@@ -311,6 +311,20 @@ def test_checksum_choice_from_odata_fields():
     assert best_checksum(cdse) == ("MD5", "ab" * 16)
     assert best_checksum({"Algorithm": "MD5", "Value": "ff" * 16}) == ("MD5", "ff" * 16)
     assert best_checksum([]) is None
+    sha_b3 = [{"Value": "cd" * 32, "Algorithm": "BLAKE3"}, {"Value": "12" * 32, "Algorithm": "SHA256"}]
+    assert best_checksum(sha_b3) == ("SHA256", "12" * 32)
+    assert best_checksum(sha_b3, verifiable_only=False) == ("SHA256", "12" * 32)
+    # a catalogue record keeps what the hub says, even an algorithm this machine cannot compute
+    odd = [{"Value": "0badf00d", "Algorithm": "CRC32"}, {"Value": "cd" * 32, "Algorithm": "BLAKE3"}]
+    assert best_checksum(odd, verifiable_only=False) == ("BLAKE3", "cd" * 32)
+    assert best_checksum(odd[:1], verifiable_only=False) == ("CRC32", "0badf00d")
+    assert best_checksum(odd[:1]) is None
+    try:
+        import blake3  # noqa: F401
+    except ImportError:  # without the package a download cannot check BLAKE3, so it is not offered
+        assert best_checksum(odd) is None
+    else:
+        assert best_checksum(odd) == ("BLAKE3", "cd" * 32)
     with pytest.raises(DownloadError, match="unsupported checksum"):
         normalise_algorithm("CRC32")
 

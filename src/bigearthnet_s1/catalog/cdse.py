@@ -30,6 +30,7 @@ from shapely.geometry.base import BaseGeometry
 from bigearthnet_s1._time import format_iso, parse_iso_or_none, require_utc
 from bigearthnet_s1.catalog import ProductRecord, is_iw_grd, make_record, product_name
 from bigearthnet_s1.catalog._http import HubOptions, get_json, hub_retry
+from bigearthnet_s1.checksum import best_checksum
 from bigearthnet_s1.errors import AuthenticationError, CatalogError, DownloadError, InputError
 from bigearthnet_s1.hub import CDSE_TOKEN_URL, CdseTokenAuth
 from bigearthnet_s1.redact import redact_url
@@ -75,20 +76,6 @@ def _parse_footprint(item: dict[str, Any]) -> BaseGeometry | None:
             text = text.split(";", 1)[1]
         return shapely.wkt.loads(text)
     return None
-
-
-def _pick_checksum(checksums: list[dict[str, Any]] | None) -> tuple[str | None, str | None]:
-    """(value, algorithm) preferring MD5, the one every downloader can check."""
-    if not checksums:
-        return None, None
-    by_alg = {str(c.get("Algorithm", "")).upper(): c.get("Value") for c in checksums if c.get("Value")}
-    for alg in ("MD5", "SHA256", "SHA3-256", "BLAKE3"):
-        if alg in by_alg:
-            return by_alg[alg], alg
-    if by_alg:
-        alg, value = next(iter(by_alg.items()))
-        return value, alg
-    return None, None
 
 
 def cdse_access_token(
@@ -264,7 +251,8 @@ class CdseCatalog:
         platform = attrs.get("platformSerialIdentifier")
         mission = f"S1{platform}" if isinstance(platform, str) and len(platform) == 1 else None
         size = item.get("ContentLength")
-        checksum, algorithm = _pick_checksum(item.get("Checksum"))
+        picked = best_checksum(item.get("Checksum"), verifiable_only=False)
+        algorithm, checksum = (picked[0].upper(), picked[1]) if picked else (None, None)
         uid = item.get("Id")
         try:
             return make_record(
