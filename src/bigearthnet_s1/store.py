@@ -87,8 +87,14 @@ class FetchReport:
     def raise_for_errors(self, total: int | None = None) -> None:
         if self.errors:
             total = total if total is not None else len(self.paths) + len(self.errors)
-            lines = "; ".join(f"{n}: {e}" for n, e in self.errors.items())
+            lines = "; ".join(_naming(n, e) for n, e in self.errors.items())
             raise DownloadError(f"{len(self.errors)} of {total} products failed: {lines}")
+
+
+def _naming(name: str, exc: BaseException) -> str:
+    """``exc``'s message, led by the product name unless the message names it already."""
+    text = str(exc)
+    return text if name in text else f"{name}: {text}"
 
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -576,7 +582,7 @@ class ProductStore:
                     path = self.extract(rec.name)
                 report.paths[rec.name] = path
             except Exception as exc:  # noqa: BLE001 - collected and reported
-                log.error("%s: %s", rec.name, exc)
+                log.error("%s", _naming(rec.name, exc))
                 report.errors[rec.name] = exc
 
         with ThreadPoolExecutor(max_workers=self.max_parallel, thread_name_prefix="fetch") as pool:

@@ -111,4 +111,6 @@ def test_download_failure_exit_code_and_message(hub, tmp_path, capsys):
     _, err = capsys.readouterr()
     assert rc == 1
     assert "1 of 1 products failed" in err and NAME2 in err and "HTTP 404" in err
+    summary = next(line for line in err.splitlines() if "products failed" in line)
+    assert summary.count(NAME2) == 1, summary  # the product is named once, not "NAME: NAME: ..."
     assert list(tmp_path.iterdir()) == []
