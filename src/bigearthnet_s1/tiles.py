@@ -24,7 +24,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -66,18 +66,13 @@ _JSON_SUFFIX = "_labels_metadata.json"
 
 @dataclass(frozen=True, slots=True)
 class _S2Record:
+    """One S2 patch folder's JSON: the patch (country not known yet) and where it came from."""
+
     path: Path
-    name: str
+    patch: Patch
     tile_id: str
     epsg: int
     time: datetime
-    col: int
-    row: int
-    labels: tuple[str, ...]
-    ulx: float
-    uly: float
-    lrx: float
-    lry: float
     tile_source: str | None
 
 
@@ -137,10 +132,8 @@ def _read_s2_json(path: Path, name: str) -> _S2Record:
                 f"{path}: acquisition_date {meta['acquisition_date']} disagrees with the patch "
                 f"name's time {t:%Y-%m-%d %H:%M:%S}"
             )
-    return _S2Record(
-        path, name, tile_id, epsg, t, col, row, tuple(labels), ulx, uly, lrx, lry,
-        src.removesuffix(".SAFE") or None,
-    )
+    patch = Patch(name, col, row, tuple(labels), ulx, uly, lrx, lry)
+    return _S2Record(path, patch, tile_id, epsg, t, src.removesuffix(".SAFE") or None)
 
 
 def patch_dirs(root: Path) -> list[Path]:
@@ -197,7 +190,7 @@ def read_s2_archive(
 
     out: list[TileAcquisition] = []
     for tile_id, members in overpasses(records, lambda r: r.tile_id, lambda r: r.time):
-        group = sorted(members, key=lambda r: (r.row, r.col, r.name))
+        group = sorted(members, key=lambda r: (r.patch.row, r.patch.col, r.patch.s2_name))
         out.append(_acquisition_from_records(tile_id, group, by_name))
     if table is not None:
         out = align_with_table(out, table)
@@ -221,16 +214,17 @@ def _acquisition_from_records(
             f"{first.path}: projection EPSG:{first.epsg} is not the CRS of MGRS tile {tile_id} "
             f"(EPSG:{epsg})"
         )
-    ulx = first.ulx - PATCH_M * first.col
-    uly = first.uly + PATCH_M * first.row
+    ulx = first.patch.ulx - PATCH_M * first.patch.col
+    uly = first.patch.uly + PATCH_M * first.patch.row
     seen: dict[tuple[int, int], Path] = {}
     for r in group:
-        if (r.col, r.row) in seen:
-            raise TileError(f"{r.path}: tile {tile_id} already has patch {r.col}_{r.row} ({seen[(r.col, r.row)]})")
-        seen[(r.col, r.row)] = r.path
-        if abs(r.ulx - PATCH_M * r.col - ulx) > 1e-6 or abs(r.uly + PATCH_M * r.row - uly) > 1e-6:
+        p = r.patch
+        if (p.col, p.row) in seen:
+            raise TileError(f"{r.path}: tile {tile_id} already has patch {p.col}_{p.row} ({seen[(p.col, p.row)]})")
+        seen[(p.col, p.row)] = r.path
+        if abs(p.ulx - PATCH_M * p.col - ulx) > 1e-6 or abs(p.uly + PATCH_M * p.row - uly) > 1e-6:
             raise TileError(
-                f"{r.path}: coordinates ({r.ulx}, {r.uly}) are off the patch grid of tile "
+                f"{r.path}: coordinates ({p.ulx}, {p.uly}) are off the patch grid of tile "
                 f"{tile_id} (corner ({ulx}, {uly}) from {first.path})"
             )
     if abs(ulx - mulx) > 60 or abs(uly - muly) > 60:
@@ -246,10 +240,7 @@ def _acquisition_from_records(
         )
     sensing = min(r.time for r in group)
     src = min(group, key=lambda r: r.time).tile_source
-    patches = tuple(
-        Patch(r.name, r.col, r.row, r.labels, r.ulx, r.uly, r.lrx, r.lry, countries.get(r.name) or None)
-        for r in group
-    )
+    patches = tuple(replace(r.patch, country=countries.get(r.patch.s2_name) or None) for r in group)
     return TileAcquisition(tile_id, sensing, src, MapGrid.tile(epsg, ulx, uly), patches)
 
 
